@@ -1,0 +1,36 @@
+# ser_lightning — the two set-up commands are `make train` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install train test lint data bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+## Train and test the default experiment (homebrew CNN, RAVDESS, speaker-independent).
+train: install
+	$(PY) train.py $(ARGS)
+
+## Fast CPU test suite (generated audio + one real-RAVDESS integration test if SER_DATA_DIR is set).
+test: install
+	$(PY) -m pytest -q $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check ser_lightning tests train.py eval.py
+
+## Download RAVDESS speech (Zenodo record 1188976) into $${SER_DATA_DIR:-./data}.
+data: install
+	$(PY) -m ser_lightning.data.download --root "$${SER_DATA_DIR:-./data}"
+
+bench: install
+	$(PY) -m benchmarks.run $(ARGS)
+
+clean:
+	rm -rf .pytest_cache .ruff_cache outputs multirun .ser_cache

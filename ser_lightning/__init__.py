@@ -1,0 +1,3 @@
+"""ser_lightning: speech emotion recognition on PyTorch Lightning + Hydra."""
+
+__version__ = "0.1.0"

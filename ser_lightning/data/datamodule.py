@@ -1,0 +1,297 @@
+"""``SERDataModule``: corpora → label set → decode-once cache → speaker split → batches.
+
+Batches leave the dataloaders as fixed-length waveforms ``(batch, time)``. After they reach the
+device, :meth:`SERDataModule.on_after_batch_transfer` runs — batched, on the device — the
+training waveform augmentation (speed, time shift with wrap-around, gain, white noise at an SNR),
+the model's own feature frontend (so every stage computes identical features) and, for training,
+SpecAugment. Validation and test batches are never augmented.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ser_lightning.data.audio import AudioConfig
+from ser_lightning.data.cache import CachedWaves, build_or_load
+from ser_lightning.data.corpora import scan_corpora
+from ser_lightning.data.labels import class_counts, get_label_set
+from ser_lightning.data.manifest import Utterance
+from ser_lightning.data.splits import SPLITS, assign_splits
+from ser_lightning.features.augment import build_spec_augment, build_wave_augment
+
+log = logging.getLogger(__name__)
+
+
+class CachedWaveDataset(Dataset):
+    """Rows of a cached waveform array with their class indices.
+
+    The memory map is opened lazily in each worker process, so nothing large is pickled.
+
+    Args:
+        waves_path: The cache's ``waves.npy``.
+        rows: Row index per item.
+        labels: Class index per item.
+
+    Item:
+        ``(waveform (time,) float32, class index)``.
+    """
+
+    def __init__(self, waves_path: str | Path, rows: np.ndarray, labels: np.ndarray) -> None:
+        self.waves_path = str(waves_path)
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self._waves: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        if self._waves is None:
+            self._waves = np.load(self.waves_path, mmap_mode="r")
+        return torch.from_numpy(self._waves[self.rows[i]].astype(np.float32)), int(self.labels[i])
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_waves": None}
+
+
+def resolve_data_root(root: str | None) -> Path:
+    """Data root: the setting, else ``$SER_DATA_DIR``, else ``./data`` (made absolute)."""
+    return Path(root or os.environ.get("SER_DATA_DIR") or "data").expanduser().resolve()
+
+
+class SERDataModule(pl.LightningDataModule):
+    """Speech emotion data for Lightning (issue #2, items 3–7).
+
+    Args:
+        root: Data root holding the corpora (``null`` → ``$SER_DATA_DIR`` → ``./data``).
+        corpora: Corpus names (``ravdess``, ``cremad``, ``tess``, ``savee``) or manifest CSV paths.
+        label_set: ``ravdess8``, ``ekman7``, ``core6`` or ``quad4``.
+        calm: ``neutral`` or ``drop``: what calm becomes in sets without a calm class.
+        speakers: Optional subset of speaker ids to keep (debugging, quick tests).
+        sample_rate: Hz. duration_s: clip length in seconds. normalize: ``peak``/``rms``/``none``.
+        trim_silence: Trim leading/trailing silence. pad_mode: ``zero``/``reflect``/``loop``.
+        crop: ``center``/``start``.
+        cache_dir: Where decoded waveforms are cached. cache_dtype: ``float16``/``float32``.
+        split: ``speaker``/``kfold``/``random`` (see :mod:`ser_lightning.data.splits`).
+        fold, n_folds, val_speakers, test_speakers, val_frac, test_frac: split settings.
+        seed: Split seed.
+        batch_size: Items per batch. num_workers: DataLoader workers.
+        pin_memory: Pin host memory (GPU). persistent_workers: keep workers between epochs.
+        augment: ``{"wave": {...}, "spec": {...}}`` settings for
+            :func:`~ser_lightning.features.augment.build_wave_augment` and
+            :func:`~ser_lightning.features.augment.build_spec_augment`.
+        test_split: Which split ``test_dataloader`` serves (``eval.py split=val`` etc.).
+        run_dir: Where ``split.csv``, ``skipped.csv`` and ``class_counts.csv`` are written.
+        decode_workers: Threads decoding audio into the cache.
+        progress: Show the cache-building progress bar.
+
+    Raises:
+        ValueError / FileNotFoundError: bad settings, missing data (messages name the setting or path).
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        corpora: list[str] | tuple[str, ...] = ("ravdess",),
+        label_set: str = "ravdess8",
+        calm: str = "neutral",
+        speakers: list[str] | None = None,
+        sample_rate: int = 16000,
+        duration_s: float = 3.0,
+        normalize: str = "peak",
+        trim_silence: bool = False,
+        pad_mode: str = "zero",
+        crop: str = "center",
+        cache_dir: str = ".ser_cache",
+        cache_dtype: str = "float16",
+        split: str = "speaker",
+        fold: int | None = None,
+        n_folds: int = 6,
+        val_speakers: int = 4,
+        test_speakers: int = 4,
+        val_frac: float = 0.1,
+        test_frac: float = 0.2,
+        seed: int = 42,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        augment: dict[str, Any] | None = None,
+        test_split: str = "test",
+        run_dir: str | None = None,
+        decode_workers: int = 2,
+        progress: bool = True,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["run_dir", "progress", "decode_workers"])
+        # Validate everything cheap before any file is touched.
+        self.audio_cfg = AudioConfig(
+            sample_rate=sample_rate, duration_s=duration_s, normalize=normalize,
+            trim_silence=trim_silence, pad_mode=pad_mode, crop=crop,
+        )
+        self.label_set = get_label_set(label_set, calm)
+        if test_split not in SPLITS:
+            raise ValueError(f"test_split={test_split!r} is not one of {list(SPLITS)}")
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size={batch_size} must be at least 1")
+        augment = augment or {}
+        self.wave_augment = build_wave_augment(sample_rate=sample_rate, **dict(augment.get("wave") or {}))
+        self.spec_augment = build_spec_augment(**dict(augment.get("spec") or {}))
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.decode_workers = decode_workers
+        self.progress = progress
+        self.utterances: list[Utterance] = []
+        self.labels = np.zeros(0, dtype=np.int64)
+        self.assignment: list[str] = []
+        self.skipped: list[tuple[str, str, str]] = []
+        self.cache: CachedWaves | None = None
+        self.datasets: dict[str, CachedWaveDataset] = {}
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names in index order."""
+        return list(self.label_set.classes)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return self.label_set.num_classes
+
+    def _scan(self) -> tuple[list[Utterance], np.ndarray, list[tuple[str, str, str]]]:
+        hp = self.hparams
+        scan = scan_corpora(resolve_data_root(hp.root), list(hp.corpora))
+        skipped = [(p, "parse", r) for p, r in scan.skipped]
+        utts, labels, dropped = [], [], Counter()
+        keep = set(hp.speakers) if hp.speakers else None
+        for u in scan.utterances:
+            if keep is not None and u.speaker not in keep:
+                continue
+            y = self.label_set.index(u.emotion, source=u.path)
+            if y is None:
+                dropped[u.emotion] += 1
+                continue
+            utts.append(u)
+            labels.append(y)
+        if keep is not None and not utts:
+            raise ValueError(f"data.speakers={sorted(keep)} matched no files")
+        if dropped:
+            log.info("label set %s drops %s", self.label_set.name, dict(sorted(dropped.items())))
+        return utts, np.asarray(labels, dtype=np.int64), skipped
+
+    def prepare_data(self) -> None:
+        """Decode the corpus into the cache (rank 0 only under DDP; other ranks reuse it)."""
+        if self.cache is not None:
+            return
+        utts, _, _ = self._scan()
+        build_or_load([u.path for u in utts], self.audio_cfg, self.hparams.cache_dir, self.hparams.cache_dtype,
+                      workers=self.decode_workers, progress=self.progress)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Scan, open the cache, split by speaker and write the split to the run directory."""
+        if self.datasets:
+            return
+        hp = self.hparams
+        utts, labels, skipped = self._scan()
+        self.cache = build_or_load([u.path for u in utts], self.audio_cfg, hp.cache_dir, hp.cache_dtype,
+                                   workers=self.decode_workers, progress=self.progress)
+        skipped += [(p, "decode", r) for p, r in self.cache.skipped]
+        ok = self.cache.ok
+        rows = np.flatnonzero(ok)
+        self.utterances = [utts[i] for i in rows]
+        self.labels = labels[rows]
+        self.skipped = skipped
+        self.assignment = assign_splits(
+            self.utterances, self.labels.tolist(), mode=hp.split, seed=hp.seed,
+            val_speakers=hp.val_speakers, test_speakers=hp.test_speakers, fold=hp.fold,
+            n_folds=hp.n_folds, val_frac=hp.val_frac, test_frac=hp.test_frac,
+        )
+        assign = np.asarray(self.assignment)
+        waves_path = self.cache.directory / "waves.npy"
+        for name in SPLITS:
+            sel = np.flatnonzero(assign == name)
+            if len(sel) == 0:
+                raise ValueError(f"split {name!r} is empty (data.split={hp.split}); check the speaker settings")
+            self.datasets[name] = CachedWaveDataset(waves_path, rows[sel], self.labels[sel])
+        for name in SPLITS:
+            counts = class_counts(self.datasets[name].labels.tolist(), self.label_set)
+            n_spk = len({u.speaker for u, a in zip(self.utterances, self.assignment) if a == name})
+            log.info("%s: %d files, %d speakers, class counts %s", name, len(self.datasets[name]), n_spk, counts)
+        if skipped:
+            log.warning("%d file(s) skipped; listed in skipped.csv of the run directory", len(skipped))
+        if self.run_dir is not None:
+            self.write_run_files(self.run_dir)
+
+    def train_class_counts(self) -> list[int]:
+        """Training items per class, in class order (after :meth:`setup`)."""
+        return list(class_counts(self.datasets["train"].labels.tolist(), self.label_set).values())
+
+    def write_run_files(self, run_dir: str | Path) -> None:
+        """Write ``split.csv`` (path, corpus, speaker, emotion, label, split), ``skipped.csv``
+        (path, stage, reason) and ``class_counts.csv`` (split × class) into ``run_dir``."""
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with (run_dir / "split.csv").open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["path", "corpus", "speaker", "emotion", "label", "split"])
+            for u, y, s in zip(self.utterances, self.labels, self.assignment):
+                w.writerow([u.path, u.corpus, u.speaker, u.emotion, self.label_set.classes[y], s])
+        with (run_dir / "skipped.csv").open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["path", "stage", "reason"])
+            w.writerows(self.skipped)
+        with (run_dir / "class_counts.csv").open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["split", *self.class_names])
+            for name in SPLITS:
+                w.writerow([name, *class_counts(self.datasets[name].labels.tolist(), self.label_set).values()])
+
+    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+        hp = self.hparams
+        return DataLoader(
+            self.datasets[name], batch_size=hp.batch_size, shuffle=shuffle, num_workers=hp.num_workers,
+            pin_memory=hp.pin_memory, persistent_workers=hp.persistent_workers and hp.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled training batches ``((batch, time), (batch,))``."""
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation batches, fixed order."""
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """Batches of ``test_split`` (default ``test``), fixed order."""
+        return self._loader(self.hparams.test_split, shuffle=False)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """On the device: augment waveforms (training only), compute features with the model's
+        frontend, apply SpecAugment (training only).
+
+        Args:
+            batch: ``(waves (batch, time), target (batch,))``.
+
+        Returns:
+            ``(features (batch, channels, n_feats, frames), target (batch,))``.
+        """
+        wave, target = batch
+        trainer = self.trainer
+        if trainer is None:
+            return batch
+        training = bool(trainer.training)
+        if training:
+            wave = self.wave_augment(wave)
+        feats = trainer.lightning_module.extract_features(wave)
+        if training:
+            feats = self.spec_augment(feats)
+        return feats, target

@@ -1,0 +1,144 @@
+"""Train/validation/test assignment: speaker-independent by default.
+
+Modes (``data.split``):
+
+* ``speaker`` (default) – disjoint speakers in train/val/test, drawn with the seed; male and
+  female speakers alternate so held-out sets are gender-balanced where gender is known.
+* ``kfold`` – fold ``data.fold`` of ``data.n_folds`` contiguous speaker folds is the test set
+  (RAVDESS, 6 folds: actors 1–4, 5–8, …, 21–24); ``val_speakers`` of the remaining speakers,
+  drawn with the seed, validate. ``n_folds`` = number of speakers gives leave-one-speaker-out.
+* ``random`` – stratified random split of files. Speakers leak between sets: a warning is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+
+from ser_lightning.data.manifest import Utterance
+
+log = logging.getLogger(__name__)
+
+SPLIT_MODES = ("speaker", "kfold", "random")
+SPLITS = ("train", "val", "test")
+
+
+def _natural_key(s: str) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
+
+
+def speaker_folds(speakers: Sequence[str], n_folds: int) -> list[list[str]]:
+    """Split speakers, in natural sort order, into ``n_folds`` contiguous folds.
+
+    Args:
+        speakers: Speaker ids (duplicates ignored).
+        n_folds: Number of folds, 2 … number of speakers.
+
+    Returns:
+        ``n_folds`` lists of speakers; sizes differ by at most one.
+
+    Raises:
+        ValueError: if ``n_folds`` is out of range.
+    """
+    ordered = sorted(set(speakers), key=_natural_key)
+    if not 2 <= n_folds <= len(ordered):
+        raise ValueError(f"data.n_folds={n_folds} must be between 2 and the number of speakers ({len(ordered)})")
+    return [list(f) for f in np.array_split(np.array(ordered, dtype=object), n_folds)]
+
+
+def _balanced_draw(candidates: Sequence[str], k: int, gender: dict[str, str | None], rng: random.Random) -> list[str]:
+    """Draw k speakers, alternating genders where known."""
+    groups: dict[str | None, list[str]] = defaultdict(list)
+    for s in sorted(candidates, key=_natural_key):
+        groups[gender.get(s)].append(s)
+    for g in groups.values():
+        rng.shuffle(g)
+    order = sorted(groups, key=lambda g: str(g))
+    picked: list[str] = []
+    while len(picked) < k and any(groups.values()):
+        for g in order:
+            if groups[g] and len(picked) < k:
+                picked.append(groups[g].pop())
+    return picked
+
+
+def assign_splits(
+    utterances: Sequence[Utterance],
+    labels: Sequence[int],
+    mode: str = "speaker",
+    seed: int = 0,
+    val_speakers: int = 4,
+    test_speakers: int = 4,
+    fold: int | None = None,
+    n_folds: int = 6,
+    val_frac: float = 0.1,
+    test_frac: float = 0.2,
+) -> list[str]:
+    """Assign every utterance to ``"train"``, ``"val"`` or ``"test"``.
+
+    Args:
+        utterances: The files (their ``speaker`` and ``gender`` are used).
+        labels: Class index per file (used to stratify ``random``).
+        mode: ``"speaker"``, ``"kfold"`` or ``"random"`` (see module docstring).
+        seed: Seed; the same seed and inputs give the same split.
+        val_speakers: Validation speakers (``speaker`` and ``kfold``).
+        test_speakers: Test speakers (``speaker``).
+        fold: Test fold index for ``kfold``, 0 … ``n_folds - 1``.
+        n_folds: Number of speaker folds for ``kfold``.
+        val_frac: Validation fraction for ``random``.
+        test_frac: Test fraction for ``random``.
+
+    Returns:
+        One split name per utterance.
+
+    Raises:
+        ValueError: unknown mode, a fold out of range, or too few speakers for the request.
+    """
+    if mode not in SPLIT_MODES:
+        raise ValueError(f"data.split={mode!r} is not one of {list(SPLIT_MODES)}")
+    rng = random.Random(seed)
+    if mode == "random":
+        log.warning(
+            "data.split=random: files are split at random, so the same speakers appear in train, "
+            "val and test; accuracy will be optimistic (not speaker-independent)"
+        )
+        if not (0 < val_frac < 1 and 0 < test_frac < 1 and val_frac + test_frac < 1):
+            raise ValueError(f"data.val_frac={val_frac} and data.test_frac={test_frac} must be in (0, 1) with a sum below 1")
+        out = ["train"] * len(utterances)
+        by_label: dict[int, list[int]] = defaultdict(list)
+        for i, y in enumerate(labels):
+            by_label[y].append(i)
+        for y in sorted(by_label):
+            idx = by_label[y]
+            rng.shuffle(idx)
+            n_test, n_val = round(len(idx) * test_frac), round(len(idx) * val_frac)
+            for i in idx[:n_test]:
+                out[i] = "test"
+            for i in idx[n_test : n_test + n_val]:
+                out[i] = "val"
+        return out
+
+    gender = {u.speaker: u.gender for u in utterances}
+    speakers = sorted(gender, key=_natural_key)
+    if mode == "kfold":
+        folds = speaker_folds(speakers, n_folds)
+        if fold is None or not 0 <= fold < n_folds:
+            raise ValueError(f"data.fold={fold} must be an integer in 0..{n_folds - 1} (data.n_folds={n_folds})")
+        test = set(folds[fold])
+    else:
+        if test_speakers < 1 or val_speakers < 1 or test_speakers + val_speakers >= len(speakers):
+            raise ValueError(
+                f"data.test_speakers={test_speakers} and data.val_speakers={val_speakers} need at least "
+                f"one each and must leave training speakers ({len(speakers)} speakers in total)"
+            )
+        test = set(_balanced_draw(speakers, test_speakers, gender, rng))
+    rest = [s for s in speakers if s not in test]
+    if val_speakers < 1 or val_speakers >= len(rest):
+        raise ValueError(f"data.val_speakers={val_speakers} must be in 1..{len(rest) - 1} ({len(rest)} speakers remain after the test set)")
+    val = set(_balanced_draw(rest, val_speakers, gender, rng))
+    return ["test" if u.speaker in test else "val" if u.speaker in val else "train" for u in utterances]

@@ -1,0 +1,360 @@
+"""Batched spectral frontends: waveform batch → log-mel or MFCC "image" for a 2-D CNN.
+
+Both frontends are plain :class:`torch.nn.Module` s built from torchaudio transforms
+(:class:`~torchaudio.transforms.MelSpectrogram`, :class:`~torchaudio.transforms.AmplitudeToDB`,
+:class:`~torchaudio.transforms.MFCC`, :class:`~torchaudio.transforms.ComputeDeltas`), so they run on
+whatever device the batch lives on and can sit inside the LightningModule (features on the GPU,
+augmentation between waveform and spectrogram).
+
+Sources: report 003 §3.2/§3.4.2 (log-mel spectrograms for CNNs, 16 kHz), report 001 (MFCC vs mel
+comparison), report 002 (MFCC + Δ + ΔΔ as three input channels).
+
+Shapes follow torchaudio order: waveform ``(batch, time)`` or ``(batch, 1, time)`` →
+features ``(batch, channels, n_feats, frames)`` with ``frames = num_samples // hop_length + 1``
+(centred STFT).
+
+Note:
+    The spectrogram is always computed in float32, autocast disabled: an STFT and a ``log10`` in
+    float16/bfloat16 lose most of the dynamic range of the dB scale. The dB conversion is applied
+    to a 4-D ``(batch, 1, n_mels, frames)`` tensor on purpose: torchaudio's ``top_db`` clamp uses
+    *one* cut-off for the whole batch when given a 3-D tensor, which would make an item's
+    features depend on the loudest other item in its batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torchaudio
+from torch import nn
+
+NORMALIZE_MODES = ("utterance", "none")
+FRONTENDS = ("logmel", "mfcc")
+
+_EPS = 1e-5
+
+
+def _validate_spectral(
+    *,
+    sample_rate: int,
+    n_fft: int,
+    hop_length: int,
+    win_length: int | None,
+    n_mels: int,
+    f_min: float,
+    f_max: float | None,
+    normalize: str,
+) -> None:
+    """Check the STFT / mel settings shared by both frontends.
+
+    Raises:
+        ValueError: naming the offending ``features.<name>`` config key.
+    """
+    if sample_rate <= 0:
+        raise ValueError(f"features.sample_rate={sample_rate} must be a positive number of Hz")
+    if n_fft <= 0:
+        raise ValueError(f"features.n_fft={n_fft} must be a positive number of samples")
+    if hop_length <= 0:
+        raise ValueError(f"features.hop_length={hop_length} must be a positive number of samples")
+    if win_length is not None and not 0 < win_length <= n_fft:
+        raise ValueError(
+            f"features.win_length={win_length} must be in [1, features.n_fft={n_fft}] samples (or null)"
+        )
+    n_bins = n_fft // 2 + 1
+    if n_mels <= 0:
+        raise ValueError(f"features.n_mels={n_mels} must be positive")
+    if n_mels > n_bins:
+        raise ValueError(
+            f"features.n_mels={n_mels} is larger than the n_fft // 2 + 1 = {n_bins} frequency bins "
+            f"of features.n_fft={n_fft}; raise features.n_fft or lower features.n_mels"
+        )
+    nyquist = sample_rate / 2
+    if f_max is not None and f_max > nyquist:
+        raise ValueError(
+            f"features.f_max={f_max} Hz is above the Nyquist frequency sample_rate / 2 = {nyquist} Hz "
+            f"of features.sample_rate={sample_rate}"
+        )
+    upper = nyquist if f_max is None else f_max
+    if not 0.0 <= f_min < upper:
+        raise ValueError(f"features.f_min={f_min} Hz must be in [0, f_max={upper}) Hz")
+    if normalize not in NORMALIZE_MODES:
+        raise ValueError(f"features.normalize={normalize!r} is not one of {list(NORMALIZE_MODES)}")
+
+
+def _as_mono_batch(waveform: torch.Tensor) -> torch.Tensor:
+    """Return ``(batch, 1, time)`` float32 from ``(batch, time)`` or ``(batch, 1, time)``.
+
+    Raises:
+        ValueError: for any other shape.
+    """
+    if waveform.dim() == 2:
+        waveform = waveform.unsqueeze(1)
+    elif waveform.dim() != 3 or waveform.shape[1] != 1:
+        raise ValueError(
+            f"expected a waveform batch of shape (batch, time) or (batch, 1, time), got {tuple(waveform.shape)}"
+        )
+    return waveform.float()
+
+
+def _utterance_normalize(features: torch.Tensor) -> torch.Tensor:
+    """Standardise each item and channel over ``(n_feats, frames)``.
+
+    Args:
+        features: ``(batch, channels, n_feats, frames)``.
+
+    Returns:
+        Same shape, zero mean and unit (population) standard deviation per ``(item, channel)``;
+        a constant plane becomes all zeros.
+    """
+    mean = features.mean(dim=(-2, -1), keepdim=True)
+    std = features.std(dim=(-2, -1), keepdim=True, unbiased=False)
+    return (features - mean) / (std + _EPS)
+
+
+class _Frontend(nn.Module):
+    """Shared shape bookkeeping: ``frames`` and ``output_shape`` from the centred-STFT formula."""
+
+    hop_length: int
+    out_channels: int
+    n_feats: int
+
+    def frames(self, num_samples: int) -> int:
+        """Number of STFT frames for a clip of ``num_samples`` samples (centred STFT).
+
+        Args:
+            num_samples: Waveform length in samples.
+
+        Returns:
+            ``num_samples // hop_length + 1``.
+        """
+        return num_samples // self.hop_length + 1
+
+    def output_shape(self, num_samples: int) -> tuple[int, int, int]:
+        """Feature shape for one clip of ``num_samples`` samples, without the batch dimension.
+
+        Args:
+            num_samples: Waveform length in samples.
+
+        Returns:
+            ``(channels, n_feats, frames)``.
+        """
+        return (self.out_channels, self.n_feats, self.frames(num_samples))
+
+
+class LogMelFrontend(_Frontend):
+    """Log-mel spectrogram in dB, optionally standardised per utterance (report 003 §3.2).
+
+    ``MelSpectrogram(power=2)`` → ``AmplitudeToDB("power", top_db)`` per item →
+    optional per-utterance standardisation, always in float32.
+
+    Args:
+        sample_rate: Waveform sample rate in Hz.
+        n_fft: FFT size in samples.
+        hop_length: STFT hop in samples.
+        win_length: Window length in samples (``None`` = ``n_fft``).
+        n_mels: Number of mel bands.
+        f_min: Lowest mel filter edge in Hz.
+        f_max: Highest mel filter edge in Hz (``None`` = ``sample_rate / 2``).
+        top_db: Dynamic range kept below each item's loudest bin, in dB (``None`` = no clamp).
+        normalize: ``"utterance"`` (zero mean / unit std per item over freq and frames) or
+            ``"none"`` (raw dB, 0 dB = power 1).
+
+    Shapes:
+        ``(batch, time)`` or ``(batch, 1, time)`` → ``(batch, 1, n_mels, frames)`` float32, with
+        ``frames = time // hop_length + 1``.
+
+    Raises:
+        ValueError: on an invalid setting, naming its ``features.<name>`` key: non-positive
+            ``n_fft``/``hop_length``, ``n_mels > n_fft // 2 + 1``, ``f_max`` above Nyquist,
+            ``f_min`` outside ``[0, f_max)``, non-positive ``top_db``, unknown ``normalize``.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_fft: int = 1024,
+        hop_length: int = 256,
+        win_length: int | None = None,
+        n_mels: int = 64,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        top_db: float | None = 80.0,
+        normalize: str = "utterance",
+    ) -> None:
+        super().__init__()
+        _validate_spectral(
+            sample_rate=sample_rate,
+            n_fft=n_fft,
+            hop_length=hop_length,
+            win_length=win_length,
+            n_mels=n_mels,
+            f_min=f_min,
+            f_max=f_max,
+            normalize=normalize,
+        )
+        if top_db is not None and top_db <= 0:
+            raise ValueError(f"features.top_db={top_db} must be a positive number of dB (or null)")
+        self.sample_rate = sample_rate
+        self.hop_length = hop_length
+        self.n_mels = n_mels
+        self.n_feats = n_mels
+        self.out_channels = 1
+        self.normalize = normalize
+        self.melspec = torchaudio.transforms.MelSpectrogram(
+            sample_rate=sample_rate,
+            n_fft=n_fft,
+            win_length=win_length,
+            hop_length=hop_length,
+            f_min=f_min,
+            f_max=f_max,
+            n_mels=n_mels,
+            power=2.0,
+        )
+        self.to_db = torchaudio.transforms.AmplitudeToDB(stype="power", top_db=top_db)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Compute log-mel features.
+
+        Args:
+            waveform: ``(batch, time)`` or ``(batch, 1, time)``, any float dtype.
+
+        Returns:
+            ``(batch, 1, n_mels, frames)`` float32.
+
+        Raises:
+            ValueError: if ``waveform`` has another shape.
+        """
+        with torch.autocast(device_type=waveform.device.type, enabled=False):
+            x = _as_mono_batch(waveform)  # (batch, 1, time)
+            mel = self.melspec(x)  # (batch, 1, n_mels, frames)
+            feats = self.to_db(mel)  # 4-D → per-item top_db cut-off
+            if self.normalize == "utterance":
+                feats = _utterance_normalize(feats)
+        return feats
+
+
+class MFCCFrontend(_Frontend):
+    """MFCCs with optional Δ and ΔΔ as extra channels (reports 001 and 002).
+
+    ``torchaudio.transforms.MFCC`` (log-mel in dB with an 80 dB per-item ``top_db`` → DCT-II,
+    orthonormal) → ``ComputeDeltas`` (5-frame window) stacked on the channel axis → optional
+    per-utterance standardisation of each channel, always in float32.
+
+    Args:
+        sample_rate: Waveform sample rate in Hz.
+        n_mfcc: Number of cepstral coefficients kept.
+        n_mels: Number of mel bands before the DCT.
+        n_fft: FFT size in samples.
+        hop_length: STFT hop in samples.
+        f_min: Lowest mel filter edge in Hz.
+        f_max: Highest mel filter edge in Hz (``None`` = ``sample_rate / 2``).
+        deltas: 0 (static only), 1 (+Δ) or 2 (+Δ, +ΔΔ).
+        normalize: ``"utterance"`` (zero mean / unit std per item *and channel* over coefficients
+            and frames) or ``"none"``.
+
+    Shapes:
+        ``(batch, time)`` or ``(batch, 1, time)`` → ``(batch, 1 + deltas, n_mfcc, frames)``
+        float32; channels are static, Δ, ΔΔ in that order.
+
+    Raises:
+        ValueError: on an invalid setting, naming its ``features.<name>`` key: those of
+            :class:`LogMelFrontend`, plus ``n_mfcc`` outside ``[1, n_mels]`` and ``deltas`` not in
+            ``{0, 1, 2}``.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_mfcc: int = 40,
+        n_mels: int = 64,
+        n_fft: int = 1024,
+        hop_length: int = 256,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        deltas: int = 0,
+        normalize: str = "utterance",
+    ) -> None:
+        super().__init__()
+        _validate_spectral(
+            sample_rate=sample_rate,
+            n_fft=n_fft,
+            hop_length=hop_length,
+            win_length=None,
+            n_mels=n_mels,
+            f_min=f_min,
+            f_max=f_max,
+            normalize=normalize,
+        )
+        if not 0 < n_mfcc <= n_mels:
+            raise ValueError(
+                f"features.n_mfcc={n_mfcc} must be in [1, features.n_mels={n_mels}]: "
+                "the DCT cannot return more coefficients than mel bands"
+            )
+        if deltas not in (0, 1, 2):
+            raise ValueError(f"features.deltas={deltas} must be 0, 1 or 2")
+        self.sample_rate = sample_rate
+        self.hop_length = hop_length
+        self.n_mfcc = n_mfcc
+        self.n_feats = n_mfcc
+        self.deltas = deltas
+        self.out_channels = 1 + deltas
+        self.normalize = normalize
+        self.mfcc = torchaudio.transforms.MFCC(
+            sample_rate=sample_rate,
+            n_mfcc=n_mfcc,
+            melkwargs={
+                "n_fft": n_fft,
+                "hop_length": hop_length,
+                "n_mels": n_mels,
+                "f_min": f_min,
+                "f_max": f_max,
+                "power": 2.0,
+            },
+        )
+        self.compute_deltas = torchaudio.transforms.ComputeDeltas(win_length=5)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Compute MFCC (+Δ, +ΔΔ) features.
+
+        Args:
+            waveform: ``(batch, time)`` or ``(batch, 1, time)``, any float dtype.
+
+        Returns:
+            ``(batch, 1 + deltas, n_mfcc, frames)`` float32.
+
+        Raises:
+            ValueError: if ``waveform`` has another shape.
+        """
+        with torch.autocast(device_type=waveform.device.type, enabled=False):
+            x = _as_mono_batch(waveform)  # (batch, 1, time)
+            static = self.mfcc(x)  # (batch, 1, n_mfcc, frames); 4-D → per-item top_db
+            channels = [static]
+            for _ in range(self.deltas):
+                channels.append(self.compute_deltas(channels[-1]))
+            feats = torch.cat(channels, dim=1)
+            if self.normalize == "utterance":
+                feats = _utterance_normalize(feats)
+        return feats
+
+
+_REGISTRY: dict[str, type[_Frontend]] = {"logmel": LogMelFrontend, "mfcc": MFCCFrontend}
+
+
+def build_frontend(name: str, **kwargs: Any) -> nn.Module:
+    """Build a frontend by config name.
+
+    Args:
+        name: ``"logmel"`` (:class:`LogMelFrontend`) or ``"mfcc"`` (:class:`MFCCFrontend`).
+        **kwargs: Constructor arguments of that class.
+
+    Returns:
+        The frontend module; it has ``out_channels``, ``frames(num_samples)`` and
+        ``output_shape(num_samples)``.
+
+    Raises:
+        ValueError: for an unknown ``name`` (the message lists the choices) or an invalid setting.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"features.name={name!r} is not one of {list(FRONTENDS)}")
+    return _REGISTRY[name](**kwargs)

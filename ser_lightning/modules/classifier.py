@@ -1,0 +1,155 @@
+"""``SERClassifier``: feature frontend + network + loss + UA/WA/F1 metrics + optimiser.
+
+All constructor arguments are plain scalars, lists and dicts so they log cleanly (CSV, W&B) and
+``SERClassifier.load_from_checkpoint(path)`` rebuilds the model with no other input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassRecall,
+)
+
+from ser_lightning.features.frontend import build_frontend
+from ser_lightning.models import build_model
+from ser_lightning.modules.optim import build_optimizers
+
+
+def _metrics(num_classes: int, prefix: str) -> MetricCollection:
+    return MetricCollection(
+        {
+            "ua": MulticlassAccuracy(num_classes, average="macro"),
+            "wa": MulticlassAccuracy(num_classes, average="micro"),
+            "f1": MulticlassF1Score(num_classes, average="macro"),
+        },
+        prefix=prefix,
+    )
+
+
+class SERClassifier(pl.LightningModule):
+    """Speech emotion classifier on fixed-length waveforms.
+
+    ``forward`` maps waveforms to logits through the shared frontend, so training, evaluation,
+    prediction and export compute identical features. During ``fit``/``test`` the datamodule
+    computes the features batched on the device (``SERDataModule.on_after_batch_transfer``,
+    which calls :meth:`extract_features`) and the steps receive ``(features, target)``.
+
+    Metrics: UA (unweighted accuracy = macro-averaged recall), WA (weighted accuracy = overall
+    accuracy), macro-F1; on test also per-class recall and the confusion matrix.
+
+    Args:
+        model: Network settings: ``name`` (registered model) plus that network's settings.
+        features: Frontend settings: ``name`` (``logmel``/``mfcc``) plus its settings.
+        class_names: Class names in index order.
+        optim: Optimiser/scheduler settings (see :func:`ser_lightning.modules.optim.build_optimizers`).
+        label_smoothing: Cross-entropy label smoothing in [0, 1).
+        class_weights: ``None``, ``"balanced"`` (inverse training frequency; needs
+            ``class_counts``) or one weight per class.
+        class_counts: Training items per class (for ``"balanced"`` weights).
+
+    Raises:
+        ValueError: bad loss settings (named in the message).
+    """
+
+    def __init__(
+        self,
+        model: dict[str, Any],
+        features: dict[str, Any],
+        class_names: list[str],
+        optim: dict[str, Any] | None = None,
+        label_smoothing: float = 0.0,
+        class_weights: str | list[float] | None = None,
+        class_counts: list[int] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        n = len(class_names)
+        self.class_names = list(class_names)
+        feat = dict(features)
+        self.frontend = build_frontend(feat.pop("name"), **feat)
+        net = dict(model)
+        self.network = build_model(net.pop("name"), in_channels=self.frontend.out_channels, num_classes=n, **net)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"loss.label_smoothing={label_smoothing} must be in [0, 1)")
+        weight = None
+        if class_weights == "balanced":
+            if not class_counts or len(class_counts) != n or min(class_counts) <= 0:
+                raise ValueError(f"loss.class_weights=balanced needs a positive training count per class, got {class_counts}")
+            counts = torch.tensor(class_counts, dtype=torch.float32)
+            weight = counts.sum() / (n * counts)
+        elif class_weights is not None:
+            if isinstance(class_weights, str) or len(class_weights) != n:
+                raise ValueError(f"loss.class_weights={class_weights!r} must be null, 'balanced' or {n} numbers")
+            weight = torch.tensor(list(class_weights), dtype=torch.float32)
+        self.register_buffer("class_weight", weight, persistent=False)
+        self.train_metrics = _metrics(n, "train/")
+        self.val_metrics = _metrics(n, "val/")
+        self.test_metrics = _metrics(n, "test/")
+        self.test_recall = MulticlassRecall(n, average="none")
+        self.test_confusion = MulticlassConfusionMatrix(n)
+        self.test_results: dict[str, Any] = {}
+
+    # ----------------------------------------------------------------------------- inference
+    @torch.no_grad()
+    def extract_features(self, wave: torch.Tensor) -> torch.Tensor:
+        """Features ``(batch, channels, n_feats, frames)`` from waveforms ``(batch, time)``."""
+        return self.frontend(wave)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """Logits ``(batch, num_classes)`` from waveforms ``(batch, time)`` at the training rate."""
+        return self.network(self.frontend(wave))
+
+    # ------------------------------------------------------------------------------ training
+    def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), target, weight=self.class_weight, label_smoothing=self.hparams.label_smoothing)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        feats, target = batch
+        logits = self.network(feats)
+        loss = self._loss(logits, target)
+        self.train_metrics.update(logits.detach(), target)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(target))
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=len(target))
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        feats, target = batch
+        logits = self.network(feats)
+        self.val_metrics.update(logits, target)
+        self.log("val/loss", self._loss(logits, target), on_epoch=True, prog_bar=True, batch_size=len(target))
+        self.log_dict(self.val_metrics, on_epoch=True, prog_bar=True, batch_size=len(target))
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        feats, target = batch
+        logits = self.network(feats)
+        self.test_metrics.update(logits, target)
+        self.test_recall.update(logits, target)
+        self.test_confusion.update(logits, target)
+        self.log("test/loss", self._loss(logits, target), on_epoch=True, batch_size=len(target))
+        self.log_dict(self.test_metrics, on_epoch=True, batch_size=len(target))
+
+    def on_test_epoch_start(self) -> None:
+        self.test_recall.reset()
+        self.test_confusion.reset()
+        self.test_results = {}
+
+    def on_test_epoch_end(self) -> None:
+        recall = self.test_recall.compute().tolist()
+        self.test_results = {
+            "per_class_recall": dict(zip(self.class_names, recall)),
+            "confusion_matrix": self.test_confusion.compute().tolist(),
+            "labels": self.class_names,
+        }
+
+    def configure_optimizers(self):
+        """Optimiser and scheduler from ``optim`` (Adam/AdamW; one-cycle, cosine or none)."""
+        return build_optimizers(self, self.hparams.optim or {})

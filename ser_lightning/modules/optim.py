@@ -1,0 +1,58 @@
+"""Optimiser and learning-rate schedule from plain config values (``optim:`` in ``conf/train.yaml``).
+
+Schedules:
+
+* ``onecycle`` – ``OneCycleLR`` stepped per batch over the whole run (report 003 §4.2 uses Adam with
+  one-cycle; ``pct_start`` 0 gives its "half-cycle" variant without warm-up).
+* ``cosine`` – ``CosineAnnealingLR`` per epoch down to ``min_lr``.
+* ``none`` – constant learning rate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+SCHEDULERS = ("onecycle", "cosine", "none")
+
+
+def build_optimizers(module: pl.LightningModule, cfg: dict[str, Any]):
+    """Build what ``LightningModule.configure_optimizers`` returns.
+
+    Args:
+        module: The module (its trainer gives the step and epoch budget).
+        cfg: ``name`` (adam/adamw), ``lr``, ``weight_decay``, ``scheduler``
+            (onecycle/cosine/none), ``pct_start`` (one-cycle warm-up fraction), ``min_lr``.
+
+    Returns:
+        An optimiser, or ``{"optimizer", "lr_scheduler"}``.
+
+    Raises:
+        ValueError: unknown optimiser or scheduler, or a non-positive learning rate.
+    """
+    name = cfg.get("name", "adamw")
+    sched = cfg.get("scheduler", "onecycle")
+    lr = float(cfg.get("lr", 1e-3))
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optim.name={name!r} is not one of {sorted(OPTIMIZERS)}")
+    if sched not in SCHEDULERS:
+        raise ValueError(f"optim.scheduler={sched!r} is not one of {list(SCHEDULERS)}")
+    if lr <= 0:
+        raise ValueError(f"optim.lr={lr} must be positive")
+    opt = OPTIMIZERS[name](module.parameters(), lr=lr, weight_decay=float(cfg.get("weight_decay", 0.0)))
+    if sched == "none":
+        return opt
+    if sched == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            opt,
+            max_lr=lr,
+            total_steps=max(1, int(module.trainer.estimated_stepping_batches)),
+            pct_start=float(cfg.get("pct_start", 0.3)),
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+    epochs = module.trainer.max_epochs if module.trainer.max_epochs and module.trainer.max_epochs > 0 else 100
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=float(cfg.get("min_lr", 0.0)))
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

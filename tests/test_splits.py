@@ -1,0 +1,79 @@
+"""Speaker-independent splits, k-fold by speaker, and the (warned) random split."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from ser_lightning.data.manifest import Utterance
+from ser_lightning.data.splits import assign_splits, speaker_folds
+
+
+def _corpus(n_speakers=24, per_speaker=10):
+    utts, labels = [], []
+    for s in range(1, n_speakers + 1):
+        for i in range(per_speaker):
+            utts.append(Utterance(f"/x/{s}_{i}.wav", "ravdess", f"ravdess_{s:02d}", "happy", "male" if s % 2 else "female"))
+            labels.append(i % 4)
+    return utts, labels
+
+
+def _speakers(utts, assign, name):
+    return {u.speaker for u, a in zip(utts, assign) if a == name}
+
+
+def test_speaker_split_is_disjoint_balanced_and_deterministic():
+    utts, labels = _corpus()
+    a = assign_splits(utts, labels, mode="speaker", seed=3, val_speakers=4, test_speakers=4)
+    tr, va, te = (_speakers(utts, a, s) for s in ("train", "val", "test"))
+    assert len(te) == 4 and len(va) == 4 and len(tr) == 16
+    assert not (tr & va) and not (tr & te) and not (va & te)
+    # gender-balanced held-out sets (odd actors male, even female)
+    assert sum(int(s[-2:]) % 2 for s in te) == 2 and sum(int(s[-2:]) % 2 for s in va) == 2
+    assert a == assign_splits(utts, labels, mode="speaker", seed=3, val_speakers=4, test_speakers=4)
+    assert a != assign_splits(utts, labels, mode="speaker", seed=4, val_speakers=4, test_speakers=4)
+
+
+def test_ravdess_default_folds_hold_out_four_consecutive_actors():
+    speakers = [f"ravdess_{i:02d}" for i in range(24, 0, -1)]
+    folds = speaker_folds(speakers, 6)
+    assert folds[0] == ["ravdess_01", "ravdess_02", "ravdess_03", "ravdess_04"]
+    assert folds[5] == ["ravdess_21", "ravdess_22", "ravdess_23", "ravdess_24"]
+    utts, labels = _corpus()
+    for k in range(6):
+        a = assign_splits(utts, labels, mode="kfold", fold=k, n_folds=6, val_speakers=4, seed=0)
+        assert _speakers(utts, a, "test") == set(folds[k])
+        assert not (_speakers(utts, a, "val") & set(folds[k]))
+
+
+def test_loso_is_kfold_with_one_speaker_per_fold():
+    utts, labels = _corpus(n_speakers=4)
+    tests = [_speakers(utts, assign_splits(utts, labels, mode="kfold", fold=k, n_folds=4, val_speakers=1), "test") for k in range(4)]
+    assert [len(t) for t in tests] == [1, 1, 1, 1] and len(set().union(*tests)) == 4
+
+
+def test_random_split_warns_about_leakage_and_stratifies(caplog):
+    utts, labels = _corpus()
+    with caplog.at_level(logging.WARNING):
+        a = assign_splits(utts, labels, mode="random", val_frac=0.1, test_frac=0.2, seed=0)
+    assert "same speakers" in caplog.text
+    assert a.count("test") == pytest.approx(0.2 * len(a), abs=4)
+    assert _speakers(utts, a, "test") & _speakers(utts, a, "train")  # it does leak
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"mode": "kfold", "fold": 6, "n_folds": 6}, "data.fold=6"),
+        ({"mode": "kfold", "fold": None}, "data.fold=None"),
+        ({"mode": "speaker", "test_speakers": 12, "val_speakers": 12}, "data.test_speakers=12"),
+        ({"mode": "bogus"}, "data.split='bogus'"),
+        ({"mode": "kfold", "fold": 0, "n_folds": 30}, "data.n_folds=30"),
+    ],
+)
+def test_bad_split_settings_name_the_setting(kwargs, message):
+    utts, labels = _corpus()
+    with pytest.raises(ValueError) as err:
+        assign_splits(utts, labels, **kwargs)
+    assert message in str(err.value)

@@ -1,0 +1,127 @@
+"""train.py / eval.py end to end on generated audio, and the datamodule's run-directory files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import pytest
+import torch
+
+from ser_lightning.data.datamodule import SERDataModule
+from tests.conftest import run_script
+
+SMALL = ["data.val_speakers=2", "data.test_speakers=2", "data.duration_s=1.0", "data.batch_size=16"]
+
+
+def _rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_fast_dev_run(tiny_ravdess, tmp_path):
+    run = tmp_path / "run"
+    r = run_script("train.py", "debug=fast", f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path / 'cache'}", *SMALL, cwd=run)
+    assert r.returncode == 0, r.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics) >= {"ua", "wa", "macro_f1", "per_class_recall", "confusion_matrix", "labels"}
+    assert len(metrics["labels"]) == 8 and (run / "split.csv").is_file() and (run / "config_resolved.yaml").is_file()
+
+
+def test_train_writes_run_directory_and_eval_reproduces_it(tiny_ravdess, tmp_path):
+    run = tmp_path / "run"
+    cache = tmp_path / "cache"
+    r = run_script("train.py", f"data.root={tiny_ravdess}", f"data.cache_dir={cache}", "trainer.max_epochs=3", *SMALL, cwd=run)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for name in ("split.csv", "skipped.csv", "class_counts.csv", "metrics.json", "confusion_matrix.png",
+                 "checkpoints/best.ckpt", "checkpoints/last.ckpt", "csv/metrics.csv", ".hydra/config.yaml"):
+        assert (run / name).is_file(), name
+    split = _rows(run / "split.csv")
+    assert len(split) == 128 and set(split[0]) >= {"path", "speaker", "label", "split"}
+    by_split = {s: {r["speaker"] for r in split if r["split"] == s} for s in ("train", "val", "test")}
+    assert len(by_split["test"]) == 2 and not (by_split["test"] & by_split["train"])
+    metrics = json.loads((run / "metrics.json").read_text())
+    n_test = sum(r["split"] == "test" for r in split)
+    assert metrics["n"] == n_test and 0.0 <= metrics["ua"] <= 1.0
+    assert sum(map(sum, metrics["confusion_matrix"])) == n_test
+    epochs = {row["epoch"] for row in _rows(run / "csv" / "metrics.csv") if row.get("val/ua")}
+    assert len(epochs) == 3
+
+    ev = tmp_path / "eval"
+    r = run_script("eval.py", f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}", "split=test",
+                   f"data.root={tiny_ravdess}", f"data.cache_dir={cache}", cwd=ev)
+    assert r.returncode == 0, r.stderr[-3000:]
+    again = json.loads((ev / "metrics.json").read_text())
+    assert again["n"] == n_test
+    assert again["ua"] == pytest.approx(metrics["ua"], abs=1e-6)
+    assert again["confusion_matrix"] == metrics["confusion_matrix"]
+    r = run_script("eval.py", f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}", "split=val",
+                   f"data.root={tiny_ravdess}", f"data.cache_dir={cache}", cwd=tmp_path / "eval_val")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((tmp_path / "eval_val" / "metrics.json").read_text())["n"] == sum(r["split"] == "val" for r in split)
+
+
+def test_missing_data_root_is_a_clear_error(tmp_path):
+    r = run_script("train.py", f"data.root={tmp_path / 'nowhere'}", f"data.cache_dir={tmp_path / 'c'}", cwd=tmp_path / "run")
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert str(tmp_path / "nowhere") in last and "make data" in last
+    assert "Traceback" not in r.stderr
+
+
+def test_unknown_label_set_is_a_clear_error(tiny_ravdess, tmp_path):
+    r = run_script("train.py", f"data.root={tiny_ravdess}", "data.label_set=plutchik8", cwd=tmp_path / "run")
+    assert r.returncode != 0 and "data.label_set='plutchik8'" in r.stderr and "ravdess8" in r.stderr
+
+
+def _dm(root, tmp_path, **kw):
+    args = dict(root=str(root), cache_dir=str(tmp_path / "cache"), val_speakers=2, test_speakers=2,
+                duration_s=1.0, run_dir=str(tmp_path / "run"), progress=False)
+    return SERDataModule(**{**args, **kw})
+
+
+def test_corrupt_file_among_good_ones_is_skipped_and_listed(tiny_ravdess, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(tiny_ravdess, root)
+    bad = root / "ravdess" / "Actor_01" / "03-01-05-02-01-01-01.wav"
+    bad.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt corrupted")
+    dm = _dm(root, tmp_path)
+    dm.setup("fit")
+    assert sum(len(d) for d in dm.datasets.values()) == 128
+    skipped = _rows(tmp_path / "run" / "skipped.csv")
+    assert [r["path"] for r in skipped] == [str(bad)] and skipped[0]["stage"] == "decode"
+
+
+def test_label_sets_drop_and_merge_classes(tiny_ravdess, tmp_path):
+    dm = _dm(tiny_ravdess, tmp_path, label_set="quad4", calm="drop")
+    dm.setup("fit")
+    assert dm.class_names == ["angry", "happy", "neutral", "sad"]
+    assert sum(len(d) for d in dm.datasets.values()) == 4 * 8 * 2
+    counts = _rows(tmp_path / "run" / "class_counts.csv")
+    assert sum(int(r["neutral"]) for r in counts) == 16  # calm dropped, not merged
+    dm2 = _dm(tiny_ravdess, tmp_path, label_set="ekman7", calm="neutral")
+    dm2.setup("fit")
+    assert sum(len(d) for d in dm2.datasets.values()) == 128
+    assert sum(dm2.train_class_counts()) == len(dm2.datasets["train"])
+
+
+def test_validation_batches_are_not_augmented_but_training_batches_are(tiny_ravdess, tmp_path):
+    from ser_lightning.modules.classifier import SERClassifier
+
+    dm = _dm(tiny_ravdess, tmp_path, augment={"wave": {"shift_max_frac": 0.3, "noise_snr_db": [10, 10], "noise_p": 1.0}})
+    dm.setup("fit")
+    model = SERClassifier({"name": "homebrew_cnn"}, {"name": "logmel", "sample_rate": 16000}, dm.class_names)
+
+    class FakeTrainer:
+        lightning_module = model
+        training = False
+
+    dm.trainer = FakeTrainer()
+    batch = next(iter(dm.val_dataloader()))
+    a, _ = dm.on_after_batch_transfer(batch, 0)
+    b, _ = dm.on_after_batch_transfer(batch, 0)
+    assert torch.equal(a, b) and torch.equal(a, model.extract_features(batch[0]))
+    FakeTrainer.training = True
+    c, _ = dm.on_after_batch_transfer(batch, 0)
+    assert c.shape == a.shape and not torch.equal(a, c)
