@@ -241,3 +241,16 @@ def test_scan_corpora_combines_with_distinct_speakers(tmp_path):
     assert {u.speaker for u in scan.utterances} == {"ravdess_01", "ravdess_02", "savee_DC"}
     with pytest.raises(ValueError, match="listed twice"):
         scan_corpora(tmp_path, ["ravdess", "RAVDESS"])
+
+
+def test_scan_corpora_skip_missing_combines_present_ones(tmp_path, caplog):
+    clip(tmp_path / "ravdess" / "Actor_01" / "03-01-05-01-01-01-01.wav")
+    clip(tmp_path / "savee" / "DC_a01.wav")
+    with pytest.raises(FileNotFoundError, match="cremad"):
+        scan_corpora(tmp_path, ["ravdess", "cremad", "savee"])
+    with caplog.at_level(logging.WARNING):
+        scan = scan_corpora(tmp_path, ["ravdess", "cremad", "tess", "savee"], skip_missing=True)
+    assert {u.corpus for u in scan.utterances} == {"ravdess", "savee"}
+    assert "corpus cremad left out" in caplog.text and "corpus tess left out" in caplog.text
+    with pytest.raises(FileNotFoundError, match="none of the corpora"):
+        scan_corpora(tmp_path, ["cremad", "tess"], skip_missing=True)

@@ -45,6 +45,7 @@ def build_module(cfg: DictConfig, dm) -> SERClassifier:
         label_smoothing=float(loss.get("label_smoothing", 0.0)),
         class_weights=loss.get("class_weights"),
         class_counts=dm.train_class_counts(),
+        num_samples=dm.audio_cfg.num_samples,
     )
 
 

@@ -508,13 +508,15 @@ def scan_corpus(data_root: str | Path, corpus: str) -> CorpusScan:
     return PARSERS[name](find_corpus_root(data_root, name))
 
 
-def scan_corpora(data_root: str | Path, corpora: Sequence[str]) -> CorpusScan:
+def scan_corpora(data_root: str | Path, corpora: Sequence[str], skip_missing: bool = False) -> CorpusScan:
     """Scan several corpora and concatenate them.
 
     Args:
         data_root: Data root holding the corpus directories.
         corpora: Corpus names and/or manifest CSV paths (see :func:`scan_corpus`); a single
             string is taken as a one-item list.
+        skip_missing: Leave out (with a warning) named corpora that are not under ``data_root``
+            instead of failing; at least one must be present.
 
     Returns:
         All utterances (in the order of ``corpora``) and all skipped files.
@@ -528,12 +530,22 @@ def scan_corpora(data_root: str | Path, corpora: Sequence[str]) -> CorpusScan:
         raise ValueError("corpora is empty: give at least one corpus name or .csv manifest path")
     total = CorpusScan()
     seen: dict[str, str] = {}
+    missing: list[str] = []
     for corpus in corpora:
-        scan = scan_corpus(data_root, corpus)
+        try:
+            scan = scan_corpus(data_root, corpus)
+        except FileNotFoundError as err:
+            if not skip_missing or corpus.lower().endswith(".csv"):
+                raise
+            log.warning("corpus %s left out: %s", corpus, err)
+            missing.append(corpus)
+            continue
         for u in scan.utterances:
             if u.path in seen:
                 raise ValueError(f"audio file {u.path} is listed twice (in {seen[u.path]!r} and {corpus!r})")
             seen[u.path] = corpus
         total.utterances += scan.utterances
         total.skipped += scan.skipped
+    if missing and len(missing) == len(corpora):
+        raise FileNotFoundError(f"none of the corpora {corpora} was found under {data_root}")
     return total

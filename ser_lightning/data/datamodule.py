@@ -78,6 +78,8 @@ class SERDataModule(pl.LightningDataModule):
         label_set: ``ravdess8``, ``ekman7``, ``core6`` or ``quad4``.
         calm: ``neutral`` or ``drop``: what calm becomes in sets without a calm class.
         speakers: Optional subset of speaker ids to keep (debugging, quick tests).
+        missing_corpora: ``error`` (default) or ``skip``: leave out, with a warning, listed
+            corpora that are not under ``root`` (``data=combined`` uses ``skip``).
         sample_rate: Hz. duration_s: clip length in seconds. normalize: ``peak``/``rms``/``none``.
         trim_silence: Trim leading/trailing silence. pad_mode: ``zero``/``reflect``/``loop``.
         crop: ``center``/``start``.
@@ -106,6 +108,7 @@ class SERDataModule(pl.LightningDataModule):
         label_set: str = "ravdess8",
         calm: str = "neutral",
         speakers: list[str] | None = None,
+        missing_corpora: str = "error",
         sample_rate: int = 16000,
         duration_s: float = 3.0,
         normalize: str = "peak",
@@ -169,7 +172,9 @@ class SERDataModule(pl.LightningDataModule):
 
     def _scan(self) -> tuple[list[Utterance], np.ndarray, list[tuple[str, str, str]]]:
         hp = self.hparams
-        scan = scan_corpora(resolve_data_root(hp.root), list(hp.corpora))
+        if hp.missing_corpora not in ("error", "skip"):
+            raise ValueError(f"data.missing_corpora={hp.missing_corpora!r} is not one of ['error', 'skip']")
+        scan = scan_corpora(resolve_data_root(hp.root), list(hp.corpora), skip_missing=hp.missing_corpora == "skip")
         skipped = [(p, "parse", r) for p, r in scan.skipped]
         utts, labels, dropped = [], [], Counter()
         keep = set(hp.speakers) if hp.speakers else None

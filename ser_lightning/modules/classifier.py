@@ -24,6 +24,25 @@ from ser_lightning.models import build_model
 from ser_lightning.modules.optim import build_optimizers
 
 
+def fit_geometry(features: dict[str, Any], num_samples: int, input_size) -> dict[str, int]:
+    """Frontend ``n_mels`` and ``hop_length`` giving an ``input_size = [H, W]`` spectrogram.
+
+    Args:
+        features: Frontend settings (``sample_rate`` Hz, ``n_fft`` samples).
+        num_samples: Clip length in samples.
+        input_size: ``[n_mels, frames]`` the network expects.
+
+    Returns:
+        ``{"n_mels": H, "hop_length": samples}``.
+    """
+    from ser_lightning.features.geometry import spectrogram_geometry
+
+    sr = int(features["sample_rate"])
+    geo = spectrogram_geometry(sample_rate=sr, duration_s=num_samples / sr, n_fft=int(features.get("n_fft", 1024)),
+                               target_frames=int(input_size[1]), target_bins=int(input_size[0]))
+    return {"n_mels": int(geo["n_mels"]), "hop_length": int(geo["hop_length"])}
+
+
 def _metrics(num_classes: int, prefix: str) -> MetricCollection:
     return MetricCollection(
         {
@@ -55,6 +74,10 @@ class SERClassifier(pl.LightningModule):
         class_weights: ``None``, ``"balanced"`` (inverse training frequency; needs
             ``class_counts``) or one weight per class.
         class_counts: Training items per class (for ``"balanced"`` weights).
+        num_samples: Clip length in samples. With a network that declares ``input_size: [H, W]``
+            (timm backbones), the frontend's ``n_mels`` and ``hop_length`` are derived from it so
+            the spectrogram is already ``H × W`` before the backbone's final small resize
+            (report 003 §3.4.2, eq. 1–3).
 
     Raises:
         ValueError: bad loss settings (named in the message).
@@ -69,14 +92,17 @@ class SERClassifier(pl.LightningModule):
         label_smoothing: float = 0.0,
         class_weights: str | list[float] | None = None,
         class_counts: list[int] | None = None,
+        num_samples: int | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         n = len(class_names)
         self.class_names = list(class_names)
-        feat = dict(features)
+        feat, net = dict(features), dict(model)
+        self.backbone_lr_mult = float(net.pop("backbone_lr_mult", 1.0))
+        if net.get("input_size") and num_samples:
+            feat.update(fit_geometry(feat, num_samples, net["input_size"]))
         self.frontend = build_frontend(feat.pop("name"), **feat)
-        net = dict(model)
         self.network = build_model(net.pop("name"), in_channels=self.frontend.out_channels, num_classes=n, **net)
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"loss.label_smoothing={label_smoothing} must be in [0, 1)")
@@ -113,6 +139,7 @@ class SERClassifier(pl.LightningModule):
         return F.cross_entropy(logits.float(), target, weight=self.class_weight, label_smoothing=self.hparams.label_smoothing)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        """Cross-entropy on ``(features (batch, C, F, frames), target (batch,))``; logs train metrics."""
         feats, target = batch
         logits = self.network(feats)
         loss = self._loss(logits, target)
@@ -122,6 +149,7 @@ class SERClassifier(pl.LightningModule):
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
+        """Accumulate validation loss, UA, WA and macro-F1 (logged per epoch)."""
         feats, target = batch
         logits = self.network(feats)
         self.val_metrics.update(logits, target)
@@ -129,6 +157,7 @@ class SERClassifier(pl.LightningModule):
         self.log_dict(self.val_metrics, on_epoch=True, prog_bar=True, batch_size=len(target))
 
     def test_step(self, batch, batch_idx: int) -> None:
+        """Accumulate test metrics, per-class recall and the confusion matrix."""
         feats, target = batch
         logits = self.network(feats)
         self.test_metrics.update(logits, target)
@@ -138,11 +167,13 @@ class SERClassifier(pl.LightningModule):
         self.log_dict(self.test_metrics, on_epoch=True, batch_size=len(target))
 
     def on_test_epoch_start(self) -> None:
+        """Reset the per-class recall and confusion matrix."""
         self.test_recall.reset()
         self.test_confusion.reset()
         self.test_results = {}
 
     def on_test_epoch_end(self) -> None:
+        """Store per-class recall and the confusion matrix in :attr:`test_results`."""
         recall = self.test_recall.compute().tolist()
         self.test_results = {
             "per_class_recall": dict(zip(self.class_names, recall)),
@@ -152,4 +183,4 @@ class SERClassifier(pl.LightningModule):
 
     def configure_optimizers(self):
         """Optimiser and scheduler from ``optim`` (Adam/AdamW; one-cycle, cosine or none)."""
-        return build_optimizers(self, self.hparams.optim or {})
+        return build_optimizers(self, self.hparams.optim or {}, backbone_lr_mult=self.backbone_lr_mult)
