@@ -29,8 +29,9 @@ lint: install
 data: install
 	$(PY) -m ser_lightning.data.download --root "$${SER_DATA_DIR:-./data}"
 
+## Benchmarks on real RAVDESS (by hand; slow). ARGS="--models homebrew_cnn report001_cnn --epochs 20"
 bench: install
-	$(PY) -m benchmarks.run $(ARGS)
+	$(PY) -m benchmarks.model_zoo $(ARGS)
 
 clean:
 	rm -rf .pytest_cache .ruff_cache outputs multirun .ser_cache

@@ -57,3 +57,20 @@ def run_script(script: str, *overrides: str, cwd: Path, timeout: int = 600) -> s
         [sys.executable, str(REPO / script), f"hydra.run.dir={cwd}", *overrides],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
     )
+
+
+TINY_DATA = ["data.val_speakers=2", "data.test_speakers=2", "data.duration_s=1.0", "data.batch_size=16"]
+
+
+@pytest.fixture(scope="session")
+def trained_members(tiny_ravdess, tmp_path_factory) -> list[Path]:
+    """Best checkpoints of two short runs on the tiny corpus: log-mel CNN and MFCC CNN."""
+    base = tmp_path_factory.mktemp("members")
+    ckpts = []
+    for i, extra in enumerate([["features=logmel"], ["features=mfcc", "seed=7"]]):
+        run = base / f"run{i}"
+        r = run_script("train.py", f"data.root={tiny_ravdess}", f"data.cache_dir={base / 'cache'}",
+                       "trainer.max_epochs=2", "callbacks.progress_bar=null", *TINY_DATA, *extra, cwd=run)
+        assert r.returncode == 0, r.stderr[-3000:]
+        ckpts.append(run / "checkpoints" / "best.ckpt")
+    return ckpts

@@ -14,9 +14,11 @@ import time
 from pathlib import Path
 
 import lightning.pytorch as pl
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ser_lightning.cli.callbacks import EpochTimer
 from ser_lightning.cli.common import build_trainer, finish_wandb, quiet_known_warnings
 from ser_lightning.cli.report import collect_metrics, write_metrics
 from ser_lightning.modules.classifier import SERClassifier
@@ -71,6 +73,8 @@ def train(cfg: DictConfig) -> float | None:
     dm.setup("fit")
     model = build_module(cfg, dm)
     n_params = sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        input_shape = list(model.frontend(torch.zeros(1, dm.audio_cfg.num_samples)).shape[1:])
     log.info("model %s: %d parameters", cfg.model.name, n_params)
 
     trainer = build_trainer(cfg)
@@ -80,11 +84,15 @@ def train(cfg: DictConfig) -> float | None:
         logged = trainer.test(model, datamodule=dm, ckpt_path=best or None, verbose=False)
         metrics = collect_metrics(logged[0], model.test_results, dm.hparams.test_split)
         best_val = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
+        timers = [c for c in trainer.callbacks if isinstance(c, EpochTimer)]
+        epoch_s = timers[0].epoch_times_s if timers and timers[0].epoch_times_s else None
         metrics.update(
             best_checkpoint=best or None,
             best_val_ua=float(best_val) if best_val is not None else None,
             epochs=int(trainer.current_epoch),
             parameters=int(n_params),
+            input_shape=input_shape,
+            train_epoch_s=round(sum(epoch_s) / len(epoch_s), 2) if epoch_s else None,
             wall_time_s=round(time.perf_counter() - start, 1),
             model=cfg.model.name,
             run_dir=str(out_dir),

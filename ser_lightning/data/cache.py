@@ -178,7 +178,7 @@ def build_or_load(
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
             cached = _open(final, built=True)
-    for path, reason in cached.skipped:
+    for _path, reason in cached.skipped:
         log.warning("skipped unreadable audio: %s", reason)
     if not cached.ok.any():
         first = "; ".join(r for _, r in cached.skipped[:3])

@@ -297,6 +297,6 @@ class SERDataModule(pl.LightningDataModule):
         if training:
             wave = self.wave_augment(wave)
         feats = trainer.lightning_module.extract_features(wave)
-        if training:
+        if training and feats.dim() == 4:  # SpecAugment needs a spectrogram, not a raw waveform
             feats = self.spec_augment(feats)
         return feats, target

@@ -30,7 +30,7 @@ import torchaudio
 from torch import nn
 
 NORMALIZE_MODES = ("utterance", "none")
-FRONTENDS = ("logmel", "mfcc")
+FRONTENDS = ("logmel", "mfcc", "raw")
 
 _EPS = 1e-5
 
@@ -338,14 +338,38 @@ class MFCCFrontend(_Frontend):
         return feats
 
 
-_REGISTRY: dict[str, type[_Frontend]] = {"logmel": LogMelFrontend, "mfcc": MFCCFrontend}
+class RawFrontend(nn.Module):
+    """Identity frontend for networks that read the waveform itself (Wav2Vec2, checkpoint ensembles).
+
+    Args:
+        sample_rate: Waveform sample rate in Hz (kept for the model card; unused).
+        **_: Spectral settings of the composed ``features`` config are accepted and ignored, so a
+            waveform model works whatever ``features=`` is selected.
+
+    Shapes:
+        ``(batch, time)`` or ``(batch, 1, time)`` → ``(batch, time)`` float32.
+    """
+
+    out_channels = 1
+
+    def __init__(self, sample_rate: int = 16000, **_: Any) -> None:
+        super().__init__()
+        self.sample_rate = sample_rate
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Return the waveform batch as ``(batch, time)`` float32."""
+        return _as_mono_batch(waveform)[:, 0]
+
+
+_REGISTRY: dict[str, type[nn.Module]] = {"logmel": LogMelFrontend, "mfcc": MFCCFrontend, "raw": RawFrontend}
 
 
 def build_frontend(name: str, **kwargs: Any) -> nn.Module:
     """Build a frontend by config name.
 
     Args:
-        name: ``"logmel"`` (:class:`LogMelFrontend`) or ``"mfcc"`` (:class:`MFCCFrontend`).
+        name: ``"logmel"`` (:class:`LogMelFrontend`), ``"mfcc"`` (:class:`MFCCFrontend`) or
+            ``"raw"`` (:class:`RawFrontend`, the waveform itself).
         **kwargs: Constructor arguments of that class.
 
     Returns:

@@ -100,6 +100,8 @@ class SERClassifier(pl.LightningModule):
         self.class_names = list(class_names)
         feat, net = dict(features), dict(model)
         self.backbone_lr_mult = float(net.pop("backbone_lr_mult", 1.0))
+        if net.pop("input", "features") == "waveform":  # Wav2Vec2, checkpoint ensembles
+            feat = {"name": "raw", "sample_rate": feat.get("sample_rate", 16000)}
         if net.get("input_size") and num_samples:
             feat.update(fit_geometry(feat, num_samples, net["input_size"]))
         self.frontend = build_frontend(feat.pop("name"), **feat)
