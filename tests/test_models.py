@@ -10,7 +10,14 @@ from ser_lightning.models.homebrew_cnn import HomebrewCNN
 from ser_lightning.modules.classifier import SERClassifier
 
 #: Settings that make a model small enough for a CPU unit test.
-SMALL = {"wav2vec2": {"config": "tiny"}}
+SMALL = {
+    "wav2vec2": {"config": "tiny"},
+    "vgg16": {"input_size": [32, 32]},
+    "inception_v3": {"input_size": [75, 75]},
+    **{name: {"input_size": [64, 64]} for name in (
+        "mobilenetv3_large_100", "tf_efficientnetv2_b0", "tf_efficientnetv2_b1",
+        "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")},
+}
 #: Models that read waveforms ``(batch, time)`` instead of features.
 WAVEFORM = {"wav2vec2"}
 #: Built from trained checkpoints: tested in tests/test_ensemble.py.

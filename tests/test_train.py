@@ -138,3 +138,12 @@ def test_wandb_logger_runs_offline_without_api_key(tiny_ravdess, tmp_path, monke
     offline = list((run / "wandb").glob("offline-run-*"))
     assert len(offline) == 1 and list(offline[0].glob("*.wandb"))
     assert (run / "metrics.json").is_file()
+
+
+def test_jointly_trained_ensemble_reports_its_learned_weights(tiny_ravdess, tmp_path):
+    run = tmp_path / "run"
+    r = run_script("train.py", "debug=fast", "model=report000_ensemble", f"data.root={tiny_ravdess}",
+                   f"data.cache_dir={tmp_path / 'cache'}", *SMALL, cwd=run)
+    assert r.returncode == 0, r.stderr[-3000:]
+    weights = json.loads((run / "metrics.json").read_text())["member_weights"]
+    assert set(weights) == {"cnn", "bilstm", "transformer"} and sum(weights.values()) == pytest.approx(1.0)

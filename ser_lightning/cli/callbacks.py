@@ -10,6 +10,9 @@ import lightning.pytorch as pl
 class EpochTimer(pl.Callback):
     """Logs the wall time of every training epoch as ``time/train_epoch_s`` (seconds).
 
+    Measured from ``on_train_epoch_start`` to ``on_train_epoch_end``, so it includes the
+    validation loop that Lightning runs at the end of each training epoch.
+
     ``epoch_times_s`` keeps the list, so ``train.py`` can put the mean in ``metrics.json``
     (the model table's "CPU seconds per epoch").
     """

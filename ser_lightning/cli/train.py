@@ -97,6 +97,9 @@ def train(cfg: DictConfig) -> float | None:
             model=cfg.model.name,
             run_dir=str(out_dir),
         )
+        if hasattr(model.network, "member_weights"):  # report 000's jointly trained ensemble
+            metrics["member_weights"] = model.network.member_weights()
+            log.info("learned ensemble weights: %s", metrics["member_weights"])
         path = write_metrics(metrics, out_dir)
         log.info("test UA %.4f  WA %.4f  macro-F1 %.4f  (%s)", metrics["ua"], metrics["wa"], metrics["macro_f1"], path)
     finally:

@@ -10,6 +10,7 @@ from ser_lightning.models import (  # noqa: F401  (imported to register the netw
     report000,
     report001,
     report002,
+    timm_backbones,
     wav2vec2,
 )
 from ser_lightning.models.registry import available_models, build_model, register_model
