@@ -74,3 +74,14 @@ def trained_members(tiny_ravdess, tmp_path_factory) -> list[Path]:
         assert r.returncode == 0, r.stderr[-3000:]
         ckpts.append(run / "checkpoints" / "best.ckpt")
     return ckpts
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op torch thread for a module of small-tensor tests (avoids oversubscription)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -28,13 +28,7 @@ NAMES = [
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small CPU tensors: one intra-op thread is several times faster (and immune to busy cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _entropy(p: torch.Tensor) -> torch.Tensor:

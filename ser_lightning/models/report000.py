@@ -60,13 +60,9 @@ from torch import nn
 
 from ser_lightning.models.attention_fcn import AttentionPooling
 from ser_lightning.models.registry import register_model
+from ser_lightning.models.settings import dropout_prob as _check_dropout
 
 COMBINE_MODES = ("probs", "logits")
-
-
-def _check_dropout(dropout: float, key: str = "dropout") -> None:
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"model.{key}={dropout} must be in [0, 1)")
 
 
 def _frame_sequence(x: torch.Tensor, n_feats: int) -> torch.Tensor:

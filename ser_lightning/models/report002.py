@@ -33,18 +33,7 @@ import torch
 from torch import nn
 
 from ser_lightning.models.registry import register_model
-
-
-def _int_list(value, key: str, length: int | None = None) -> list[int]:
-    """Positive ints from a sequence setting; ``ValueError`` naming ``model.<key>`` otherwise."""
-    try:
-        out = [int(v) for v in value]
-    except TypeError:
-        raise ValueError(f"model.{key}={value!r} must be a list of positive integers") from None
-    if not out or min(out) < 1 or (length is not None and len(out) != length):
-        n = f"{length} " if length is not None else ""
-        raise ValueError(f"model.{key}={out} must be a non-empty list of {n}positive integers")
-    return out
+from ser_lightning.models.settings import int_list as _int_list
 
 
 @register_model("report002_cnn")
