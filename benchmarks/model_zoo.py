@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "model_zoo.json")
     ap.add_argument("--smoke", action="store_true", help="generated audio, fast_dev_run (CI)")
+    ap.add_argument("--tag", default="", help="suffix of the run directories (benchmarks/runs/zoo_<model><tag>)")
     ap.add_argument("overrides", nargs="*", help="extra train.py overrides for every model")
     args = ap.parse_args(argv)
     extra = list(args.overrides)
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                   "data.test_speakers=1", "data.duration_s=1.0", "debug=fast"]
         args.epochs = 1
     runs = REPO / "benchmarks" / "runs"
-    rows = [run_model(m, args.epochs, runs / f"zoo_{m}", extra) for m in args.models]
+    rows = [run_model(m, args.epochs, runs / f"zoo_{m}{args.tag}", extra) for m in args.models]
     record = {"date": date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
               "epochs": args.epochs, "overrides": extra, "results": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
