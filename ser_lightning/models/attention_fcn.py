@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ser_lightning.models.registry import register_model
+from ser_lightning.models.settings import dropout_prob
 
 FREQUENCY_REDUCTIONS = ("mean", "stack")
 
@@ -163,8 +164,7 @@ class AttentionFCN(nn.Module):
             raise ValueError(f"model.frequency_reduction={frequency_reduction!r} is not one of {list(FREQUENCY_REDUCTIONS)}")
         if n_feats <= 0:
             raise ValueError(f"model.n_feats={n_feats} must be a positive number of mel bins")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"model.dropout={dropout} must be in [0, 1)")
+        dropout_prob(dropout, "dropout")
         self.frequency_reduction, self.n_feats = frequency_reduction, int(n_feats)
         c_in = in_channels if frequency_reduction == "mean" else in_channels * self.n_feats
         self.encoder = _encoder(nn.Conv1d, nn.MaxPool1d, c_in, channels, kernel_sizes, strides, pools)
@@ -236,8 +236,7 @@ class AttentionFCN2d(nn.Module):
     ) -> None:
         super().__init__()
         channels, kernel_sizes, strides, pools = _check_encoder(channels, kernel_sizes, strides, pool_after)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"model.dropout={dropout} must be in [0, 1)")
+        dropout_prob(dropout, "dropout")
         self.encoder = _encoder(nn.Conv2d, nn.MaxPool2d, in_channels, channels, kernel_sizes, strides, pools)
         self.attention = AttentionPooling(channels[-1], attention_dim, attention_lambda)
         self.dropout = nn.Dropout(dropout)

@@ -60,7 +60,7 @@ from torch import nn
 
 from ser_lightning.models.attention_fcn import AttentionPooling
 from ser_lightning.models.registry import register_model
-from ser_lightning.models.settings import dropout_prob as _check_dropout
+from ser_lightning.models.settings import dropout_prob
 
 COMBINE_MODES = ("probs", "logits")
 
@@ -153,7 +153,7 @@ class Report000CNN(nn.Module):
             raise ValueError(f"model.convs_per_block={convs_per_block} must be ≥ 1")
         if fc_dim < 1:
             raise ValueError(f"model.fc_dim={fc_dim} must be ≥ 1")
-        _check_dropout(dropout)
+        dropout_prob(dropout)
         blocks, c_in = [], in_channels
         for c_out in widths:
             blocks.append(_ResidualBlock(c_in, c_out, int(convs_per_block), bool(residual)))
@@ -215,8 +215,8 @@ class Report000BiLSTM(nn.Module):
         for key, value in (("n_feats", n_feats), ("hidden_size", hidden_size), ("num_layers", num_layers), ("fc_dim", fc_dim)):
             if value < 1:
                 raise ValueError(f"model.{key}={value} must be ≥ 1")
-        _check_dropout(dropout)
-        _check_dropout(lstm_dropout, "lstm_dropout")
+        dropout_prob(dropout)
+        dropout_prob(lstm_dropout, "lstm_dropout")
         self.n_feats = int(n_feats)
         self.lstm = nn.LSTM(
             in_channels * self.n_feats,
@@ -306,8 +306,8 @@ class Report000Transformer(nn.Module):
             raise ValueError(f"model.d_model={d_model} must be divisible by model.num_heads={num_heads}")
         if d_model % 2:
             raise ValueError(f"model.d_model={d_model} must be even (sinusoidal positional encoding)")
-        _check_dropout(dropout)
-        _check_dropout(encoder_dropout, "encoder_dropout")
+        dropout_prob(dropout)
+        dropout_prob(encoder_dropout, "encoder_dropout")
         self.n_feats = int(n_feats)
         self.proj = nn.Linear(in_channels * self.n_feats, d_model)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d_model))

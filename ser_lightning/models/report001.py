@@ -57,8 +57,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ser_lightning.models.registry import register_model
-from ser_lightning.models.settings import dropout_prob as _check_dropout
-from ser_lightning.models.settings import int_list as _int_list
+from ser_lightning.models.settings import dropout_prob, int_list
 
 _BATCHNORM = ("channel", "time")
 
@@ -121,10 +120,10 @@ class CNNBlock(nn.Module):
         frames: int = 94,
     ) -> None:
         super().__init__()
-        widths = _int_list(widths, "widths")
-        pools = _int_list(pools, "pools", len(widths))
-        grid = _int_list(pool_grid, "pool_grid", 2)
-        dropout = _check_dropout(dropout, "dropout")
+        widths = int_list(widths, "widths")
+        pools = int_list(pools, "pools", len(widths))
+        grid = int_list(pool_grid, "pool_grid", 2)
+        dropout = dropout_prob(dropout, "dropout")
         if int(kernel_size) < 1:
             raise ValueError(f"model.kernel_size={kernel_size} must be a positive integer")
         if batchnorm not in _BATCHNORM:
@@ -309,7 +308,7 @@ class Report001CNNTransformer(nn.Module):
                 raise ValueError(f"model.{key}={value} must be a positive integer")
         if d_model % nhead:
             raise ValueError(f"model.d_model={d_model} must be divisible by model.nhead={nhead}")
-        transformer_dropout = _check_dropout(transformer_dropout, "transformer_dropout")
+        transformer_dropout = dropout_prob(transformer_dropout, "transformer_dropout")
         args = (in_channels, widths, pools, kernel_size, dropout, pool_grid, batchnorm, frames)
         self.blocks = nn.ModuleList([CNNBlock(*args), CNNBlock(*args)])
         self.d_model = int(d_model)

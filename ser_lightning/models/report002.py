@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from ser_lightning.models.registry import register_model
-from ser_lightning.models.settings import int_list as _int_list
+from ser_lightning.models.settings import dropout_prob, int_list
 
 
 @register_model("report002_cnn")
@@ -78,15 +78,14 @@ class Report002CNN(nn.Module):
         stack_channels: bool = True,
     ) -> None:
         super().__init__()
-        widths = _int_list(widths, "widths")
-        hidden = _int_list(hidden, "hidden")
-        grid = _int_list(pool_grid, "pool_grid", 2)
+        widths = int_list(widths, "widths")
+        hidden = int_list(hidden, "hidden")
+        grid = int_list(pool_grid, "pool_grid", 2)
         if int(kernel_size) < 1:
             raise ValueError(f"model.kernel_size={kernel_size} must be a positive integer")
         if int(pool) < 1:
             raise ValueError(f"model.pool={pool} must be a positive integer")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"model.dropout={dropout} must be in [0, 1)")
+        dropout_prob(dropout, "dropout")
         self.stack_channels = bool(stack_channels)
         self.min_size = int(pool) ** len(widths)
         layers: list[nn.Module] = []

@@ -30,6 +30,7 @@ from torch import nn
 
 from ser_lightning.models import pretrained as offline
 from ser_lightning.models.registry import register_model
+from ser_lightning.models.settings import dropout_prob
 
 #: Registered name → timm architecture.
 ARCHS: dict[str, str] = {
@@ -215,8 +216,7 @@ class TimmBackbone(nn.Module):
                 f"use model.channels=3 for 1- or 3-channel features, model.channels=1 for 1-channel ones"
             )
         self.channels = int(channels)
-        if not 0.0 <= float(drop_rate) < 1.0:
-            raise ValueError(f"model.drop_rate={drop_rate} must be in [0, 1)")
+        dropout_prob(drop_rate, "drop_rate")
         kwargs = {"num_classes": int(num_classes), "in_chans": self.channels, "drop_rate": float(drop_rate)}
         self.pretrained = self._create(pretrained, kwargs)
         cfg = self.backbone.pretrained_cfg
