@@ -5,6 +5,7 @@ import csv
 import json
 
 import pytest
+import torch
 
 from ser_lightning.cli.resume import prepare_csv_log, resolve_ckpt_path
 from tests.conftest import TINY_DATA, run_script
@@ -31,7 +32,8 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tiny_ravdess, tmp_path):
                    "+callbacks.kill.epoch=2", cwd=killed)
     assert r.returncode == -9
     assert not (killed / "metrics.json").exists()
-    assert (killed / "checkpoints" / "last.ckpt").is_file()
+    last = torch.load(killed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["epoch"] == 1  # the last finished epoch, whether or not it improved validation UA
 
     r = run_script("train.py", *base, "ckpt_path=last", cwd=killed)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -127,19 +127,6 @@ def test_validation_batches_are_not_augmented_but_training_batches_are(tiny_ravd
     assert c.shape == a.shape and not torch.equal(a, c)
 
 
-def test_wandb_logger_runs_offline_without_api_key(tiny_ravdess, tmp_path, monkeypatch):
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    run = tmp_path / "run"
-    r = run_script("train.py", "logger=wandb", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
-                   f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path / 'cache'}", *SMALL, cwd=run)
-    assert r.returncode == 0, r.stderr[-3000:]
-    offline = list((run / "wandb").glob("offline-run-*"))
-    assert len(offline) == 1 and list(offline[0].glob("*.wandb"))
-    assert (run / "metrics.json").is_file()
-
-
 def test_jointly_trained_ensemble_reports_its_learned_weights(tiny_ravdess, tmp_path):
     run = tmp_path / "run"
     r = run_script("train.py", "debug=fast", "model=report000_ensemble", f"data.root={tiny_ravdess}",

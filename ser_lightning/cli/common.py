@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -35,18 +36,43 @@ def wandb_has_credentials() -> bool:
     return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
 
 
+def _is_wandb(lcfg: Any) -> bool:
+    """True for a logger config whose ``_target_`` is Lightning's ``WandbLogger``."""
+    return lcfg is not None and "WandbLogger" in str(lcfg.get("_target_", ""))
+
+
+def _wandb_log_model(name: str, lcfg: Any) -> bool:
+    """``logger.<name>.log_model`` of a W&B logger config.
+
+    Raises:
+        ValueError: if it is not a boolean.
+    """
+    value = lcfg.get("log_model", False)
+    if not isinstance(value, bool):
+        raise ValueError(f"logger.{name}.log_model={value!r} must be true (log the best checkpoint as a W&B "
+                         "artifact) or false")
+    return value
+
+
 def build_loggers(cfg: DictConfig | None) -> list[Any]:
     """Instantiate every logger under ``logger:``.
 
     A W&B logger with ``offline: null`` runs offline when no API key is configured, so runs
     never fail for lack of a login (sync later with ``wandb sync <run_dir>/wandb/offline-run-*``).
+    Its ``log_model`` is handed to ``WandbDashboard`` (see :func:`build_callbacks`), which logs
+    the best checkpoint online and offline alike; Lightning's own ``log_model`` stays off.
+
+    Raises:
+        ValueError: if a W&B logger's ``log_model`` is not a boolean.
     """
     loggers: list[Any] = []
     for name, lcfg in (cfg or {}).items():
         if lcfg is None or "_target_" not in lcfg:
             continue
         lcfg = OmegaConf.to_container(lcfg, resolve=True)
-        if "WandbLogger" in lcfg["_target_"]:
+        if _is_wandb(lcfg):
+            _wandb_log_model(name, lcfg)
+            lcfg["log_model"] = False
             if lcfg.get("offline") is None:
                 lcfg["offline"] = not wandb_has_credentials()
                 if lcfg["offline"]:
@@ -57,24 +83,91 @@ def build_loggers(cfg: DictConfig | None) -> list[Any]:
     return loggers
 
 
-def build_callbacks(cfg: DictConfig | None) -> list[pl.Callback]:
-    """Instantiate every callback under ``callbacks:`` (entries set to null are skipped)."""
-    return [instantiate(c) for c in (cfg or {}).values() if c is not None and "_target_" in c]
+def build_callbacks(cfg: DictConfig | None, run_config: DictConfig | None = None) -> list[pl.Callback]:
+    """Instantiate every callback under ``callbacks:`` (entries set to null are skipped).
+
+    When ``run_config`` (the whole composed config) configures a W&B logger under ``logger:``,
+    a :class:`~ser_lightning.cli.wandb_callback.WandbDashboard` is added too (unless one is
+    configured already). It logs ``run_config``, resolved, plus Hydra's command-line overrides
+    (``hydra_overrides``) as the W&B run config, and the best checkpoint when the logger's
+    ``log_model`` is true.
+
+    Args:
+        cfg: The ``callbacks:`` node.
+        run_config: The whole composed config, or ``None`` (no W&B dashboard).
+
+    Raises:
+        ValueError: if a W&B logger's ``log_model`` is not a boolean.
+    """
+    from ser_lightning.cli.wandb_callback import WandbDashboard
+
+    callbacks = [instantiate(c) for c in (cfg or {}).values() if c is not None and "_target_" in c]
+    wandb_cfgs = {n: c for n, c in ((run_config or {}).get("logger") or {}).items() if _is_wandb(c)}
+    if wandb_cfgs and not any(isinstance(c, WandbDashboard) for c in callbacks):
+        config = OmegaConf.to_container(run_config, resolve=True)
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            config["hydra_overrides"] = list(HydraConfig.get().overrides.task)
+        log_model = any(_wandb_log_model(n, c) for n, c in wandb_cfgs.items())
+        callbacks.append(WandbDashboard(run_config=config, log_best_checkpoint=log_model))
+        log.info("callback WandbDashboard (W&B logger configured; log best checkpoint: %s)", log_model)
+    return callbacks
 
 
 def build_trainer(cfg: DictConfig, **overrides) -> pl.Trainer:
-    """``lightning.pytorch.Trainer`` from ``cfg.trainer`` with ``cfg.callbacks`` and ``cfg.logger``."""
-    return instantiate(cfg.trainer, callbacks=build_callbacks(cfg.get("callbacks")),
-                       logger=build_loggers(cfg.get("logger")) or False, **overrides)
+    """``lightning.pytorch.Trainer`` from ``cfg.trainer`` with ``cfg.callbacks`` and ``cfg.logger``.
+
+    Args:
+        cfg: The composed config.
+        **overrides: Trainer arguments that replace ``cfg.trainer``'s; ``callbacks`` or ``logger``
+            given here are used instead of building them from ``cfg``.
+    """
+    if "callbacks" not in overrides:
+        overrides["callbacks"] = build_callbacks(cfg.get("callbacks"), run_config=cfg)
+    if "logger" not in overrides:
+        overrides["logger"] = build_loggers(cfg.get("logger")) or False
+    return instantiate(cfg.trainer, **overrides)
 
 
-def finish_wandb() -> None:
-    """Close the W&B run, if any, so Hydra multiruns don't merge runs."""
+def single_device_overrides(trainer: pl.Trainer) -> dict[str, Any]:
+    """Trainer arguments that run on one device: the first device of ``trainer``.
+
+    Used to test (``train.py``) and evaluate (``eval.py``) on one device when the configured
+    trainer has several processes: Lightning's ``DistributedSampler`` pads the last batches by
+    repeating samples, so multi-process test metrics could count a clip twice.
+
+    Args:
+        trainer: A trainer, possibly multi-process (DDP); its rank-0 device is used.
+
+    Returns:
+        ``{"devices", "num_nodes": 1, "strategy": "auto", "sync_batchnorm": False}``; ``devices``
+        is ``[index]`` of rank 0's GPU, else ``1``.
+    """
+    device = trainer.strategy.root_device
+    devices = [device.index] if device.type == "cuda" and device.index is not None else 1
+    return {"devices": devices, "num_nodes": 1, "strategy": "auto", "sync_batchnorm": False}
+
+
+def finish_wandb(exit_code: int | None = None) -> None:
+    """Close the W&B run, if any, so Hydra multiruns don't merge runs.
+
+    Call it from a ``finally:`` block: while an exception is propagating, the run is marked
+    failed (exit code 1) instead of finished.
+
+    Args:
+        exit_code: Exit code recorded for the run; ``None``: 1 while an exception propagates
+            (other than ``SystemExit(0)``), else 0.
+    """
+    if exit_code is None:
+        err = sys.exc_info()[1]
+        failed = err is not None and not (isinstance(err, SystemExit) and err.code in (0, None))
+        exit_code = 1 if failed else 0
     try:
         import wandb
 
         if wandb.run is not None:
-            wandb.finish()
+            wandb.finish(exit_code=exit_code)
     except ImportError:  # pragma: no cover - wandb is a dependency
         pass
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ser_lightning.cli.common import build_trainer, quiet_known_warnings
+from ser_lightning.cli.common import build_trainer, quiet_known_warnings, single_device_overrides
 from ser_lightning.cli.report import collect_metrics, write_metrics
 from ser_lightning.data.datamodule import SERDataModule
 from ser_lightning.modules.classifier import SERClassifier
@@ -47,6 +47,9 @@ def _fit_ensemble_weights(model: SERClassifier, dm: SERDataModule) -> list[float
 
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate ``cfg.ckpt_path`` (or ``model=ensemble`` with ``model.members``) on ``cfg.split``.
+
+    A multi-process trainer (``trainer=ddp``, ``trainer=ddp_sim``) is replaced by one on its first
+    device, so that no clip is counted twice.
 
     Args:
         cfg: The composed ``conf/eval.yaml`` (``ckpt_path``, ``split``, ``data`` overrides,
@@ -97,6 +100,11 @@ def evaluate(cfg: DictConfig) -> dict:
         extra = {"members": [str(m.resolve()) for m in members], "member_weights": model.network.member_weights(),
                  "combine": cfg.model.combine}
     trainer = build_trainer(cfg)
+    if trainer.world_size > 1:
+        # DistributedSampler would pad the split by repeating clips; one device counts each once.
+        log.info("eval.py runs on one device, not the %d processes of trainer.strategy=%s: every clip counts once",
+                 trainer.world_size, cfg.trainer.get("strategy", "auto"))
+        trainer = build_trainer(cfg, **single_device_overrides(trainer))
     logged = trainer.test(model, datamodule=dm, verbose=False)
     metrics = collect_metrics(logged[0], model.test_results, cfg.split)
     metrics.update(checkpoint=str(source.resolve()), run_dir=str(out_dir), **extra)

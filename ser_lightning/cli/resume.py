@@ -144,12 +144,14 @@ def checkpoint_step(ckpt_path: str | Path) -> int:
     return int(torch.load(ckpt_path, map_location="cpu", weights_only=False)["global_step"])
 
 
-def prepare_resume(ckpt_path: str | None, output_dir: str | Path) -> str | None:
+def prepare_resume(ckpt_path: str | None, output_dir: str | Path, write_log: bool = True) -> str | None:
     """Resolve ``ckpt_path`` (``last`` allowed) and prepare this run's ``csv/metrics.csv`` for it.
 
     Args:
         ckpt_path: ``cfg.ckpt_path``: ``None`` for a fresh run, ``last``, or a checkpoint file.
         output_dir: This run's directory.
+        write_log: Whether this process owns the log (``trainer.is_global_zero``; other DDP ranks
+            only resolve the path).
 
     Returns:
         The checkpoint file to pass to ``trainer.fit``, or ``None``.
@@ -158,6 +160,8 @@ def prepare_resume(ckpt_path: str | None, output_dir: str | Path) -> str | None:
         FileNotFoundError: if the checkpoint does not exist.
     """
     path = resolve_ckpt_path(ckpt_path, output_dir)
+    if not write_log:
+        return path
     prepare_csv_log(Path(output_dir) / "csv" / "metrics.csv", checkpoint_step(path) if path else None)
     if path:
         log.info("resuming from %s", path)

@@ -5,6 +5,11 @@ overrides), ``config_resolved.yaml``, ``split.csv``, ``skipped.csv``, ``class_co
 ``checkpoints/best.ckpt`` and ``last.ckpt``, ``csv/metrics.csv`` (per-epoch log),
 ``metrics.json`` (test UA, WA, macro-F1, per-class recall, confusion matrix, label names) and
 ``confusion_matrix.png``.
+
+Multi-process training (``trainer=ddp``, ``trainer=ddp_sim``, ``torchrun``, SLURM): every
+process runs :func:`train`; only global rank 0 writes the run files, and after ``fit`` only
+rank 0 tests the best checkpoint, on one device, so that no test clip is counted twice
+(``DistributedSampler`` pads the last batch by repeating clips).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -19,7 +25,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ser_lightning.cli.callbacks import EpochTimer
-from ser_lightning.cli.common import build_trainer, finish_wandb, quiet_known_warnings
+from ser_lightning.cli.common import (
+    build_trainer,
+    finish_wandb,
+    quiet_known_warnings,
+    single_device_overrides,
+)
 from ser_lightning.cli.report import collect_metrics, write_metrics
 from ser_lightning.cli.resume import prepare_resume
 from ser_lightning.modules.classifier import SERClassifier
@@ -52,25 +63,124 @@ def build_module(cfg: DictConfig, dm) -> SERClassifier:
     )
 
 
+def check_multirun_ddp(trainer: pl.Trainer, strategy_setting: Any = None) -> None:
+    """Refuse a Hydra multirun whose trainer would start processes by re-running the script.
+
+    Lightning's ``ddp`` strategy (and ``auto`` with more than one device or node) starts the
+    other processes by re-running ``python train.py <same arguments>``; under ``-m`` each of
+    them starts the whole sweep again, its jobs fall out of step with the main process's, and
+    the collectives hang (NCCL) or fail ("Connection closed by peer", gloo). Safe in a multirun
+    are strategies that start workers inside each ``fit`` (``ddp_spawn``) and the submitit SLURM
+    launcher, where every job gets its own allocation and SLURM starts the processes. Under
+    ``torchrun``/``srun python train.py -m`` every process runs the sweep, but rank 0 tests
+    alone after each job and ends the process group, so the ranks fall out of step there too:
+    refused as well.
+
+    Args:
+        trainer: The trainer about to fit.
+        strategy_setting: ``cfg.trainer.strategy``, named in the message.
+
+    Raises:
+        ValueError: a multirun with the basic (or any non-SLURM) Hydra launcher and a
+            multi-process trainer whose processes are started by re-running the script.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
+
+    if trainer.world_size <= 1 or not HydraConfig.initialized():
+        return
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return
+    if not isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher):
+        return  # ddp_spawn / ddp_fork: workers are started (and end) inside each job's fit
+    external = trainer.strategy.cluster_environment.creates_processes_externally
+    if external and str(hydra_cfg.launcher.get("_target_", "")).endswith("SlurmLauncher"):
+        return  # submitit: one SLURM allocation per job, processes started by SLURM
+    launcher = hydra_cfg.runtime.choices.get("hydra/launcher", "basic")
+    raise ValueError(
+        f"trainer.strategy={strategy_setting} with {trainer.world_size} processes cannot run in a Hydra multirun (-m)"
+        f" with hydra/launcher={launcher}: Lightning would re-run the whole sweep in every extra process, out of step"
+        " with this one (a hang or a crash)."
+        " Run one `python train.py ...` per configuration, or add trainer.strategy=ddp_spawn (one machine),"
+        " or use hydra/launcher=slurm (each job its own SLURM allocation)"
+    )
+
+
+def _spawned(trainer: pl.Trainer) -> bool:
+    """True when ``trainer`` fits in worker processes it starts itself (``ddp_spawn``, ``ddp_fork``)."""
+    from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher
+
+    return trainer.world_size > 1 and isinstance(trainer.strategy.launcher, _MultiProcessingLauncher)
+
+
+def _restore_best_score(trainer: pl.Trainer) -> None:
+    """After ``ddp_spawn``: put the best checkpoint's score back into the main process.
+
+    ``ddp_spawn`` trains in worker processes; Lightning sends back the best checkpoint's path,
+    the last weights and the last logged metrics (``_MultiProcessingLauncher``), not the best
+    score, loop progress or other callback state. ``best.ckpt`` holds the checkpoint callback's
+    state as of its own saving, best score included.
+    """
+    cb = trainer.checkpoint_callback
+    if cb is None or cb.best_model_score is not None or not Path(cb.best_model_path or "").is_file():
+        return
+    ckpt = torch.load(cb.best_model_path, map_location="cpu", weights_only=False)
+    state = ckpt.get("callbacks", {}).get(cb.state_key)
+    if state and state.get("best_model_score") is not None:
+        cb.best_model_score = state["best_model_score"]
+
+
+def _tester(cfg: DictConfig, trainer: pl.Trainer) -> pl.Trainer:
+    """The trainer that runs the test: ``trainer`` itself when it fitted in one process, else a
+    fresh single-device trainer on rank 0's device that logs to the same loggers."""
+    if trainer.world_size == 1:
+        return trainer
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # The other ranks have left; metrics must not try to synchronise with them.
+        torch.distributed.destroy_process_group()
+    tester = build_trainer(cfg, **single_device_overrides(trainer), logger=trainer.loggers or False)
+    # Log the test metrics at the fit's last step and epoch, as a single-process run does.
+    tester.fit_loop.load_state_dict(trainer.fit_loop.state_dict())
+    log.info("testing on one device (%s) instead of %d processes, so that every test clip counts once",
+             tester.strategy.root_device, trainer.world_size)
+    return tester
+
+
 def train(cfg: DictConfig) -> float | None:
     """Train and test one configuration.
+
+    Under multi-process training every process calls this; global rank 0 alone writes the run
+    files and tests (see the module docstring); the other ranks return ``None`` after ``fit``.
 
     Args:
         cfg: The composed ``conf/train.yaml``.
 
     Returns:
         The value of ``cfg.optimized_metric`` (e.g. best ``val/ua``) for Hydra sweepers, or
-        ``None`` when it was not logged.
+        ``None`` when it was not logged (and on ranks other than 0).
+
+    Raises:
+        ValueError: bad settings, including a Hydra multirun with a DDP trainer that re-runs the
+            script (see :func:`check_multirun_ddp`).
     """
     quiet_known_warnings()
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    trainer = build_trainer(cfg)
+    check_multirun_ddp(trainer, cfg.trainer.get("strategy", "auto"))
+    is_zero = trainer.is_global_zero
+    if is_zero:
+        (out_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     pl.seed_everything(cfg.seed, workers=True)
     start = time.perf_counter()
 
-    dm = build_datamodule(cfg, out_dir)
-    dm.prepare_data()
+    dm = build_datamodule(cfg, out_dir if is_zero else None)  # split.csv etc.: rank 0 only
+    if trainer.local_rank == 0:
+        # Decode into the cache once per machine; other ranks open it in setup() (the cache's file
+        # lock makes them wait for a build in progress).
+        dm.prepare_data()
     dm.setup("fit")
     model = build_module(cfg, dm)
     n_params = sum(p.numel() for p in model.parameters())
@@ -78,24 +188,33 @@ def train(cfg: DictConfig) -> float | None:
         input_shape = list(model.frontend(torch.zeros(1, dm.audio_cfg.num_samples)).shape[1:])
     log.info("model %s: %d parameters", cfg.model.name, n_params)
 
-    trainer = build_trainer(cfg)
     try:
-        trainer.fit(model, datamodule=dm, ckpt_path=prepare_resume(cfg.get("ckpt_path"), out_dir))
+        trainer.fit(model, datamodule=dm, ckpt_path=prepare_resume(cfg.get("ckpt_path"), out_dir, write_log=is_zero))
+        if not trainer.is_global_zero:
+            return None
+        spawned = _spawned(trainer)
+        if spawned:
+            _restore_best_score(trainer)
+        # ddp_spawn: the workers' epoch count and timings do not come back to this process.
+        epochs = None if spawned else int(trainer.current_epoch)
+        fit_metrics = dict(trainer.callback_metrics)
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        logged = trainer.test(model, datamodule=dm, ckpt_path=best or None, verbose=False)
-        metrics = collect_metrics(logged[0], model.test_results, dm.hparams.test_split)
         best_val = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
+        tester = _tester(cfg, trainer)
+        logged = tester.test(model, datamodule=dm, ckpt_path=best or None, verbose=False)
+        metrics = collect_metrics(logged[0], model.test_results, dm.hparams.test_split)
         timers = [c for c in trainer.callbacks if isinstance(c, EpochTimer)]
         epoch_s = timers[0].epoch_times_s if timers and timers[0].epoch_times_s else None
         metrics.update(
             best_checkpoint=best or None,
             best_val_ua=float(best_val) if best_val is not None else None,
-            epochs=int(trainer.current_epoch),
+            epochs=epochs,
             parameters=int(n_params),
             input_shape=input_shape,
             train_epoch_s=round(sum(epoch_s) / len(epoch_s), 2) if epoch_s else None,
             wall_time_s=round(time.perf_counter() - start, 1),
             model=cfg.model.name,
+            world_size=int(trainer.world_size),
             run_dir=str(out_dir),
         )
         if hasattr(model.network, "member_weights"):  # report 000's jointly trained ensemble
@@ -108,5 +227,5 @@ def train(cfg: DictConfig) -> float | None:
     name = cfg.get("optimized_metric")
     if name == "val/ua" and metrics["best_val_ua"] is not None:
         return metrics["best_val_ua"]
-    value = trainer.callback_metrics.get(name) if name else None
+    value = {**fit_metrics, **tester.callback_metrics}.get(name) if name else None
     return float(value) if value is not None else None

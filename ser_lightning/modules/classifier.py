@@ -146,7 +146,8 @@ class SERClassifier(pl.LightningModule):
         logits = self.network(feats)
         loss = self._loss(logits, target)
         self.train_metrics.update(logits.detach(), target)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(target))
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(target),
+                 sync_dist=True)
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=len(target))
         return loss
 
@@ -155,7 +156,8 @@ class SERClassifier(pl.LightningModule):
         feats, target = batch
         logits = self.network(feats)
         self.val_metrics.update(logits, target)
-        self.log("val/loss", self._loss(logits, target), on_epoch=True, prog_bar=True, batch_size=len(target))
+        self.log("val/loss", self._loss(logits, target), on_epoch=True, prog_bar=True, batch_size=len(target),
+                 sync_dist=True)
         self.log_dict(self.val_metrics, on_epoch=True, prog_bar=True, batch_size=len(target))
 
     def test_step(self, batch, batch_idx: int) -> None:
@@ -165,7 +167,7 @@ class SERClassifier(pl.LightningModule):
         self.test_metrics.update(logits, target)
         self.test_recall.update(logits, target)
         self.test_confusion.update(logits, target)
-        self.log("test/loss", self._loss(logits, target), on_epoch=True, batch_size=len(target))
+        self.log("test/loss", self._loss(logits, target), on_epoch=True, batch_size=len(target), sync_dist=True)
         self.log_dict(self.test_metrics, on_epoch=True, batch_size=len(target))
 
     def on_test_epoch_start(self) -> None:
