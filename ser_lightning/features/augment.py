@@ -12,7 +12,8 @@ takes ``(batch, channels, freq, frames)``.
 Sources:
     * Time shift with wrap-around up to 30 % of the clip and SpecAugment with 2 frequency + 2 time
       masks of width up to 10 %: report 003 §3.2.
-    * Additive white Gaussian noise at an SNR drawn from 15–30 dB: report 001 §4.2.1 / §5.
+    * Additive white Gaussian noise at an SNR drawn from 15–30 dB: report 001 §4.2.1 / §5; of a fixed
+      standard deviation σ = 0.005: report 000 §3.2.
     * Speed perturbation: report 000 (§ Training, "noise injection, time shifting, speed
       perturbation").
     * SpecAugment: Park et al. 2019, "SpecAugment: A Simple Data Augmentation Method for
@@ -127,32 +128,53 @@ class RandomTimeShift(nn.Module):
 
 
 class AddWhiteNoise(nn.Module):
-    """Additive white Gaussian noise at an exact per-item SNR (report 001: 15–30 dB).
+    """Additive white Gaussian noise, at an exact per-item SNR (report 001) or of a fixed std (report 000).
 
-    For each selected item an SNR is drawn uniformly in dB from ``snr_db``; Gaussian noise ``n``
-    is drawn and scaled by ``sqrt(P_signal / (P_n * 10 ** (snr_db / 10)))`` using the *drawn*
-    noise's own power ``P_n``, so ``10 * log10(P_signal / P_noise)`` equals the drawn SNR to float
-    precision. Powers are means of squares over time, computed in float32. Silent items
-    (``P_signal = 0``) are returned unchanged. The drawn SNRs of the last call are kept in
-    ``last_snr_db`` (``(batch,)``, NaN for items left unchanged) for tests and logging.
+    SNR mode (``snr_db``, the default, report 001 §4.2.1: 15–30 dB): for each selected item an SNR is
+    drawn uniformly in dB from ``snr_db``; Gaussian noise ``n`` is drawn and scaled by
+    ``sqrt(P_signal / (P_n * 10 ** (snr_db / 10)))`` using the *drawn* noise's own power ``P_n``, so
+    ``10 * log10(P_signal / P_noise)`` equals the drawn SNR to float precision. Silent items
+    (``P_signal = 0``) are returned unchanged.
+
+    Fixed-std mode (``sigma``, report 000 §3.2: "noise injection (σ = 0.005)"): each selected item
+    gets ``sigma * N(0, 1)`` noise in waveform units (full scale = 1.0; the decoded clips are
+    peak-normalised by default, ``data.normalize=peak``), whatever its loudness, so quiet clips get
+    a lower SNR than loud ones.
+
+    Powers are means of squares over time, computed in float32. ``last_snr_db`` (``(batch,)``) keeps
+    the SNR of the last call's noisy items — drawn in SNR mode, realised in fixed-std mode — and NaN
+    for items left unchanged or silent, for tests and logging.
 
     Args:
-        snr_db: ``(low, high)`` SNR range in dB; ``(x, x)`` gives a fixed SNR.
+        snr_db: ``(low, high)`` SNR range in dB; ``(x, x)`` gives a fixed SNR. ``None`` (with
+            ``sigma`` unset) means ``(15, 30)``.
         p: Probability that an item gets noise.
+        sigma: Noise standard deviation in waveform units, instead of ``snr_db``.
 
     Shapes:
         ``(batch, time)`` or ``(batch, 1, time)`` → same shape, dtype and device.
 
     Raises:
-        ValueError: if ``snr_db`` is not an ordered finite pair (``augment.wave.noise_snr_db``) or ``p``
-            is outside ``[0, 1]`` (``augment.wave.noise_p``); in ``forward``, for another input shape.
+        ValueError: if ``snr_db`` is not an ordered finite pair (``augment.wave.noise_snr_db``),
+            ``sigma`` is not a finite number > 0 (``augment.wave.noise_sigma``), both are given, or
+            ``p`` is outside ``[0, 1]`` (``augment.wave.noise_p``); in ``forward``, for another input shape.
     """
 
     last_snr_db: torch.Tensor | None
 
-    def __init__(self, snr_db: Sequence[float] = (15.0, 30.0), p: float = 1.0) -> None:
+    def __init__(
+        self, snr_db: Sequence[float] | None = None, p: float = 1.0, sigma: float | None = None
+    ) -> None:
         super().__init__()
-        self.snr_db = _check_range(snr_db, "augment.wave.noise_snr_db", "dB")
+        if sigma is not None and snr_db is not None:
+            raise ValueError(
+                f"augment.wave.noise_snr_db={list(snr_db)} and augment.wave.noise_sigma={sigma} are alternatives: "
+                "set one of them to null"
+            )
+        self.sigma = _check_sigma(sigma) if sigma is not None else None
+        self.snr_db = None if sigma is not None else _check_range(
+            (15.0, 30.0) if snr_db is None else snr_db, "augment.wave.noise_snr_db", "dB"
+        )
         self.p = _check_prob(p, "augment.wave.noise_p")
         self.last_snr_db = None
 
@@ -162,19 +184,38 @@ class AddWhiteNoise(nn.Module):
 
     def _add_noise(self, x: torch.Tensor) -> torch.Tensor:
         batch = x.shape[0]
-        snr_db = _uniform(batch, *self.snr_db, x.device)
+        # Random draws in the same order as before the sigma option existed: same seed, same run.
+        drawn_snr_db = _uniform(batch, *self.snr_db, x.device) if self.sigma is None else None
         apply = _item_mask(batch, self.p, x.device)
         noise = torch.randn(x.shape, device=x.device, dtype=torch.float32)
         xf = x.float()
         signal_power = xf.square().mean(dim=-1)
-        noise_power = noise.square().mean(dim=-1).clamp_min(torch.finfo(torch.float32).tiny)
-        scale = torch.sqrt(signal_power / (noise_power * torch.pow(10.0, snr_db / 10.0)))
-        scale = torch.where(apply & (signal_power > 0), scale, 0.0)
+        tiny = torch.finfo(torch.float32).tiny
+        if drawn_snr_db is None:
+            scale = torch.where(apply, self.sigma, 0.0)
+            noise_power = (scale[:, None] * noise).square().mean(dim=-1).clamp_min(tiny)
+            snr_db = 10.0 * torch.log10(signal_power.clamp_min(tiny) / noise_power)
+        else:
+            snr_db = drawn_snr_db
+            noise_power = noise.square().mean(dim=-1).clamp_min(tiny)
+            scale = torch.sqrt(signal_power / (noise_power * torch.pow(10.0, snr_db / 10.0)))
+            scale = torch.where(apply & (signal_power > 0), scale, 0.0)
         self.last_snr_db = torch.where(apply & (signal_power > 0), snr_db, float("nan"))
         return (xf + scale[:, None] * noise).to(x.dtype)
 
     def extra_repr(self) -> str:
-        return f"snr_db={self.snr_db}, p={self.p}"
+        noise = f"sigma={self.sigma}" if self.sigma is not None else f"snr_db={self.snr_db}"
+        return f"{noise}, p={self.p}"
+
+
+def _check_sigma(sigma: float) -> float:
+    """Return ``sigma`` as float. Raises ValueError naming ``augment.wave.noise_sigma`` unless finite and > 0."""
+    value = float(sigma)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(
+            f"augment.wave.noise_sigma={sigma} must be a finite noise std > 0 in waveform units (full scale 1.0)"
+        )
+    return value
 
 
 class RandomGain(nn.Module):
@@ -406,6 +447,7 @@ def build_wave_augment(
     shift_max_frac: float = 0.0,
     noise_snr_db: Sequence[float] | None = None,
     noise_p: float = 0.0,
+    noise_sigma: float | None = None,
     gain_db: Sequence[float] | None = None,
     gain_p: float = 0.0,
     speed_factors: Sequence[float] | None = None,
@@ -414,7 +456,8 @@ def build_wave_augment(
     """Build the waveform augmentation chain from ``augment.*`` config values.
 
     Order: speed → shift → gain → noise (noise last so its SNR is relative to the final signal).
-    A stage is omitted when its probability is 0 or its range/factors are ``None`` (shift: when
+    A stage is omitted when its probability is 0 or its range/factors are ``None`` (noise: when both
+    ``noise_snr_db`` and ``noise_sigma`` are ``None``; shift: when
     ``shift_max_frac == 0``; it is applied with ``p = 1``); speed factors that are all 1.0 are
     omitted too. Settings of omitted stages are still validated.
 
@@ -423,6 +466,8 @@ def build_wave_augment(
         shift_max_frac: Largest circular time shift as a fraction of the clip (report 003: 0.3).
         noise_snr_db: ``(low, high)`` SNR range in dB for white noise (report 001: 15–30).
         noise_p: Per-item probability of noise.
+        noise_sigma: Fixed noise std in waveform units instead of an SNR range (report 000: 0.005);
+            ``noise_snr_db`` must then be ``None``.
         gain_db: ``(low, high)`` gain range in dB.
         gain_p: Per-item probability of a gain change.
         speed_factors: Discrete speed factors (report 000), e.g. ``(0.9, 1.0, 1.1)``.
@@ -448,8 +493,8 @@ def build_wave_augment(
         gain = RandomGain(gain_db, p=gain_p)
         if gain_p > 0:
             stages.append(gain)
-    if noise_snr_db is not None:
-        noise = AddWhiteNoise(noise_snr_db, p=noise_p)
+    if noise_snr_db is not None or noise_sigma is not None:
+        noise = AddWhiteNoise(noise_snr_db, p=noise_p, sigma=noise_sigma)
         if noise_p > 0:
             stages.append(noise)
     return WaveAugment(stages)

@@ -1,22 +1,70 @@
 """Optimiser and learning-rate schedule from plain config values (``optim:`` in ``conf/train.yaml``).
 
-Schedules:
+Optimisers (``optim.name``): ``adam`` and ``adamw`` (torch defaults otherwise, β = 0.9 / 0.999).
 
-* ``onecycle`` – ``OneCycleLR`` stepped per batch over the whole run (report 003 §4.2 uses Adam with
-  one-cycle; ``pct_start`` 0 gives its "half-cycle" variant without warm-up).
-* ``cosine`` – ``CosineAnnealingLR`` per epoch down to ``min_lr``.
+Schedules (``optim.scheduler``), all torch schedulers:
+
+* ``onecycle`` – :class:`~torch.optim.lr_scheduler.OneCycleLR`, stepped per optimiser step over the
+  whole run: from ``lr / div_factor`` up to ``lr`` during the first ``pct_start`` of the steps, then
+  down to ``lr / (div_factor · final_div_factor)`` (report 003 §4.2; Adam β1 is cycled 0.95 → 0.85
+  → 0.95 as torch does). Report 003's fine-tuning pair, "Adam 1e-4 with one-cycle, max 1e-3", is
+  ``lr: 1e-3, div_factor: 10`` (torch's OneCycleLR ignores the optimiser's own lr and starts at
+  ``max_lr / div_factor``).
+* ``onecycle_half`` – report 003 §4.2's "Half Cycle Learning Rate": one-cycle with its warm-up
+  skipped, i.e. the learning rate starts at ``lr`` on the first step and anneals (``anneal_strategy``:
+  ``linear`` as in the report, or ``cos``) to ``min_lr`` at the last step, stepped per optimiser
+  step; β1 is not cycled. Torch's ``OneCycleLR`` accepts ``pct_start=0`` but then never uses the peak
+  (its first step is already at ``lr · (1 − 1/steps)``), so this is built from
+  :class:`~torch.optim.lr_scheduler.LinearLR` / :class:`~torch.optim.lr_scheduler.CosineAnnealingLR`.
+* ``cosine`` – :class:`~torch.optim.lr_scheduler.CosineAnnealingLR` per epoch from ``lr`` down to
+  ``min_lr`` over ``trainer.max_epochs``.
+* ``cosine_warm_restarts`` – :class:`~torch.optim.lr_scheduler.CosineAnnealingWarmRestarts` per
+  epoch (report 000 §3.4): cosine from ``lr`` towards ``min_lr`` over ``t0_epochs`` epochs, then back
+  to ``lr``; each later period is ``t_mult`` times longer. Stepped at epoch ends, so the learning rate
+  is constant within an epoch and restarts exactly at epochs ``t0_epochs``, ``t0_epochs·(1 + t_mult)``, …
 * ``none`` – constant learning rate.
+
+Every schedule applies to all parameter groups alike (a pretrained backbone's group keeps its
+``backbone_lr_mult`` ratio, see :func:`param_groups`).
+
+Related training settings live elsewhere (``conf/trainer/*.yaml``, ``conf/callbacks/default.yaml``)
+and are plain Lightning arguments:
+
+* early stopping: ``callbacks.early_stopping.patience`` (epochs without a better
+  ``callbacks.early_stopping.monitor``, default ``val/ua``); ``callbacks.early_stopping=null`` turns it off;
+* gradient clipping: ``trainer.gradient_clip_val`` (null = off) and ``trainer.gradient_clip_algorithm``
+  (``norm``: total L2 norm of all gradients, Lightning's default; ``value``: each element clamped; the
+  trainer configs have no such key, so on the command line it is ``++trainer.gradient_clip_algorithm=value``);
+* seeds: ``seed`` (``train.py`` calls ``lightning.pytorch.seed_everything(seed, workers=True)``);
+* determinism: ``trainer.deterministic=true`` makes Lightning call
+  ``torch.use_deterministic_algorithms(True)`` (on GPU also needs ``CUBLAS_WORKSPACE_CONFIG=:4096:8``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-SCHEDULERS = ("onecycle", "cosine", "none")
+SCHEDULERS = ("onecycle", "onecycle_half", "cosine", "cosine_warm_restarts", "none")
+ANNEAL_STRATEGIES = ("cos", "linear")
+#: Every key ``optim:`` may hold, with its default.
+DEFAULTS: dict[str, Any] = {
+    "name": "adamw",
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "scheduler": "onecycle",
+    "pct_start": 0.3,
+    "div_factor": 25.0,
+    "final_div_factor": 1e4,
+    "anneal_strategy": "cos",
+    "t0_epochs": 10,
+    "t_mult": 1,
+    "min_lr": 0.0,
+}
 
 
 def param_groups(module: torch.nn.Module, lr: float, backbone_lr_mult: float = 1.0) -> list[dict]:
@@ -43,42 +91,145 @@ def param_groups(module: torch.nn.Module, lr: float, backbone_lr_mult: float = 1
     return [g for g in groups if g["params"]]
 
 
+def check_optim_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``optim:`` settings and fill in defaults.
+
+    Args:
+        cfg: The ``optim:`` mapping; missing keys take :data:`DEFAULTS`.
+
+    Returns:
+        A complete settings dict (numbers converted to float/int).
+
+    Raises:
+        ValueError: naming the ``optim.<key>`` setting: an unknown key, optimiser, scheduler or
+            anneal strategy; a non-positive ``lr``; a negative ``weight_decay``; ``pct_start`` outside
+            ``[0, 1)``; ``div_factor`` or ``final_div_factor`` not positive; ``t0_epochs`` not a positive
+            integer; ``t_mult`` not an integer ≥ 1; ``min_lr`` negative or not below ``lr``.
+    """
+    unknown = sorted(set(cfg) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"optim.{unknown[0]} is not a known setting; optim keys are {sorted(DEFAULTS)}")
+    c = {**DEFAULTS, **{k: v for k, v in cfg.items() if v is not None}}
+    if c["name"] not in OPTIMIZERS:
+        raise ValueError(f"optim.name={c['name']!r} is not one of {sorted(OPTIMIZERS)}")
+    if c["scheduler"] not in SCHEDULERS:
+        raise ValueError(f"optim.scheduler={c['scheduler']!r} is not one of {list(SCHEDULERS)}")
+    if c["anneal_strategy"] not in ANNEAL_STRATEGIES:
+        raise ValueError(f"optim.anneal_strategy={c['anneal_strategy']!r} is not one of {list(ANNEAL_STRATEGIES)}")
+    for key in ("lr", "weight_decay", "pct_start", "div_factor", "final_div_factor", "min_lr"):
+        c[key] = float(c[key])
+        if not math.isfinite(c[key]):
+            raise ValueError(f"optim.{key}={c[key]} must be a finite number")
+    if c["lr"] <= 0:
+        raise ValueError(f"optim.lr={c['lr']} must be positive")
+    if c["weight_decay"] < 0:
+        raise ValueError(f"optim.weight_decay={c['weight_decay']} must be >= 0")
+    if not 0.0 <= c["pct_start"] < 1.0:
+        raise ValueError(f"optim.pct_start={c['pct_start']} is the one-cycle warm-up fraction and must be in [0, 1)")
+    for key in ("div_factor", "final_div_factor"):
+        if c[key] <= 0:
+            raise ValueError(f"optim.{key}={c[key]} must be positive")
+    for key, low in (("t0_epochs", 1), ("t_mult", 1)):
+        value = c[key]
+        if isinstance(value, bool) or int(value) != value or value < low:
+            raise ValueError(f"optim.{key}={value} must be an integer >= {low}")
+        c[key] = int(value)
+    if not 0.0 <= c["min_lr"] < c["lr"]:
+        raise ValueError(f"optim.min_lr={c['min_lr']} must be >= 0 and below optim.lr={c['lr']}")
+    return c
+
+
+def _total_steps(module: pl.LightningModule, scheduler: str) -> int:
+    """Optimiser steps of the whole run (``trainer.estimated_stepping_batches``).
+
+    Raises:
+        ValueError: when the run has no finite length (``max_epochs=-1`` and no ``max_steps``).
+    """
+    steps = module.trainer.estimated_stepping_batches
+    if not math.isfinite(steps):
+        raise ValueError(
+            f"optim.scheduler={scheduler} needs a finite run: set trainer.max_epochs or trainer.max_steps"
+        )
+    return max(1, int(steps))
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: dict[str, Any], total_steps: int | None = None, max_epochs: int | None = None
+) -> dict[str, Any] | None:
+    """The learning-rate scheduler of ``cfg`` as a Lightning ``lr_scheduler`` dict.
+
+    The optimiser's parameter groups must already hold their peak learning rates (``cfg["lr"]``,
+    times the backbone multiplier where there is one).
+
+    Args:
+        optimizer: The optimiser to schedule.
+        cfg: Settings as returned by :func:`check_optim_config`.
+        total_steps: Optimiser steps of the whole run (``onecycle``, ``onecycle_half``).
+        max_epochs: Epochs of the whole run (``cosine``; 100 when ``None`` or not positive).
+
+    Returns:
+        ``{"scheduler", "interval"}`` (``"step"`` for the one-cycle schedules, ``"epoch"`` for the
+        cosine ones), or ``None`` for ``scheduler: none``.
+
+    Raises:
+        ValueError: ``total_steps`` missing for a per-step schedule.
+    """
+    sched = cfg["scheduler"]
+    sch = torch.optim.lr_scheduler
+    if sched == "none":
+        return None
+    if sched in ("onecycle", "onecycle_half"):
+        if not total_steps or total_steps < 1:
+            raise ValueError(f"optim.scheduler={sched} needs the run's number of optimiser steps")
+        peaks = [g["lr"] for g in optimizer.param_groups]
+        if sched == "onecycle":
+            scheduler = sch.OneCycleLR(
+                optimizer, max_lr=peaks, total_steps=total_steps, pct_start=cfg["pct_start"],
+                anneal_strategy=cfg["anneal_strategy"], div_factor=cfg["div_factor"],
+                final_div_factor=cfg["final_div_factor"],
+            )
+        else:
+            # step k = 0 … total_steps − 1 runs at lr(k); lr(0) = peak, lr(total_steps − 1) = min_lr.
+            anneal_steps = max(1, total_steps - 1)
+            if cfg["anneal_strategy"] == "linear":
+                scheduler = sch.LinearLR(optimizer, start_factor=1.0, end_factor=cfg["min_lr"] / cfg["lr"],
+                                         total_iters=anneal_steps)
+            else:
+                scheduler = sch.CosineAnnealingLR(optimizer, T_max=anneal_steps, eta_min=cfg["min_lr"])
+        return {"scheduler": scheduler, "interval": "step"}
+    if sched == "cosine":
+        epochs = max_epochs if max_epochs and max_epochs > 0 else 100
+        scheduler = sch.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=cfg["min_lr"])
+    else:  # cosine_warm_restarts
+        scheduler = sch.CosineAnnealingWarmRestarts(optimizer, T_0=cfg["t0_epochs"], T_mult=cfg["t_mult"],
+                                                    eta_min=cfg["min_lr"])
+    return {"scheduler": scheduler, "interval": "epoch"}
+
+
 def build_optimizers(module: pl.LightningModule, cfg: dict[str, Any], backbone_lr_mult: float = 1.0):
     """Build what ``LightningModule.configure_optimizers`` returns.
 
     Args:
         module: The module (its trainer gives the step and epoch budget).
+        cfg: The ``optim:`` settings (see the module docstring and :data:`DEFAULTS`): ``name``
+            (adam/adamw), ``lr`` (peak / starting learning rate), ``weight_decay``, ``scheduler``
+            (onecycle/onecycle_half/cosine/cosine_warm_restarts/none), ``pct_start``,
+            ``div_factor``, ``final_div_factor``, ``anneal_strategy`` (one-cycle schedules),
+            ``t0_epochs``, ``t_mult`` (warm restarts), ``min_lr`` (floor of the cosine schedules and
+            of ``onecycle_half``).
         backbone_lr_mult: Learning-rate multiplier of a pretrained backbone (see :func:`param_groups`).
-        cfg: ``name`` (adam/adamw), ``lr``, ``weight_decay``, ``scheduler``
-            (onecycle/cosine/none), ``pct_start`` (one-cycle warm-up fraction), ``min_lr``.
 
     Returns:
         An optimiser, or ``{"optimizer", "lr_scheduler"}``.
 
     Raises:
-        ValueError: unknown optimiser or scheduler, or a non-positive learning rate.
+        ValueError: a bad setting (see :func:`check_optim_config`), or a per-step schedule in a run
+            of unbounded length.
     """
-    name = cfg.get("name", "adamw")
-    sched = cfg.get("scheduler", "onecycle")
-    lr = float(cfg.get("lr", 1e-3))
-    if name not in OPTIMIZERS:
-        raise ValueError(f"optim.name={name!r} is not one of {sorted(OPTIMIZERS)}")
-    if sched not in SCHEDULERS:
-        raise ValueError(f"optim.scheduler={sched!r} is not one of {list(SCHEDULERS)}")
-    if lr <= 0:
-        raise ValueError(f"optim.lr={lr} must be positive")
-    groups = param_groups(module, lr, backbone_lr_mult)
-    opt = OPTIMIZERS[name](groups, lr=lr, weight_decay=float(cfg.get("weight_decay", 0.0)))
-    if sched == "none":
-        return opt
-    if sched == "onecycle":
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            opt,
-            max_lr=[g["lr"] for g in groups],
-            total_steps=max(1, int(module.trainer.estimated_stepping_batches)),
-            pct_start=float(cfg.get("pct_start", 0.3)),
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-    epochs = module.trainer.max_epochs if module.trainer.max_epochs and module.trainer.max_epochs > 0 else 100
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=float(cfg.get("min_lr", 0.0)))
-    return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+    c = check_optim_config(dict(cfg))
+    groups = param_groups(module, c["lr"], backbone_lr_mult)
+    opt = OPTIMIZERS[c["name"]](groups, lr=c["lr"], weight_decay=c["weight_decay"])
+    sched = c["scheduler"]
+    total = _total_steps(module, sched) if sched in ("onecycle", "onecycle_half") else None
+    lr_scheduler = build_scheduler(opt, c, total_steps=total, max_epochs=module.trainer.max_epochs)
+    return opt if lr_scheduler is None else {"optimizer": opt, "lr_scheduler": lr_scheduler}
