@@ -190,3 +190,28 @@ def run_cli(fn, cfg: DictConfig):
         msg = " ".join(str(err).split("\n"))
         print(f"error: {msg}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def stored_datamodule_hparams(ckpt_path: str | Path) -> dict[str, Any]:
+    """The datamodule settings a ``train.py`` checkpoint stores (``datamodule_hyper_parameters``).
+
+    Args:
+        ckpt_path: A Lightning checkpoint written by ``train.py``.
+
+    Returns:
+        The ``SERDataModule`` hyper-parameters (audio settings, corpora, label set, split).
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: if the checkpoint holds no datamodule settings.
+    """
+    import torch
+
+    path = Path(ckpt_path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    stored = torch.load(path, map_location="cpu", weights_only=False)
+    hp = dict(stored.get("datamodule_hyper_parameters") or {})
+    if not hp:
+        raise ValueError(f"{path}: checkpoint holds no datamodule settings (was it written by train.py?)")
+    return hp

@@ -1,37 +1,124 @@
-"""``eval.py``: re-test a checkpoint (or an ensemble of checkpoints) on a chosen split and write
-the same ``metrics.json`` as training.
+"""``eval.py``: evaluate a checkpoint (or an ensemble of checkpoints) on a split, a corpus or a
+manifest, and write ``metrics.json`` plus a ``report.md`` with its tables and figures.
 
-The datamodule is rebuilt from the settings stored in the (first) checkpoint (label set, corpora,
-preprocessing, split seed and fold), so the split is exactly the training run's; ``data.*``
-overrides (``data.root``, ``data.cache_dir``, ...) are applied on top.
+Which data (issue #5, items 1–2):
+
+* No ``data=`` group: the datamodule is rebuilt from the settings stored in the (first)
+  checkpoint (label set, corpora, preprocessing, split seed and fold), so ``split=test`` is
+  exactly the training run's test split; ``data.*`` overrides (``data.root``, ``data.cache_dir``,
+  ...) are applied on top.
+* ``data=<group>`` (``data=cremad``, ``data=manifest data.corpora=[m.csv]``): cross-corpus
+  evaluation. The corpus side (corpora, speakers, split settings, loader) comes from the
+  request; the audio settings (sample rate, duration, normalisation, ...) and the label set
+  always stay the checkpoint's. Corpus labels reach the model's classes through the shared
+  vocabulary (:mod:`ser_lightning.data.labels`): clips whose emotion the model cannot output
+  are counted per emotion as *unscorable* (``metrics.json``, ``report.md``, ``unscorable.csv``),
+  and model classes the data lacks are shown with support 0.
+* ``split=all`` scores every clip of the corpus (no train/val/test assignment).
+
+``calibrate=true`` fits a temperature on the validation split of the checkpoint's own data
+(:func:`~ser_lightning.cli.report.fit_temperature`) and reports the ECE before/after on the
+evaluated split.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ser_lightning.cli.common import build_trainer, quiet_known_warnings, single_device_overrides
-from ser_lightning.cli.report import collect_metrics, write_metrics
+from ser_lightning.cli.common import (
+    build_trainer,
+    quiet_known_warnings,
+    single_device_overrides,
+    stored_datamodule_hparams,
+)
+from ser_lightning.cli.report import (
+    ECE_BINS,
+    classification_report,
+    collect_metrics,
+    confidence_summary,
+    expected_calibration_error,
+    fit_temperature,
+    nll,
+    reliability_bins,
+    top_confused_pairs,
+    write_metrics,
+    write_report,
+    write_table_csv,
+)
 from ser_lightning.data.datamodule import SERDataModule
+from ser_lightning.data.splits import SPLITS
 from ser_lightning.modules.classifier import SERClassifier
 
 log = logging.getLogger(__name__)
 
 AUDIO_KEYS = ("sample_rate", "duration_s", "normalize", "trim_silence", "pad_mode", "crop")
+#: Datamodule settings that belong to the model: always the checkpoint's.
+MODEL_KEYS = (*AUDIO_KEYS, "cache_dtype", "label_set", "calm")
+#: Keys of a ``data=`` group that are not corpus settings.
+_NOT_CORPUS_KEYS = ("_target_", "test_split")
+EVAL_SPLITS = (*SPLITS, "all")
 
 
-def _stored_datamodule(ckpt: Path) -> dict:
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"{ckpt}: no such checkpoint file")
-    stored = torch.load(ckpt, map_location="cpu", weights_only=False)
-    hp = dict(stored.get("datamodule_hyper_parameters") or {})
-    if not hp:
-        raise ValueError(f"{ckpt}: checkpoint holds no datamodule settings (was it written by train.py?)")
-    return hp
+def _explicit_data_keys() -> set[str]:
+    """``data.<key>`` settings typed on the command line (empty outside a Hydra run)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return set()
+    keys = set()
+    for o in HydraConfig.get().overrides.task:
+        key = o.split("=", 1)[0].lstrip("+~")
+        if key.startswith("data.") and len(key) > 5:
+            keys.add(key.split(".")[1])
+    return keys
+
+
+def eval_data_settings(stored: dict[str, Any], request: dict[str, Any],
+                       explicit: set[str] | frozenset[str] = frozenset()) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Datamodule settings for evaluation: the request's corpus side on the checkpoint's model side.
+
+    Args:
+        stored: ``datamodule_hyper_parameters`` of the checkpoint.
+        request: The composed ``data`` node of ``conf/eval.yaml`` (overrides, or a whole
+            ``data=<group>``).
+        explicit: ``data.*`` keys typed on the command line.
+
+    Returns:
+        ``(settings, ignored)``: keyword arguments for :class:`SERDataModule` (without
+        ``test_split``/``run_dir``) and the request's model-side values that differ from the
+        checkpoint's and were therefore not used.
+
+    Raises:
+        ValueError: an explicitly requested audio or label setting that differs from the
+            checkpoint's (the model only works with its own).
+    """
+    for k in sorted(explicit & set(MODEL_KEYS)):
+        if request.get(k) != stored.get(k):
+            raise ValueError(
+                f"data.{k}={request.get(k)!r}: eval.py keeps the checkpoint's {k}={stored.get(k)!r} (audio settings and "
+                "label set belong to the model; other corpora's labels are mapped onto its classes through the "
+                "shared vocabulary)")
+    settings, ignored = dict(stored), {}
+    for k, v in request.items():
+        if k in _NOT_CORPUS_KEYS:
+            continue
+        if k in MODEL_KEYS:
+            if v != stored.get(k):
+                ignored[k] = v
+            continue
+        settings[k] = v
+    return settings, ignored
+
+
+def _home_settings(stored: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's own data (for validation-split fits), found where the request looks."""
+    return {**stored, **{k: settings[k] for k in ("root", "cache_dir", "batch_size", "num_workers") if k in settings}}
 
 
 def _fit_ensemble_weights(model: SERClassifier, dm: SERDataModule) -> list[float]:
@@ -45,6 +132,27 @@ def _fit_ensemble_weights(model: SERClassifier, dm: SERDataModule) -> list[float
     return weights
 
 
+def _unscorable(dm: SERDataModule, split: str) -> tuple[dict[str, Any], list]:
+    """Clips of the evaluated split whose emotion the model's label set cannot output."""
+    dropped = dm.dropped
+    if split == "all":
+        scope = "the corpus"
+    elif dm.hparams.split in ("speaker", "kfold"):
+        speakers = {u.speaker for u, a in zip(dm.utterances, dm.assignment) if a == split}
+        dropped = [u for u in dropped if u.speaker in speakers]
+        scope = f"the {split} split's speakers"
+    else:
+        scope = "the whole corpus (data.split=random assigns no split to them)"
+    per = Counter(u.emotion for u in dropped)
+    return {"n": len(dropped), "per_emotion": dict(sorted(per.items())), "scope": scope}, dropped
+
+
+def _test_outputs(trainer, model: SERClassifier, dm: SERDataModule) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run ``trainer.test`` and return (logged metrics, ``model.test_results``)."""
+    logged = trainer.test(model, datamodule=dm, verbose=False)
+    return logged[0], dict(model.test_results)
+
+
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate ``cfg.ckpt_path`` (or ``model=ensemble`` with ``model.members``) on ``cfg.split``.
 
@@ -52,26 +160,30 @@ def evaluate(cfg: DictConfig) -> dict:
     device, so that no clip is counted twice.
 
     Args:
-        cfg: The composed ``conf/eval.yaml`` (``ckpt_path``, ``split``, ``data`` overrides,
-            optional ``model`` = the ensemble settings).
+        cfg: The composed ``conf/eval.yaml`` (``ckpt_path``, ``split``, ``calibrate``, ``data``
+            overrides or group, optional ``model`` = the ensemble settings).
 
     Returns:
-        The metrics written to ``metrics.json``.
+        The metrics written to ``metrics.json`` (also summarised in ``report.md``).
 
     Raises:
         FileNotFoundError: a checkpoint does not exist.
-        ValueError: no checkpoint given, a checkpoint without datamodule settings, labels that
-            differ from the data's, or ensemble members trained on different audio settings.
+        ValueError: no checkpoint given, an unknown split, a checkpoint without datamodule
+            settings, a requested audio setting or label set other than the checkpoint's, labels
+            that differ from the data's, or ensemble members trained on different audio settings.
     """
     quiet_known_warnings()
     out_dir = Path(cfg.paths.output_dir)
-    overrides = OmegaConf.to_container(cfg.get("data") or {}, resolve=True)
+    split = cfg.split
+    if split not in EVAL_SPLITS:
+        raise ValueError(f"split={split!r} is not one of {list(EVAL_SPLITS)}")
+    request = OmegaConf.to_container(cfg.get("data") or {}, resolve=True)
     ensemble = cfg.get("model") is not None and cfg.model.get("name") == "ensemble"
     if ensemble:
         members = [Path(m).expanduser() for m in cfg.model.members]
         if not members:
             raise ValueError("model=ensemble needs model.members=[ckpt1,ckpt2,...]")
-        stored = [_stored_datamodule(m) for m in members]
+        stored = [stored_datamodule_hparams(m) for m in members]
         for m, hp in zip(members[1:], stored[1:]):
             diff = [k for k in AUDIO_KEYS if hp.get(k) != stored[0].get(k)]
             if diff:
@@ -81,8 +193,11 @@ def evaluate(cfg: DictConfig) -> dict:
         if not cfg.get("ckpt_path"):
             raise ValueError("ckpt_path is required (or model=ensemble model.members=[...])")
         source = Path(cfg.ckpt_path).expanduser()
-        dm_hp = _stored_datamodule(source)
-    dm = SERDataModule(**{**dm_hp, **overrides, "test_split": cfg.split, "run_dir": str(out_dir)})
+        dm_hp = stored_datamodule_hparams(source)
+    settings, ignored = eval_data_settings(dm_hp, request, _explicit_data_keys())
+    if ignored:
+        log.info("data group settings not used (the checkpoint's are kept): %s", ignored)
+    dm = SERDataModule(**{**settings, "test_split": split, "run_dir": str(out_dir)})
     if ensemble:
         model = SERClassifier(model=OmegaConf.to_container(cfg.model, resolve=True),
                               features={"name": "raw", "sample_rate": dm.audio_cfg.sample_rate},
@@ -93,10 +208,15 @@ def evaluate(cfg: DictConfig) -> dict:
         raise ValueError(f"{source}: model labels {model.class_names} differ from data labels {dm.class_names} "
                          f"(data.label_set={dm.label_set.name})")
     dm.setup("test")
+    calibrate = bool(cfg.get("calibrate", False))
+    home = None
+    if calibrate or (ensemble and cfg.model.combine == "learned"):
+        home = SERDataModule(**{**_home_settings(dm_hp, settings), "test_split": "val", "progress": False})
+        home.setup("validate")
     extra: dict = {}
     if ensemble:
         if cfg.model.combine == "learned":
-            _fit_ensemble_weights(model, dm)
+            _fit_ensemble_weights(model, home)
         extra = {"members": [str(m.resolve()) for m in members], "member_weights": model.network.member_weights(),
                  "combine": cfg.model.combine}
     trainer = build_trainer(cfg)
@@ -105,9 +225,38 @@ def evaluate(cfg: DictConfig) -> dict:
         log.info("eval.py runs on one device, not the %d processes of trainer.strategy=%s: every clip counts once",
                  trainer.world_size, cfg.trainer.get("strategy", "auto"))
         trainer = build_trainer(cfg, **single_device_overrides(trainer))
-    logged = trainer.test(model, datamodule=dm, verbose=False)
-    metrics = collect_metrics(logged[0], model.test_results, cfg.split)
+    logged, results = _test_outputs(trainer, model, dm)
+    metrics = collect_metrics(logged, results, split)
+    logits, targets = results["logits"], results["targets"]
+    probs = logits.softmax(dim=1)
+    metrics.update(classification_report(probs, targets, dm.class_names))
+    metrics["top_confused"] = top_confused_pairs(metrics["confusion_matrix"], dm.class_names, k=int(cfg.get("top_k", 5)))
+    metrics["confidence"] = {**confidence_summary(probs, targets, ECE_BINS),
+                             "reliability": reliability_bins(probs, targets, ECE_BINS)}
+    if calibrate:
+        _, val = _test_outputs(trainer, model, home)
+        temperature = fit_temperature(val["logits"], val["targets"])
+        scaled = (logits / temperature).softmax(dim=1)
+        metrics["calibration"] = {
+            "temperature": temperature, "fitted_on": "the validation split of the checkpoint's data",
+            "n_fit": len(val["targets"]), "ece_bins": ECE_BINS,
+            "ece_before": metrics["confidence"]["ece"], "ece_after": expected_calibration_error(scaled, targets, ECE_BINS),
+            "nll_before": nll(logits, targets), "nll_after": nll(logits, targets, temperature),
+            "reliability_after": reliability_bins(scaled, targets, ECE_BINS),
+        }
+        log.info("temperature %.3f: ECE %.4f -> %.4f on %s", temperature, metrics["calibration"]["ece_before"],
+                 metrics["calibration"]["ece_after"], split)
+    metrics["unscorable"], dropped = _unscorable(dm, split)
+    write_table_csv(out_dir / "unscorable.csv", ["path", "corpus", "speaker", "emotion"],
+                    [[u.path, u.corpus, u.speaker, u.emotion] for u in dropped])
+    if dropped:
+        log.warning("%d clip(s) of %s have an emotion the model cannot output (%s): not scored, listed in "
+                    "unscorable.csv", len(dropped), metrics["unscorable"]["scope"], metrics["unscorable"]["per_emotion"])
+    metrics["data"] = {"corpora": list(settings.get("corpora", [])), "label_set": dm.label_set.name,
+                       "calm": settings.get("calm"), "split_mode": settings.get("split"), "fold": settings.get("fold")}
     metrics.update(checkpoint=str(source.resolve()), run_dir=str(out_dir), **extra)
     write_metrics(metrics, out_dir)
-    log.info("%s UA %.4f  WA %.4f  macro-F1 %.4f", cfg.split, metrics["ua"], metrics["wa"], metrics["macro_f1"])
+    write_report(metrics, out_dir)
+    log.info("%s UA %.4f  WA %.4f  macro-F1 %.4f  ECE %.4f (report: %s)", split, metrics["ua"], metrics["wa"],
+             metrics["macro_f1"], metrics["confidence"]["ece"], out_dir / "report.md")
     return metrics

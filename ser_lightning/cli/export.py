@@ -112,15 +112,11 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[nn.Mod
         ValueError: the checkpoint holds no datamodule settings, or its classifier's clip length
             (``num_samples``) differs from the datamodule's ``sample_rate × duration_s``.
     """
+    from ser_lightning.cli.common import stored_datamodule_hparams
     from ser_lightning.modules.classifier import SERClassifier
 
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"ckpt={path}: no such checkpoint file")
-    stored = torch.load(path, map_location="cpu", weights_only=False)
-    dm_hp = dict(stored.get("datamodule_hyper_parameters") or {})
-    if not dm_hp:
-        raise ValueError(f"ckpt={path}: checkpoint holds no datamodule settings (was it written by train.py?)")
+    dm_hp = stored_datamodule_hparams(path)
     audio_cfg = audio_config_from_hparams(dm_hp)
     model = SERClassifier.load_from_checkpoint(path, map_location=map_location).eval()
     num_samples = model.hparams.get("num_samples")

@@ -82,3 +82,369 @@ def write_metrics(metrics: dict[str, Any], out_dir: str | Path) -> Path:
     plot_confusion(metrics["confusion_matrix"], metrics["labels"], out_dir / "confusion_matrix.png",
                    title=f"{metrics['split']}: UA {metrics['ua']:.3f}  WA {metrics['wa']:.3f}")
     return path
+
+
+# ------------------------------------------------------------------------------ eval report
+#: Equal-width confidence bins of the expected calibration error (Guo et al. 2017, "On
+#: Calibration of Modern Neural Networks", §2, who use 15).
+ECE_BINS = 15
+
+
+def classification_report(probs: Any, targets: Any, labels: Sequence[str]) -> dict[str, Any]:
+    """UA, WA, macro-/weighted-F1, per-class precision/recall/F1/support and the confusion matrix.
+
+    Averages (UA = mean recall, macro-F1) run over the classes present in the data (support > 0),
+    so that a class the model can output but the evaluated corpus lacks (cross-corpus
+    evaluation) does not count as a recall of 0; predictions of such a class still count as
+    errors (they lower WA and the true class's recall). With every class present, UA and
+    macro-F1 equal torchmetrics' ``average="macro"`` values logged during training.
+
+    Args:
+        probs: Class probabilities (or logits) ``(n, n_classes)``.
+        targets: True class indices ``(n,)``.
+        labels: Class names, ``n_classes`` of them.
+
+    Returns:
+        ``{"ua", "wa", "macro_f1", "weighted_f1", "n", "per_class": {class: {"precision",
+        "recall", "f1", "support"}}, "per_class_recall", "confusion_matrix" (counts, rows =
+        true), "confusion_matrix_normalized" (rows sum to 1, or 0 for support-0 rows),
+        "absent_classes"}``.
+
+    Raises:
+        ValueError: shapes that disagree with ``labels``, or no samples.
+    """
+    import torch
+    from torchmetrics.functional.classification import (
+        multiclass_confusion_matrix,
+        multiclass_f1_score,
+        multiclass_precision,
+        multiclass_recall,
+    )
+
+    probs, targets = torch.as_tensor(probs, dtype=torch.float32), torch.as_tensor(targets, dtype=torch.long)
+    k = len(labels)
+    if probs.ndim != 2 or probs.shape[1] != k or len(targets) != len(probs) or len(probs) == 0:
+        raise ValueError(f"probabilities {tuple(probs.shape)} and targets {tuple(targets.shape)} do not match "
+                         f"{k} labels (or are empty)")
+    kw = {"num_classes": k, "average": "none"}
+    precision = multiclass_precision(probs, targets, **kw).numpy()
+    recall = multiclass_recall(probs, targets, **kw).numpy()
+    f1 = multiclass_f1_score(probs, targets, **kw).numpy()
+    cm = multiclass_confusion_matrix(probs, targets, num_classes=k).numpy().astype(np.int64)
+    support = cm.sum(axis=1)
+    present = support > 0
+    return {
+        "ua": float(recall[present].mean()),
+        "wa": float(np.trace(cm) / cm.sum()),
+        "macro_f1": float(f1[present].mean()),
+        "weighted_f1": float((f1 * support).sum() / support.sum()),
+        "n": int(cm.sum()),
+        "per_class": {c: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                          "support": int(support[i])} for i, c in enumerate(labels)},
+        "per_class_recall": {c: float(recall[i]) for i, c in enumerate(labels)},
+        "confusion_matrix": cm.tolist(),
+        "confusion_matrix_normalized": (cm / np.maximum(support[:, None], 1)).tolist(),
+        "absent_classes": [c for c, p in zip(labels, present) if not p],
+    }
+
+
+def top_confused_pairs(cm: Sequence[Sequence[int]], labels: Sequence[str], k: int = 5) -> list[dict[str, Any]]:
+    """The ``k`` largest off-diagonal cells of a confusion matrix.
+
+    Args:
+        cm: Counts ``(n_classes, n_classes)``, rows = true class, columns = predicted class.
+        labels: Class names.
+        k: How many pairs (fewer when fewer cells are non-zero).
+
+    Returns:
+        ``[{"true", "predicted", "count", "rate"}]``, largest count first (ties: larger
+        ``rate`` = share of the true class's clips, then label order); zero cells are left out.
+    """
+    cm = np.asarray(cm, dtype=np.int64)
+    support = cm.sum(axis=1)
+    pairs = [
+        {"true": labels[i], "predicted": labels[j], "count": int(cm[i, j]), "rate": float(cm[i, j] / support[i])}
+        for i in range(len(labels)) for j in range(len(labels)) if i != j and cm[i, j] > 0
+    ]
+    pairs.sort(key=lambda p: (-p["count"], -p["rate"]))
+    return pairs[:k]
+
+
+def expected_calibration_error(probs: Any, targets: Any, n_bins: int = ECE_BINS) -> float:
+    """Top-label expected calibration error (torchmetrics ``MulticlassCalibrationError``, L1).
+
+    ECE = Σ_b (|B_b| / n) · |accuracy(B_b) − mean confidence(B_b)| over ``n_bins`` equal-width
+    bins of the max probability (Guo et al. 2017, eq. 3).
+
+    Args:
+        probs: Class probabilities ``(n, n_classes)`` (rows sum to 1).
+        targets: True class indices ``(n,)``.
+        n_bins: Number of confidence bins.
+
+    Returns:
+        ECE in [0, 1].
+    """
+    import torch
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    probs = torch.as_tensor(probs, dtype=torch.float32)
+    return float(multiclass_calibration_error(probs, torch.as_tensor(targets, dtype=torch.long),
+                                              num_classes=probs.shape[1], n_bins=n_bins, norm="l1"))
+
+
+def reliability_bins(probs: Any, targets: Any, n_bins: int = ECE_BINS) -> list[dict[str, float]]:
+    """Per-bin mean confidence, accuracy and count of the top-label prediction.
+
+    Bins are ``[i/n_bins, (i+1)/n_bins)`` (a confidence of exactly 1 falls in the last bin).
+
+    Args:
+        probs: Class probabilities ``(n, n_classes)``.
+        targets: True class indices ``(n,)``.
+        n_bins: Number of bins.
+
+    Returns:
+        ``n_bins`` dicts ``{"lower", "upper", "confidence", "accuracy", "count"}`` (confidence
+        and accuracy are 0 for empty bins).
+    """
+    probs, targets = np.asarray(probs, dtype=np.float64), np.asarray(targets)
+    conf, correct = probs.max(axis=1), probs.argmax(axis=1) == targets
+    idx = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    out = []
+    for b in range(n_bins):
+        sel = idx == b
+        n = int(sel.sum())
+        out.append({"lower": b / n_bins, "upper": (b + 1) / n_bins, "count": n,
+                    "confidence": float(conf[sel].mean()) if n else 0.0,
+                    "accuracy": float(correct[sel].mean()) if n else 0.0})
+    return out
+
+
+def confidence_summary(probs: Any, targets: Any, n_bins: int = ECE_BINS) -> dict[str, Any]:
+    """Mean max-probability of right and wrong predictions, and the ECE.
+
+    Args:
+        probs: Class probabilities ``(n, n_classes)``.
+        targets: True class indices ``(n,)``.
+        n_bins: ECE bins.
+
+    Returns:
+        ``{"mean_confidence_correct", "mean_confidence_wrong", "n_correct", "n_wrong", "ece",
+        "ece_bins"}`` (a mean over no samples is ``None``).
+    """
+    p, t = np.asarray(probs, dtype=np.float64), np.asarray(targets)
+    conf, correct = p.max(axis=1), p.argmax(axis=1) == t
+    return {
+        "mean_confidence_correct": float(conf[correct].mean()) if correct.any() else None,
+        "mean_confidence_wrong": float(conf[~correct].mean()) if (~correct).any() else None,
+        "n_correct": int(correct.sum()),
+        "n_wrong": int((~correct).sum()),
+        "ece": expected_calibration_error(p, t, n_bins),
+        "ece_bins": n_bins,
+    }
+
+
+def fit_temperature(logits: Any, targets: Any, max_iter: int = 100) -> float:
+    """Temperature scaling: the ``T > 0`` minimising the NLL of ``softmax(logits / T)``.
+
+    Fitted with L-BFGS on ``log T`` (Guo et al. 2017, §4.2: fit on the validation set; the
+    predicted class never changes, only the confidence).
+
+    Args:
+        logits: Validation logits ``(n, n_classes)``.
+        targets: Validation class indices ``(n,)``.
+        max_iter: L-BFGS iterations.
+
+    Returns:
+        The temperature ``T`` (> 1 softens over-confident predictions).
+
+    Raises:
+        ValueError: no samples or mismatched shapes.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    # via numpy: logits collected under ``torch.inference_mode`` cannot enter autograd directly
+    logits = torch.from_numpy(np.array(logits, dtype=np.float64))
+    targets = torch.from_numpy(np.array(targets, dtype=np.int64))
+    if logits.ndim != 2 or len(logits) == 0 or len(targets) != len(logits):
+        raise ValueError(f"calibrate: validation logits {tuple(logits.shape)} / targets {tuple(targets.shape)} "
+                         "are empty or do not match")
+    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(logits / log_t.exp(), targets)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(log_t.detach().exp())
+
+
+def nll(logits: Any, targets: Any, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood (nats) of ``softmax(logits / temperature)``."""
+    import torch
+    import torch.nn.functional as F
+
+    return float(F.cross_entropy(torch.as_tensor(logits, dtype=torch.float64) / temperature,
+                                 torch.as_tensor(targets, dtype=torch.long)))
+
+
+def plot_reliability(curves: dict[str, Sequence[dict[str, float]]], path: str | Path, title: str = "") -> None:
+    """Save a reliability diagram: accuracy vs mean confidence per bin, one line per curve.
+
+    Args:
+        curves: Name (e.g. ``"uncalibrated (ECE 0.12)"``) → :func:`reliability_bins` output.
+        path: Output PNG path.
+        title: Figure title.
+    """
+    fig, (ax, hx) = plt.subplots(2, 1, figsize=(4.8, 5.6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0, 1], [0, 1], "k:", lw=1, label="perfect calibration")
+    for name, bins in curves.items():
+        used = [b for b in bins if b["count"] > 0]
+        ax.plot([b["confidence"] for b in used], [b["accuracy"] for b in used], "o-", ms=4, label=name)
+    first = next(iter(curves.values()))
+    width = first[0]["upper"] - first[0]["lower"]
+    for name, bins in curves.items():
+        hx.bar([b["lower"] + width / 2 for b in bins], [b["count"] for b in bins], width=width * 0.9,
+               alpha=0.5, label=name)
+    ax.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy")
+    hx.set(xlabel="confidence (max probability)", ylabel="clips")
+    ax.legend(fontsize=7, loc="upper left")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_table_csv(path: str | Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> Path:
+    """Write one CSV table (header row + rows) and return its path."""
+    import csv
+
+    path = Path(path)
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def write_confusion_csvs(cm: Sequence[Sequence[int]], labels: Sequence[str], out_dir: str | Path) -> list[Path]:
+    """Write ``confusion_matrix.csv`` (counts) and ``confusion_matrix_normalized.csv`` (rows / support).
+
+    Rows are true classes (first column ``true``), columns are predicted classes.
+
+    Returns:
+        The two paths.
+    """
+    cm = np.asarray(cm, dtype=np.int64)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    out_dir = Path(out_dir)
+    header = ["true \\ predicted", *labels]
+    return [
+        write_table_csv(out_dir / "confusion_matrix.csv", header, [[c, *map(int, r)] for c, r in zip(labels, cm)]),
+        write_table_csv(out_dir / "confusion_matrix_normalized.csv", header,
+                        [[c, *(f"{v:.4f}" for v in r)] for c, r in zip(labels, norm)]),
+    ]
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def write_report(metrics: dict[str, Any], out_dir: str | Path) -> Path:
+    """Write the eval report: ``report.md`` plus the CSV tables and figures it links.
+
+    Files: ``confusion_matrix.png`` (colour = row-normalised, numbers = counts),
+    ``confusion_matrix.csv`` / ``confusion_matrix_normalized.csv``, ``per_class.csv``,
+    ``top_confused.csv``, ``reliability.png`` (when ``metrics["confidence"]`` holds reliability
+    bins) and ``report.md`` tying them together.
+
+    Args:
+        metrics: The eval record (``metrics.json`` content): at least ``ua``, ``wa``,
+            ``macro_f1``, ``weighted_f1``, ``n``, ``labels``, ``per_class``,
+            ``confusion_matrix``, ``top_confused``, ``confidence``; optional ``calibration``,
+            ``unscorable``, ``checkpoint``/``members``, ``data``.
+        out_dir: Output directory.
+
+    Returns:
+        Path of ``report.md``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    labels, cm = metrics["labels"], metrics["confusion_matrix"]
+    plot_confusion(cm, labels, out / "confusion_matrix.png",
+                   title=f"{metrics['split']}: UA {metrics['ua']:.3f}  WA {metrics['wa']:.3f}")
+    write_confusion_csvs(cm, labels, out)
+    pc = metrics["per_class"]
+    write_table_csv(out / "per_class.csv", ["class", "precision", "recall", "f1", "support"],
+                    [[c, f"{v['precision']:.4f}", f"{v['recall']:.4f}", f"{v['f1']:.4f}", v["support"]]
+                     for c, v in pc.items()])
+    top = metrics.get("top_confused", [])
+    write_table_csv(out / "top_confused.csv", ["true", "predicted", "count", "rate"],
+                    [[p["true"], p["predicted"], p["count"], f"{p['rate']:.4f}"] for p in top])
+    conf = metrics["confidence"]
+    cal = metrics.get("calibration")
+    curves = {f"uncalibrated (ECE {conf['ece']:.3f})": conf["reliability"]}
+    if cal:
+        curves[f"T = {cal['temperature']:.2f} (ECE {cal['ece_after']:.3f})"] = cal["reliability_after"]
+    plot_reliability(curves, out / "reliability.png", title=f"{metrics['split']}: reliability, {conf['ece_bins']} bins")
+
+    data = metrics.get("data", {})
+    model = metrics.get("members") or [metrics.get("checkpoint", "?")]
+    md = [f"# Evaluation report: {metrics['split']} split", ""]
+    md += [f"- model: {', '.join(f'`{m}`' for m in model)}" + (f" (ensemble, {metrics['combine']})" if metrics.get("members") else ""),
+           f"- data: corpora `{data.get('corpora', '?')}`, split `{metrics['split']}`, label set "
+           f"`{data.get('label_set', '?')}` (the model's; corpus labels mapped through the shared vocabulary)",
+           f"- clips scored: {metrics['n']}" + (f"; unscorable (true emotion not among the model's classes): "
+                                                 f"{metrics['unscorable']['n']}" if metrics.get("unscorable") else ""),
+           "", "## Headline", "",
+           _md_table(["UA (%)", "WA (%)", "macro-F1 (%)", "weighted-F1 (%)", "n"],
+                     [[_pct(metrics["ua"]), _pct(metrics["wa"]), _pct(metrics["macro_f1"]),
+                       _pct(metrics["weighted_f1"]), metrics["n"]]]),
+           "", "UA = mean per-class recall, WA = accuracy; UA and macro-F1 average over the classes present in "
+           "the data (support > 0).", "",
+           "## Per class ([per_class.csv](per_class.csv))", "",
+           _md_table(["class", "precision (%)", "recall (%)", "F1 (%)", "support"],
+                     [[c, _pct(v["precision"]), _pct(v["recall"]), _pct(v["f1"]), v["support"]] for c, v in pc.items()])]
+    if metrics.get("absent_classes"):
+        md += ["", f"Classes the model outputs but the data lacks (support 0): {', '.join(metrics['absent_classes'])}."]
+    md += ["", "## Confusion matrix", "",
+           "![confusion matrix](confusion_matrix.png)", "",
+           "Counts: [confusion_matrix.csv](confusion_matrix.csv); row-normalised: "
+           "[confusion_matrix_normalized.csv](confusion_matrix_normalized.csv) (rows = true class).", "",
+           "## Top confused pairs ([top_confused.csv](top_confused.csv))", ""]
+    md += [_md_table(["true", "predicted as", "clips", "% of true class"],
+                     [[p["true"], p["predicted"], p["count"], _pct(p["rate"])] for p in top]) if top else "No confusions."]
+    md += ["", "## Confidence and calibration", "",
+           _md_table(["", "clips", "mean max-probability"],
+                     [["right", conf["n_correct"], _pct(conf["mean_confidence_correct"])],
+                      ["wrong", conf["n_wrong"], _pct(conf["mean_confidence_wrong"])]]), "",
+           f"Expected calibration error (top label, {conf['ece_bins']} equal-width bins, L1): "
+           f"**{conf['ece']:.4f}**.", "", "![reliability diagram](reliability.png)"]
+    if cal:
+        md += ["", f"Temperature scaling (T fitted by L-BFGS on the NLL of {cal['fitted_on']}, "
+                   f"{cal['n_fit']} clips): **T = {cal['temperature']:.3f}**.", "",
+               _md_table(["", "ECE", "NLL"],
+                         [["before", f"{cal['ece_before']:.4f}", f"{cal['nll_before']:.4f}"],
+                          ["after", f"{cal['ece_after']:.4f}", f"{cal['nll_after']:.4f}"]]), "",
+               "Temperature scaling changes confidence only; predictions (UA, WA, F1) are unchanged."]
+    uns = metrics.get("unscorable")
+    md += ["", "## Unscorable clips", ""]
+    if uns and uns["n"]:
+        md += [f"{uns['n']} clip(s) of {uns['scope']} have a true emotion the model cannot output; they are "
+               "not in the scores above (listed in [unscorable.csv](unscorable.csv)).", "",
+               _md_table(["emotion", "clips"], sorted(uns["per_emotion"].items()))]
+    else:
+        md += ["None: every clip's emotion is one of the model's classes."]
+    path = out / "report.md"
+    path.write_text("\n".join(md) + "\n")
+    return path

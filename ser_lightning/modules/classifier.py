@@ -125,6 +125,7 @@ class SERClassifier(pl.LightningModule):
         self.test_recall = MulticlassRecall(n, average="none")
         self.test_confusion = MulticlassConfusionMatrix(n)
         self.test_results: dict[str, Any] = {}
+        self._test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     # ----------------------------------------------------------------------------- inference
     @torch.no_grad()
@@ -167,6 +168,7 @@ class SERClassifier(pl.LightningModule):
         self.test_metrics.update(logits, target)
         self.test_recall.update(logits, target)
         self.test_confusion.update(logits, target)
+        self._test_outputs.append((logits.detach().float().cpu(), target.detach().cpu()))
         self.log("test/loss", self._loss(logits, target), on_epoch=True, batch_size=len(target), sync_dist=True)
         self.log_dict(self.test_metrics, on_epoch=True, batch_size=len(target))
 
@@ -175,14 +177,22 @@ class SERClassifier(pl.LightningModule):
         self.test_recall.reset()
         self.test_confusion.reset()
         self.test_results = {}
+        self._test_outputs = []
 
     def on_test_epoch_end(self) -> None:
-        """Store per-class recall and the confusion matrix in :attr:`test_results`."""
+        """Store per-class recall, the confusion matrix and this process's per-clip ``logits``
+        ``(n, num_classes)`` and ``targets`` ``(n,)`` (in loader order, for ``eval.py``'s
+        calibration analysis) in :attr:`test_results`."""
         recall = self.test_recall.compute().tolist()
+        logits, targets = zip(*self._test_outputs) if self._test_outputs else ((torch.zeros(0, len(self.class_names)),),
+                                                                               (torch.zeros(0, dtype=torch.long),))
+        self._test_outputs = []
         self.test_results = {
             "per_class_recall": dict(zip(self.class_names, recall)),
             "confusion_matrix": self.test_confusion.compute().tolist(),
             "labels": self.class_names,
+            "logits": torch.cat(logits),
+            "targets": torch.cat(targets),
         }
 
     def configure_optimizers(self):
