@@ -22,7 +22,7 @@ Outputs: a table on stdout, and in ``output`` (default: the run directory
 ``outputs/predict/<timestamp>/``) ``predictions.json`` (per file, with every window),
 ``predictions.csv`` (one row per file) and ``windows.csv`` (one row per window).
 
-Bad files (unreadable, empty, NaN/inf samples, all-silent, too short to resample) get
+Bad files (unreadable, empty, shorter than 25 ms, NaN/inf samples, all-silent) get
 ``status=error`` and a one-line ``error`` in every output while the other files are classified.
 
 Exit code: 0 when at least one file was classified (failures are listed in the outputs and
@@ -237,7 +237,8 @@ def decode_mono(path: str | Path, sample_rate: int, silence_dbfs: float = -60.0)
         "channels", "peak_dbfs"}``.
 
     Raises:
-        AudioDecodeError: unreadable/corrupt, empty, NaN/inf samples, too short to resample, or
+        AudioDecodeError: unreadable/corrupt, empty, shorter than
+            :data:`~ser_lightning.data.audio.MIN_DURATION_S`, NaN/inf samples, too short to resample, or
             all-silent.
     """
     audio, sr = read_audio(path)
@@ -495,16 +496,16 @@ def write_outputs(records: list[dict[str, Any]], out_dir: str | Path, header: di
     doc = {"model": header, "summary": {"files": len(records), "ok": n_ok, "errors": len(records) - n_ok},
            "files": records}
     paths = {"json": out / "predictions.json", "csv": out / "predictions.csv", "windows_csv": out / "windows.csv"}
-    paths["json"].write_text(json.dumps(doc, indent=2) + "\n")
+    paths["json"].write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     cols = ["file", "status", "error", "label", "confidence", "n_windows", "duration_s", "analysed_s",
             "source_sample_rate", "channels", "path"]
-    with open(paths["csv"], "w", newline="") as f:
+    with open(paths["csv"], "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(cols + [f"p_{c}" for c in labels])
         for r in records:
             probs = r["probabilities"] or {}
             w.writerow([_fmt(r.get(c)) for c in cols] + [_fmt(probs.get(c)) for c in labels])
-    with open(paths["windows_csv"], "w", newline="") as f:
+    with open(paths["windows_csv"], "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["file", "window", "start_s", "end_s", "label", "confidence"] + [f"p_{c}" for c in labels])
         for r in records:

@@ -33,6 +33,7 @@ from ser_lightning.cli.common import (
 )
 from ser_lightning.cli.report import collect_metrics, write_metrics
 from ser_lightning.cli.resume import prepare_resume
+from ser_lightning.cli.validate import validate_config
 from ser_lightning.modules.classifier import SERClassifier
 
 log = logging.getLogger(__name__)
@@ -176,6 +177,7 @@ def train(cfg: DictConfig) -> float | None:
     pl.seed_everything(cfg.seed, workers=True)
     start = time.perf_counter()
 
+    validate_config(cfg)  # bad settings fail here, before any audio is decoded
     dm = build_datamodule(cfg, out_dir if is_zero else None)  # split.csv etc.: rank 0 only
     if trainer.local_rank == 0:
         # Decode into the cache once per machine; other ranks open it in setup() (the cache's file

@@ -4,10 +4,26 @@ Decoding is done once per file and cached (:mod:`ser_lightning.data.cache`); eve
 deterministic so the cache key can be a hash of :class:`AudioConfig` and the file list.
 Libraries: soundfile for I/O, soxr for resampling (report 003 §4.1: resampling per item every
 epoch cost 40 min per epoch; we do it once).
+
+Hostile input (issue #7; ``tests/test_hostile_audio.py`` generates every case):
+
+* **Handled:** any sample format soundfile reads (8-bit unsigned, 16/24/32-bit integer, 32/64-bit
+  float WAV, FLAC...) is read as float32 in [-1, 1]; any channel count is averaged to mono (a
+  6-channel file becomes the mean of its 6 channels); any rate (8 kHz, 96 kHz...) is resampled
+  with soxr HQ; a long file (10 minutes) is decoded whole and cropped to ``duration_s``
+  (``crop``), a short one padded (``pad_mode``); a WAV whose data chunk is cut short keeps the
+  samples present (libsndfile clamps the frame count).
+* **Rejected** with :class:`AudioDecodeError`, a one-line message starting with the path:
+  unreadable or corrupt files (empty file, truncated WAV/FLAC header, FLAC cut mid-stream, a text
+  file named ``.wav``); 0 samples; clips shorter than :data:`MIN_DURATION_S` (1 sample...);
+  NaN or infinite samples; all-silent clips, whose peak is below :data:`SILENCE_DBFS` (an
+  all-zero clip carries no emotion, so any label on it is noise; :func:`normalize` leaves zeros
+  unchanged, so no NaN can arise there either).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,9 +35,19 @@ NORMALIZE_MODES = ("peak", "rms", "none")
 PAD_MODES = ("zero", "reflect", "loop")
 CROP_MODES = ("center", "start")
 
+#: Shortest usable recording in seconds (at the file's own rate): 25 ms, one speech analysis
+#: frame, shorter than a typical phone; a file with fewer samples (e.g. 1 sample) is rejected, not
+#: padded into a spike followed by silence.
+MIN_DURATION_S = 0.025
+
+#: A clip whose peak (after down-mixing and resampling, before normalisation) is below this level
+#: in dB re full scale is all-silent and rejected. -60 dBFS is an amplitude of 0.001 (33 in 16-bit
+#: PCM); ``predict.py``'s ``silence_dbfs`` defaults to the same level.
+SILENCE_DBFS = -60.0
+
 
 class AudioDecodeError(ValueError):
-    """An audio file that cannot be used: unreadable, empty, corrupt or non-finite.
+    """An audio file that cannot be used: unreadable, corrupt, empty, too short, non-finite or all-silent.
 
     The message always starts with the file path.
     """
@@ -85,7 +111,8 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
         ``(audio, sample_rate)`` with audio shaped ``(frames, channels)``.
 
     Raises:
-        AudioDecodeError: unreadable or corrupt file, 0 samples, or NaN/inf samples.
+        AudioDecodeError: unreadable or corrupt file, 0 samples, fewer samples than
+            :data:`MIN_DURATION_S` seconds, or NaN/inf samples.
     """
     try:
         audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
@@ -94,9 +121,46 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
         raise AudioDecodeError(f"{path}: cannot decode audio ({reason})") from None
     if audio.shape[0] == 0:
         raise AudioDecodeError(f"{path}: empty audio (0 samples)")
+    n = audio.shape[0]
+    if n < MIN_DURATION_S * sr:
+        raise AudioDecodeError(
+            f"{path}: too short ({n} sample{'s' * (n != 1)} = {1000 * n / sr:.2f} ms at {sr} Hz; "
+            f"the minimum is {1000 * MIN_DURATION_S:g} ms)"
+        )
     if not np.isfinite(audio).all():
         raise AudioDecodeError(f"{path}: audio contains NaN or infinite samples")
     return audio, int(sr)
+
+
+def peak_dbfs(x: np.ndarray) -> float:
+    """Peak level of a waveform in dB re full scale (``-inf`` for an all-zero one).
+
+    Args:
+        x: Waveform ``(time,)``, full scale = 1.0.
+    """
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    return 20.0 * math.log10(peak) if peak > 0 else -math.inf
+
+
+def check_not_silent(x: np.ndarray, path: str | Path, silence_dbfs: float = SILENCE_DBFS) -> float:
+    """Reject an all-silent waveform.
+
+    Args:
+        x: Waveform ``(time,)``.
+        path: File named in the message.
+        silence_dbfs: Peak level in dBFS below which the clip is all-silent.
+
+    Returns:
+        The peak level in dBFS.
+
+    Raises:
+        AudioDecodeError: the peak is below ``silence_dbfs``.
+    """
+    peak = peak_dbfs(x)
+    if peak < silence_dbfs:
+        level = f"peak {peak:.1f} dBFS < {silence_dbfs:g} dBFS" if math.isfinite(peak) else "digital silence, all samples 0"
+        raise AudioDecodeError(f"{path}: all-silent audio ({level}): no emotion to learn")
+    return peak
 
 
 def trim_silence(x: np.ndarray, sample_rate: int, trim_db: float = 40.0, frame_s: float = 0.025) -> np.ndarray:
@@ -175,11 +239,16 @@ def load_clip(path: str | Path, cfg: AudioConfig) -> np.ndarray:
         path: Audio file in any format soundfile reads, any sample rate, any channel count.
         cfg: Preprocessing settings.
 
+    Steps: :func:`read_audio` → mean of the channels → soxr HQ resampling to ``cfg.sample_rate``
+    → :func:`check_not_silent` → optional :func:`trim_silence` → :func:`normalize` (over the
+    whole, possibly trimmed, recording) → :func:`fix_length` (crop or pad to ``duration_s``).
+
     Returns:
-        float32 waveform ``(cfg.num_samples,)`` at ``cfg.sample_rate`` Hz.
+        float32 waveform ``(cfg.num_samples,)`` at ``cfg.sample_rate`` Hz, every sample finite.
 
     Raises:
-        AudioDecodeError: unreadable, empty, corrupt or non-finite audio (message names the file).
+        AudioDecodeError: unreadable, corrupt, empty, too short, non-finite or all-silent audio
+            (one line, starting with the file path; see the module docstring).
     """
     audio, sr = read_audio(path)
     x = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
@@ -187,7 +256,11 @@ def load_clip(path: str | Path, cfg: AudioConfig) -> np.ndarray:
         x = soxr.resample(x, sr, cfg.sample_rate, quality="HQ")
         if len(x) == 0:
             raise AudioDecodeError(f"{path}: too short to resample ({audio.shape[0]} samples at {sr} Hz)")
+    check_not_silent(x, path)
     if cfg.trim_silence:
         x = trim_silence(x, cfg.sample_rate, cfg.trim_db)
     x = normalize(x, cfg.normalize, cfg.target_rms_dbfs)
-    return fix_length(np.ascontiguousarray(x, dtype=np.float32), cfg.num_samples, cfg.pad_mode, cfg.crop)
+    out = fix_length(np.ascontiguousarray(x, dtype=np.float32), cfg.num_samples, cfg.pad_mode, cfg.crop)
+    if not np.isfinite(out).all():  # e.g. float samples near 3e38 overflowing in the channel mean
+        raise AudioDecodeError(f"{path}: non-finite samples after down-mixing and resampling (values out of range)")
+    return out

@@ -424,13 +424,29 @@ CORPUS_DIR_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _check_name(corpus: str) -> str:
-    name = corpus.lower()
+def check_corpus_name(corpus: str) -> str:
+    """Check a ``data.corpora`` entry without touching the disk.
+
+    Args:
+        corpus: A corpus name (case ignored) or a path ending in ``.csv``.
+
+    Returns:
+        The lower-case corpus name, or the manifest path unchanged.
+
+    Raises:
+        ValueError: an unknown corpus name (the message lists the valid ones).
+    """
+    if str(corpus).lower().endswith(".csv"):
+        return str(corpus)
+    name = str(corpus).lower()
     if name not in PARSERS:
         raise ValueError(
-            f"unknown corpus {corpus!r}; choose one of {sorted(PARSERS)} or give a path to a .csv manifest"
+            f"data.corpora: unknown corpus {corpus!r}; choose one of {sorted(PARSERS)} or give a path to a .csv manifest"
         )
     return name
+
+
+_check_name = check_corpus_name
 
 
 def _holds_corpus(directory: Path, corpus: str) -> bool:

@@ -1,0 +1,207 @@
+"""Check a composed training config before any audio is decoded (issue #7, item 4).
+
+:func:`validate_config` builds every cheap piece of a run from the config alone — the
+``SERDataModule`` (whose constructor checks the audio, label-set, loader and augmentation
+settings without reading a file), the corpus names, the split settings, the optimiser settings,
+the frontend and the network (from the registry, with the label set's class count) — and pushes one all-zero clip through the
+frontend, SpecAugment and the network. It reads no audio file, scans no corpus directory and
+creates no cache, so a wrong setting fails in seconds, not after the corpus has been decoded.
+Every error is a one-line ``ValueError`` naming the setting, e.g.::
+
+    data.duration_s=-1.0 must be positive (seconds)
+    augment.wave.noise_snr_db=[30.0, 15.0] is reversed: lower bound must not exceed upper bound
+    features.n_mels=600 is larger than the n_fft // 2 + 1 = 513 frequency bins of features.n_fft=1024; ...
+    model.input_size=[32, 32] is smaller than inception_v3's minimum 75×75 ...
+    data.nope is not a setting of data (SERDataModule); valid settings: [...]
+
+Unknown config *groups* (``model=nope``, ``data=nope``, ``features=nope``) never get here:
+Hydra stops first with ``Could not find 'model/nope'`` and lists the available options.
+
+Not checked here (they need the corpus on disk): whether the corpus directory exists (checked by
+the scan before decoding) and whether it has enough speakers for ``data.val_speakers`` /
+``data.test_speakers`` / ``data.n_folds`` (checked when the split is drawn).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
+from omegaconf import DictConfig, OmegaConf
+
+from ser_lightning.features.augment import build_spec_augment, build_wave_augment
+
+log = logging.getLogger(__name__)
+
+#: The data module whose settings are checked (a config with another ``data._target_`` is not).
+DATAMODULE_TARGET = "ser_lightning.data.datamodule.SERDataModule"
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else (node if node is not None else {})
+
+
+def check_keys(fn: Callable[..., Any], settings: dict[str, Any], group: str, owner: str,
+               ignore: Iterable[str] = ()) -> None:
+    """Check that every key of ``settings`` is a keyword argument of ``fn``.
+
+    Args:
+        fn: The function or class the settings are passed to.
+        settings: The config node's keys and values.
+        group: Config path named in the message (``data``, ``augment.wave``, ``model``...).
+        owner: What takes the settings, named in the message.
+        ignore: Parameters that are filled in by the code, not the config.
+
+    Raises:
+        ValueError: an unknown key; the message lists the valid ones. Nothing is checked when
+            ``fn`` takes ``**kwargs``.
+    """
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    valid = [n for n, p in params.items() if p.kind in kinds and n not in ("self", *ignore)]
+    unknown = [k for k in settings if k not in valid and k not in ignore]
+    if unknown:
+        raise ValueError(f"{group}.{unknown[0]} is not a setting of {group} ({owner}); valid settings: {valid}")
+
+
+def _check_data(data: dict[str, Any], augment: dict[str, Any]):
+    """Build the ``SERDataModule`` (its constructor reads no file: it checks the audio, label-set,
+    loader and augmentation settings) and check the settings it only uses once it scans and splits.
+
+    Returns:
+        The data module (its ``audio_cfg``, ``label_set``, ``wave_augment`` and ``spec_augment``).
+    """
+    from ser_lightning.data.cache import CACHE_DTYPES
+    from ser_lightning.data.corpora import check_corpus_name
+    from ser_lightning.data.datamodule import SERDataModule
+    from ser_lightning.data.splits import SPLIT_MODES
+
+    settings = {k: v for k, v in data.items() if k != "_target_"}
+    check_keys(SERDataModule.__init__, settings, "data", "SERDataModule", ignore=("augment", "run_dir"))
+    wave, spec = dict(augment.get("wave") or {}), dict(augment.get("spec") or {})
+    check_keys(build_wave_augment, wave, "augment.wave", "build_wave_augment", ignore=("sample_rate",))
+    check_keys(build_spec_augment, spec, "augment.spec", "build_spec_augment")
+    dm = SERDataModule(**settings, augment={"wave": wave, "spec": spec}, run_dir=None, progress=False)
+
+    hp = dm.hparams
+    corpora = [hp.corpora] if isinstance(hp.corpora, str) else list(hp.corpora or [])
+    if not corpora:
+        raise ValueError("data.corpora is empty: give at least one corpus name or .csv manifest path")
+    for corpus in corpora:
+        check_corpus_name(corpus)
+    if hp.missing_corpora not in ("error", "skip"):
+        raise ValueError(f"data.missing_corpora={hp.missing_corpora!r} is not one of ['error', 'skip']")
+    if hp.cache_dtype not in CACHE_DTYPES:
+        raise ValueError(f"data.cache_dtype={hp.cache_dtype!r} is not one of {list(CACHE_DTYPES)}")
+    if hp.split not in SPLIT_MODES:
+        raise ValueError(f"data.split={hp.split!r} is not one of {list(SPLIT_MODES)}")
+    if hp.split == "kfold":
+        if not isinstance(hp.n_folds, int) or hp.n_folds < 2:
+            raise ValueError(f"data.n_folds={hp.n_folds} must be an integer of at least 2")
+        if not isinstance(hp.fold, int) or not 0 <= hp.fold < hp.n_folds:
+            raise ValueError(f"data.fold={hp.fold} must be an integer in 0..{hp.n_folds - 1} (data.n_folds={hp.n_folds})")
+    elif hp.split == "random":
+        if not (0 < hp.val_frac < 1 and 0 < hp.test_frac < 1 and hp.val_frac + hp.test_frac < 1):
+            raise ValueError(f"data.val_frac={hp.val_frac} and data.test_frac={hp.test_frac} must be in (0, 1) with a sum below 1")
+    else:
+        for key in ("val_speakers", "test_speakers"):
+            if not isinstance(hp[key], int) or hp[key] < 1:
+                raise ValueError(f"data.{key}={hp[key]} must be a positive number of speakers")
+    return dm
+
+
+def _check_network(cfg: DictConfig, audio, class_names: list[str]):
+    """Build frontend + network with the label set's class count; returns the ``SERClassifier``."""
+    from ser_lightning.features.frontend import _REGISTRY as FRONTENDS
+    from ser_lightning.models import available_models
+    from ser_lightning.models.registry import _MODELS
+    from ser_lightning.modules.classifier import SERClassifier
+    from ser_lightning.modules.optim import check_optim_config
+
+    model, features = dict(_plain(cfg.model)), dict(_plain(cfg.get("features")))
+    name = model.get("name")
+    if name not in _MODELS:
+        raise ValueError(f"model.name={name!r} is not a registered model; choose one of {available_models()}")
+    waveform_input = model.get("input", "features") == "waveform"
+    check_keys(_MODELS[name], {k: v for k, v in model.items() if k not in ("name", "input", "backbone_lr_mult")},
+               "model", name, ignore=("in_channels", "num_classes", "model_name"))
+    if not waveform_input:
+        frontend = FRONTENDS.get(features.get("name"))
+        if frontend is not None:
+            check_keys(frontend, {k: v for k, v in features.items() if k != "name"}, "features", features["name"])
+        if features.get("sample_rate", audio.sample_rate) != audio.sample_rate:
+            raise ValueError(f"features.sample_rate={features['sample_rate']} differs from data.sample_rate="
+                             f"{audio.sample_rate}: the frontend would see audio at the wrong rate")
+    check_optim_config(dict(_plain(cfg.get("optim"))))
+    loss = dict(_plain(cfg.get("loss")))
+    return SERClassifier(model=model, features=features, class_names=class_names, optim=_plain(cfg.get("optim")),
+                         label_smoothing=float(loss.get("label_smoothing", 0.0)),
+                         class_weights=loss.get("class_weights"), class_counts=[1] * len(class_names),
+                         num_samples=audio.num_samples)
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Fail fast on a bad training config, before any data is read (see the module docstring).
+
+    Builds the ``SERDataModule`` (audio settings, label set, augmentation chains; no file is
+    read), checks the corpus names and split settings, builds the frontend and network, then
+    runs one all-zero clip ``(1, num_samples)`` through frontend → SpecAugment → network in eval
+    mode and checks the logits are ``(1, num_classes)``. The global random generators are
+    restored afterwards, so calling it does not change a seeded run. A config whose
+    ``data._target_`` is not ``SERDataModule`` is not checked.
+
+    Args:
+        cfg: The composed ``conf/train.yaml`` (``data``, ``augment``, ``features``, ``model``,
+            ``optim``, ``loss``).
+
+    Raises:
+        ValueError: naming the first bad setting: an unknown key in ``data``, ``augment.*``,
+            ``features`` or ``model`` (listing the valid ones); an unknown corpus, label set,
+            model, frontend or split mode (listing the choices); an out-of-range number
+            (negative ``data.duration_s``, reversed ``augment.wave.noise_snr_db``,
+            ``features.n_mels`` above ``n_fft // 2 + 1``, ``model.input_size`` below a backbone's
+            minimum, ...); or a network that cannot process the configured clip length.
+    """
+    data = dict(_plain(cfg.data))
+    if data.get("_target_") != DATAMODULE_TARGET:
+        log.info("validate_config: data._target_=%s is not %s; settings not checked", data.get("_target_"),
+                 DATAMODULE_TARGET)
+        return
+    states = _collect_rng_states(include_cuda=False)
+    try:
+        with warnings.catch_warnings():  # the real build, right after, warns once
+            warnings.simplefilter("ignore")
+            dm = _check_data(data, dict(_plain(cfg.get("augment"))))
+            audio, label_set, wave_augment, spec_augment = dm.audio_cfg, dm.label_set, dm.wave_augment, dm.spec_augment
+            module = _check_network(cfg, audio, list(label_set.classes))
+            n = label_set.num_classes
+            clip = torch.zeros(2, audio.num_samples)
+            shape = ""
+            try:
+                with torch.no_grad():
+                    wave_augment.train()(clip)
+                    module.eval()
+                    feats = module.frontend(clip[:1])
+                    shape = f" (features {tuple(feats.shape)})"
+                    if feats.dim() == 4:
+                        spec_augment.train()(feats.expand(2, *feats.shape[1:]).clone())
+                    logits = module.network(feats)
+            except (RuntimeError, ValueError, IndexError) as err:
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise ValueError(
+                    f"model.name={cfg.model.name} cannot process a data.duration_s={audio.duration_s} s clip at "
+                    f"data.sample_rate={audio.sample_rate} Hz{shape}: {first}; "
+                    "change model.*, features.* or data.duration_s"
+                ) from None
+            if tuple(logits.shape) != (1, n):
+                raise ValueError(f"model.name={cfg.model.name} returned logits of shape {tuple(logits.shape)} for one clip; "
+                                 f"expected (1, {n}) for data.label_set={label_set.name}")
+    finally:
+        _set_rng_states(states)
