@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install train cv test lint data bench bench-latency clean
+.PHONY: install train cv test lint data bench bench-zoo bench-latency clean
 
 install: $(STAMP)
 
@@ -36,8 +36,16 @@ lint: install
 data: install
 	$(PY) -m ser_lightning.data.download --root "$${SER_DATA_DIR:-./data}"
 
-## Benchmarks on real RAVDESS (by hand; slow). ARGS="--models homebrew_cnn report001_cnn --epochs 20"
+## Performance benchmarks on real RAVDESS under $$SER_DATA_DIR (by hand; ~10 min on 2 CPU cores): input pipeline
+## (reference librosa style vs ser_lightning, scaling), cache build/reopen, training throughput and peak RSS.
+## JSON in benchmarks/results/. Options per script: python -m benchmarks.<pipeline|cache_build|train_throughput> --help
 bench: install
+	$(PY) -m benchmarks.pipeline
+	$(PY) -m benchmarks.cache_build
+	$(PY) -m benchmarks.train_throughput
+
+## Model-zoo accuracy benchmark on real RAVDESS (by hand; slow). ARGS="--models homebrew_cnn report001_cnn --epochs 20"
+bench-zoo: install
 	$(PY) -m benchmarks.model_zoo $(ARGS)
 
 ## CPU inference latency of every zoo model, PyTorch eager vs ONNX Runtime, 1 and 2 threads (needs the

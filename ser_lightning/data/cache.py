@@ -178,6 +178,18 @@ def _open(directory: Path, paths: Sequence[str], cfg: AudioConfig, dtype: str, v
     return CachedWaves(waves, ok, [tuple(x) for x in index["skipped"]], directory, built)
 
 
+def _warm_up_soundfile() -> None:
+    """Run soundfile's error path once in this thread (see :func:`_decode_all`)."""
+    import io
+
+    import soundfile as sf
+
+    try:
+        sf.info(io.BytesIO(b"not audio"))
+    except Exception:  # noqa: BLE001 - expected: the point is to exercise the error path
+        pass
+
+
 def _decode_all(paths: Sequence[str], cfg: AudioConfig, out: np.ndarray, workers: int, progress: bool):
     ok = np.ones(len(paths), dtype=bool)
     skipped: list[tuple[str, str]] = []
@@ -192,9 +204,15 @@ def _decode_all(paths: Sequence[str], cfg: AudioConfig, out: np.ndarray, workers
     columns = (TextColumn("decoding audio"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not progress, transient=True) as bar:
         task = bar.add_task("decode", total=len(paths))
+        # cffi realises soundfile's C types lazily, and two threads doing that at once can abort the
+        # process (cffi assertion in realize_c_type.c): decode the first file in this thread first.
+        _warm_up_soundfile()
+        if len(paths):
+            job(0)
+            bar.advance(task)
         # soundfile and soxr release the GIL, so threads decode in parallel.
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for _ in pool.map(job, range(len(paths))):
+            for _ in pool.map(job, range(1, len(paths))):
                 bar.advance(task)
     skipped.sort()
     return ok, skipped

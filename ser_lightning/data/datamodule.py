@@ -60,6 +60,18 @@ class CachedWaveDataset(Dataset):
             self._waves = np.load(self.waves_path, mmap_mode="r")
         return torch.from_numpy(self._waves[self.rows[i]].astype(np.float32)), int(self.labels[i])
 
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, int]]:
+        """A whole batch's items with one memory-map read and one float32 conversion (issue #6).
+
+        The DataLoader calls this instead of ``__getitem__`` per index; the items are the same,
+        in the same order (rows of one ``(len(indices), time)`` float32 array).
+        """
+        if self._waves is None:
+            self._waves = np.load(self.waves_path, mmap_mode="r")
+        idx = np.asarray(indices, dtype=np.int64)
+        block = torch.from_numpy(self._waves[self.rows[idx]].astype(np.float32))  # (batch, time)
+        return list(zip(block.unbind(0), self.labels[idx].tolist()))
+
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_waves": None}
 
@@ -88,11 +100,15 @@ class SERDataModule(pl.LightningDataModule):
         fold, n_folds, val_speakers, test_speakers, val_frac, test_frac: split settings.
         seed: Split seed.
         batch_size: Items per batch. num_workers: DataLoader workers.
-        pin_memory: Pin host memory (GPU). persistent_workers: keep workers between epochs.
+        pin_memory: Pin host memory for faster host-to-GPU copies: ``true``, ``false`` or ``"auto"``
+            (default: pin when the trainer's device is a CUDA GPU).
+        persistent_workers: Keep the DataLoader workers between epochs (no re-fork per epoch;
+            only with ``num_workers > 0``).
         augment: ``{"wave": {...}, "spec": {...}}`` settings for
             :func:`~ser_lightning.features.augment.build_wave_augment` and
             :func:`~ser_lightning.features.augment.build_spec_augment`.
-        test_split: Which split ``test_dataloader`` serves (``eval.py split=val`` etc.).
+        test_split: Which split ``test_dataloader`` serves (``eval.py split=val`` etc.); ``all``
+            serves every clip and assigns no train/val/test split (``eval.py split=all``).
         run_dir: Where ``split.csv``, ``skipped.csv`` and ``class_counts.csv`` are written.
         decode_workers: Threads decoding audio into the cache.
         progress: Show the cache-building progress bar.
@@ -127,8 +143,8 @@ class SERDataModule(pl.LightningDataModule):
         seed: int = 42,
         batch_size: int = 32,
         num_workers: int = 0,
-        pin_memory: bool = False,
-        persistent_workers: bool = False,
+        pin_memory: bool | str = "auto",
+        persistent_workers: bool = True,
         augment: dict[str, Any] | None = None,
         test_split: str = "test",
         run_dir: str | None = None,
@@ -143,10 +159,14 @@ class SERDataModule(pl.LightningDataModule):
             trim_silence=trim_silence, pad_mode=pad_mode, crop=crop,
         )
         self.label_set = get_label_set(label_set, calm)
-        if test_split not in SPLITS:
-            raise ValueError(f"test_split={test_split!r} is not one of {list(SPLITS)}")
+        if test_split not in (*SPLITS, "all"):
+            raise ValueError(f"test_split={test_split!r} is not one of {[*SPLITS, 'all']}")
         if batch_size < 1:
             raise ValueError(f"data.batch_size={batch_size} must be at least 1")
+        if num_workers < 0:
+            raise ValueError(f"data.num_workers={num_workers} must be 0 (load in the main process) or more")
+        if pin_memory not in (True, False, "auto"):
+            raise ValueError(f"data.pin_memory={pin_memory!r} must be true, false or auto")
         augment = augment or {}
         self.wave_augment = build_wave_augment(sample_rate=sample_rate, **dict(augment.get("wave") or {}))
         self.spec_augment = build_spec_augment(**dict(augment.get("spec") or {}))
@@ -157,6 +177,7 @@ class SERDataModule(pl.LightningDataModule):
         self.labels = np.zeros(0, dtype=np.int64)
         self.assignment: list[str] = []
         self.skipped: list[tuple[str, str, str]] = []
+        self.dropped: list[Utterance] = []  # clips whose emotion the label set drops (eval.py: unscorable)
         self.cache: CachedWaves | None = None
         self.datasets: dict[str, CachedWaveDataset] = {}
 
@@ -177,6 +198,7 @@ class SERDataModule(pl.LightningDataModule):
         scan = scan_corpora(resolve_data_root(hp.root), list(hp.corpora), skip_missing=hp.missing_corpora == "skip")
         skipped = [(p, "parse", r) for p, r in scan.skipped]
         utts, labels, dropped = [], [], Counter()
+        self.dropped = []
         keep = set(hp.speakers) if hp.speakers else None
         for u in scan.utterances:
             if keep is not None and u.speaker not in keep:
@@ -184,6 +206,7 @@ class SERDataModule(pl.LightningDataModule):
             y = self.label_set.index(u.emotion, source=u.path)
             if y is None:
                 dropped[u.emotion] += 1
+                self.dropped.append(u)
                 continue
             utts.append(u)
             labels.append(y)
@@ -215,19 +238,20 @@ class SERDataModule(pl.LightningDataModule):
         self.utterances = [utts[i] for i in rows]
         self.labels = labels[rows]
         self.skipped = skipped
-        self.assignment = assign_splits(
+        names = ("all",) if hp.test_split == "all" else SPLITS  # all: every clip, no split (eval.py split=all)
+        self.assignment = ["all"] * len(self.utterances) if hp.test_split == "all" else assign_splits(
             self.utterances, self.labels.tolist(), mode=hp.split, seed=hp.seed,
             val_speakers=hp.val_speakers, test_speakers=hp.test_speakers, fold=hp.fold,
             n_folds=hp.n_folds, val_frac=hp.val_frac, test_frac=hp.test_frac,
         )
         assign = np.asarray(self.assignment)
         waves_path = self.cache.directory / "waves.npy"
-        for name in SPLITS:
+        for name in names:
             sel = np.flatnonzero(assign == name)
             if len(sel) == 0:
                 raise ValueError(f"split {name!r} is empty (data.split={hp.split}); check the speaker settings")
             self.datasets[name] = CachedWaveDataset(waves_path, rows[sel], self.labels[sel])
-        for name in SPLITS:
+        for name in names:
             counts = class_counts(self.datasets[name].labels.tolist(), self.label_set)
             n_spk = len({u.speaker for u, a in zip(self.utterances, self.assignment) if a == name})
             log.info("%s: %d files, %d speakers, class counts %s", name, len(self.datasets[name]), n_spk, counts)
@@ -257,14 +281,23 @@ class SERDataModule(pl.LightningDataModule):
         with (run_dir / "class_counts.csv").open("w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["split", *self.class_names])
-            for name in SPLITS:
+            for name in self.datasets:
                 w.writerow([name, *class_counts(self.datasets[name].labels.tolist(), self.label_set).values()])
+
+    def _pin_memory(self) -> bool:
+        """``data.pin_memory``, with ``"auto"`` resolved: pin when the trainer runs on a CUDA device."""
+        pin = self.hparams.pin_memory
+        if pin != "auto":
+            return bool(pin)
+        strategy = getattr(self.trainer, "strategy", None)
+        device = getattr(strategy, "root_device", None)
+        return device is not None and device.type == "cuda"
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         hp = self.hparams
         return DataLoader(
             self.datasets[name], batch_size=hp.batch_size, shuffle=shuffle, num_workers=hp.num_workers,
-            pin_memory=hp.pin_memory, persistent_workers=hp.persistent_workers and hp.num_workers > 0,
+            pin_memory=self._pin_memory(), persistent_workers=bool(hp.persistent_workers) and hp.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:

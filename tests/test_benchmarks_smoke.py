@@ -1,0 +1,141 @@
+"""Smoke runs of the performance benchmarks (issue #6) on generated audio: they run, print and
+write well-formed JSON. Full runs on real RAVDESS are by hand (``make bench``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+def _load(path):
+    data = json.loads(path.read_text())
+    assert data["smoke"] is True
+    assert len(data["machine"]["loadavg_1_5_15"]) == 3
+    return data
+
+
+def test_pipeline_smoke(tmp_path, capsys):
+    pytest.importorskip("librosa")  # the reference pipeline (a); in the dev extra
+    from benchmarks import pipeline
+
+    out = tmp_path / "pipeline.json"
+    assert pipeline.main(["--smoke", "--out", str(out)]) == 0
+    data = _load(out)
+    a, b = data["reference_a"], data["ser_lightning_b"]
+    assert a["items"] == 16 and a["of_items"] == data["settings"]["train_clips"] > 16
+    assert a["extrapolated"] is True
+    # (b) delivers every training clip once per epoch
+    assert [e["samples"] for e in b["epochs"]] == [data["settings"]["train_clips"]]
+    assert a["samples_per_s"] > 0 and b["samples_per_s"] > 0
+    assert data["ratio_b_over_a"] == pytest.approx(b["samples_per_s"] / a["samples_per_s"], rel=0.01)
+    assert set(data["stage_ms_per_batch"]) >= {"loader", "wave_augment", "frontend", "spec_augment"}
+    assert [(s["workers"], s["batch_size"]) for s in data["scaling"]] == [(0, 16)]
+    assert "ratio b/a" in capsys.readouterr().out
+
+
+def test_reference_dataset_matches_frontend_shape(tiny_ravdess):
+    pytest.importorskip("librosa")
+    from benchmarks.pipeline import ReferenceMelDataset
+    from ser_lightning.features.frontend import LogMelFrontend
+
+    path = next((tiny_ravdess / "ravdess").rglob("*.wav"))
+    feats, label = ReferenceMelDataset([str(path)], [3])[0]
+    # (a) and (b) deliver the same feature geometry: (1, n_mels, frames) for 3 s at 16 kHz
+    assert tuple(feats.shape) == LogMelFrontend().output_shape(48000) and label == 3
+    assert abs(float(feats.mean())) < 1e-3  # standardised per utterance
+
+
+def test_cache_build_smoke(tmp_path):
+    from benchmarks import cache_build
+
+    out = tmp_path / "cache_build.json"
+    assert cache_build.main(["--smoke", "--out", str(out)]) == 0
+    data = _load(out)
+    n = data["audio"]["files"]
+    assert data["cold_build"]["files"] == n and data["cold_build"]["seconds"] > 0
+    assert data["reopen"]["build_or_load_s"] > 0
+    assert [(s["repeat"], s["files"]) for s in data["scaling"]] == [(1, n), (2, 2 * n)]
+    # float16 cache: 2 bytes per sample, 3 s at 16 kHz per file (plus a small index)
+    assert data["scaling"][1]["cache_bytes"] >= 2 * n * 48000 * 2
+
+
+def test_train_throughput_smoke(tmp_path):
+    from benchmarks import train_throughput
+
+    out = tmp_path / "train_throughput.json"
+    assert train_throughput.main(["--smoke", "--out", str(out)]) == 0
+    data = _load(out)
+    (row,) = data["results"]
+    assert row["config"] == "homebrew_cnn" and "error" not in row
+    assert row["steps"] >= 2 and row["samples_per_s"] > 0 and row["step_samples_per_s"] >= row["samples_per_s"]
+    assert row["peak_rss_mb"] > 50
+    assert row["gpu_util_mean_pct"] is None or 0 <= row["gpu_util_mean_pct"] <= 100
+
+
+def test_bad_arguments_exit_with_a_message(capsys):
+    from benchmarks import cache_build, train_throughput
+
+    with pytest.raises(SystemExit):
+        cache_build.main(["--repeats", "0"])
+    assert "--repeats" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train_throughput.main(["--configs", "nope"])
+    assert "nope" in capsys.readouterr().err
+
+
+# ---- the fast paths the benchmarks motivated (issue #6 item 2) keep the results unchanged
+@pytest.mark.parametrize("name, kwargs", [("logmel", {}), ("logmel", {"normalize": "none"}), ("mfcc", {"deltas": 2})])
+def test_fast_frontend_matches_torchaudio_forward(name, kwargs, monkeypatch):
+    import torch
+
+    import ser_lightning.features.frontend as frontend_mod
+
+    torch.manual_seed(0)
+    wave = torch.randn(4, 16000) * torch.tensor([[1.0], [0.1], [1e-3], [0.0]])  # includes a silent item
+    fe = frontend_mod.build_frontend(name, **kwargs)
+    fast = fe(wave)
+    monkeypatch.setattr(frontend_mod, "_capturing_graph", lambda: True)  # torchaudio's own forward
+    reference = fe(wave)
+    assert fast.dtype == reference.dtype == torch.float32 and fast.shape == reference.shape
+    # same features to float32 rounding (dB values span ~80 dB; standardised values ~±5)
+    torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-4)
+
+
+def test_batched_item_fetch_matches_per_item(tmp_path):
+    import numpy as np
+    import torch
+    from torch.utils.data import DataLoader
+
+    from ser_lightning.data.datamodule import CachedWaveDataset
+
+    waves = np.lib.format.open_memmap(tmp_path / "waves.npy", mode="w+", dtype=np.float16, shape=(10, 50))
+    waves[:] = np.random.default_rng(0).standard_normal((10, 50))
+    waves.flush()
+    ds = CachedWaveDataset(tmp_path / "waves.npy", rows=np.array([7, 2, 9, 0]), labels=np.array([1, 2, 3, 4]))
+    items = ds.__getitems__([3, 1, 2])
+    assert [y for _, y in items] == [4, 2, 3]
+    for (x, _), i in zip(items, [3, 1, 2]):
+        assert x.dtype == torch.float32 and torch.equal(x, ds[i][0])
+    (x, y), = list(DataLoader(ds, batch_size=4, shuffle=False))
+    assert torch.equal(x, torch.stack([ds[i][0] for i in range(4)])) and y.tolist() == [1, 2, 3, 4]
+
+
+def test_pin_memory_setting():
+    from types import SimpleNamespace
+
+    import torch
+
+    from ser_lightning.data.datamodule import SERDataModule
+
+    dm = SERDataModule()  # default pin_memory="auto"
+    assert dm._pin_memory() is False  # no trainer
+    dm.trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")))
+    assert dm._pin_memory() is False
+    dm.trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cuda", 0)))
+    assert dm._pin_memory() is True
+    assert SERDataModule(pin_memory=True)._pin_memory() is True
+    with pytest.raises(ValueError, match="data.pin_memory"):
+        SERDataModule(pin_memory="yes")
+    with pytest.raises(ValueError, match="data.num_workers"):
+        SERDataModule(num_workers=-1)
