@@ -30,7 +30,7 @@ test: install
 	$(PY) -m pytest -q $(ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check ser_lightning tests train.py eval.py
+	$(VENV)/bin/ruff check ser_lightning tests benchmarks train.py eval.py predict.py export.py
 
 ## Download RAVDESS speech (Zenodo record 1188976) into $${SER_DATA_DIR:-./data}.
 data: install
