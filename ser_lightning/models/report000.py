@@ -60,7 +60,7 @@ from torch import nn
 
 from ser_lightning.models.attention_fcn import AttentionPooling
 from ser_lightning.models.registry import register_model
-from ser_lightning.models.settings import dropout_prob
+from ser_lightning.models.settings import dropout_prob, positive_int
 
 COMBINE_MODES = ("probs", "logits")
 
@@ -213,8 +213,7 @@ class Report000BiLSTM(nn.Module):
     ) -> None:
         super().__init__()
         for key, value in (("n_feats", n_feats), ("hidden_size", hidden_size), ("num_layers", num_layers), ("fc_dim", fc_dim)):
-            if value < 1:
-                raise ValueError(f"model.{key}={value} must be ≥ 1")
+            positive_int(value, key)
         dropout_prob(dropout)
         dropout_prob(lstm_dropout, "lstm_dropout")
         self.n_feats = int(n_feats)
@@ -300,8 +299,7 @@ class Report000Transformer(nn.Module):
             ("n_feats", n_feats), ("d_model", d_model), ("num_layers", num_layers),
             ("num_heads", num_heads), ("ff_dim", ff_dim), ("fc_dim", fc_dim),
         ):
-            if value < 1:
-                raise ValueError(f"model.{key}={value} must be ≥ 1")
+            positive_int(value, key)
         if d_model % num_heads:
             raise ValueError(f"model.d_model={d_model} must be divisible by model.num_heads={num_heads}")
         if d_model % 2:

@@ -57,7 +57,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ser_lightning.models.registry import register_model
-from ser_lightning.models.settings import dropout_prob, int_list
+from ser_lightning.models.settings import dropout_prob, int_list, positive_int
 
 _BATCHNORM = ("channel", "time")
 
@@ -124,8 +124,7 @@ class CNNBlock(nn.Module):
         pools = int_list(pools, "pools", len(widths))
         grid = int_list(pool_grid, "pool_grid", 2)
         dropout = dropout_prob(dropout, "dropout")
-        if int(kernel_size) < 1:
-            raise ValueError(f"model.kernel_size={kernel_size} must be a positive integer")
+        positive_int(kernel_size, "kernel_size")
         if batchnorm not in _BATCHNORM:
             raise ValueError(f"model.batchnorm={batchnorm!r} must be one of {list(_BATCHNORM)}")
         self.batchnorm = batchnorm
@@ -304,8 +303,7 @@ class Report001CNNTransformer(nn.Module):
     ) -> None:
         super().__init__()
         for key, value in (("d_model", d_model), ("num_layers", num_layers), ("nhead", nhead), ("dim_feedforward", dim_feedforward)):
-            if int(value) < 1:
-                raise ValueError(f"model.{key}={value} must be a positive integer")
+            positive_int(value, key)
         if d_model % nhead:
             raise ValueError(f"model.d_model={d_model} must be divisible by model.nhead={nhead}")
         transformer_dropout = dropout_prob(transformer_dropout, "transformer_dropout")

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from ser_lightning.models.registry import register_model
-from ser_lightning.models.settings import dropout_prob, int_list
+from ser_lightning.models.settings import dropout_prob, int_list, positive_int
 
 
 @register_model("report002_cnn")
@@ -81,10 +81,8 @@ class Report002CNN(nn.Module):
         widths = int_list(widths, "widths")
         hidden = int_list(hidden, "hidden")
         grid = int_list(pool_grid, "pool_grid", 2)
-        if int(kernel_size) < 1:
-            raise ValueError(f"model.kernel_size={kernel_size} must be a positive integer")
-        if int(pool) < 1:
-            raise ValueError(f"model.pool={pool} must be a positive integer")
+        positive_int(kernel_size, "kernel_size")
+        positive_int(pool, "pool")
         dropout_prob(dropout, "dropout")
         self.stack_channels = bool(stack_channels)
         self.min_size = int(pool) ** len(widths)

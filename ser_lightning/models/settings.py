@@ -27,6 +27,24 @@ def int_list(value, key: str, length: int | None = None) -> list[int]:
     return out
 
 
+def positive_int(value, key: str) -> int:
+    """A positive integer setting (e.g. a layer width or count).
+
+    Args:
+        value: The setting.
+        key: Setting name, used in the message as ``model.<key>``.
+
+    Returns:
+        The value as ``int``.
+
+    Raises:
+        ValueError: below 1, naming ``model.<key>``.
+    """
+    if int(value) < 1:
+        raise ValueError(f"model.{key}={value} must be a positive integer")
+    return int(value)
+
+
 def dropout_prob(p: float, key: str = "dropout") -> float:
     """A dropout probability in [0, 1).
 
