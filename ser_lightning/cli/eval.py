@@ -51,13 +51,12 @@ from ser_lightning.cli.report import (
     write_report,
     write_table_csv,
 )
-from ser_lightning.data.datamodule import SERDataModule
+from ser_lightning.data.datamodule import AUDIO_KEYS, SERDataModule
 from ser_lightning.data.splits import SPLITS
 from ser_lightning.modules.classifier import SERClassifier
 
 log = logging.getLogger(__name__)
 
-AUDIO_KEYS = ("sample_rate", "duration_s", "normalize", "trim_silence", "pad_mode", "crop")
 #: Datamodule settings that belong to the model: always the checkpoint's.
 MODEL_KEYS = (*AUDIO_KEYS, "cache_dtype", "label_set", "calm")
 #: Keys of a ``data=`` group that are not corpus settings.

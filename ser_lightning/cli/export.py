@@ -43,6 +43,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from ser_lightning.data.audio import AudioConfig
+from ser_lightning.data.datamodule import audio_config_from_hparams
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,6 @@ CARD_VERSION = 1
 ONNX_CARD_KEY = "ser_lightning.model_card"
 TS_CARD_FILE = "model_card.json"
 # Datamodule settings that shape the audio a checkpoint was trained on (see cli/eval.py).
-AUDIO_KEYS = ("sample_rate", "duration_s", "normalize", "trim_silence", "pad_mode", "crop")
 # ONNX keeps weights inside the file below this size (protobuf's limit is 2 GiB).
 _ONNX_INLINE_LIMIT_BYTES = 1_800_000_000
 
@@ -81,20 +81,6 @@ class ProbabilityModel(nn.Module):
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         """Class probabilities ``(batch, n_classes)`` from waveforms ``(batch, num_samples)``."""
         return torch.softmax(self.network(self.frontend(waveform)).float(), dim=-1)
-
-
-def audio_config_from_hparams(dm_hp: dict[str, Any]) -> AudioConfig:
-    """The preprocessing a checkpoint was trained with, from its datamodule settings.
-
-    Args:
-        dm_hp: ``datamodule_hyper_parameters`` of a ``train.py`` checkpoint.
-
-    Returns:
-        :class:`~ser_lightning.data.audio.AudioConfig` (sample rate Hz, ``duration_s``,
-        normalisation, silence trimming, padding, crop); settings the datamodule does not store
-        (``target_rms_dbfs``, ``trim_db``) take their defaults.
-    """
-    return AudioConfig(**{k: dm_hp[k] for k in AUDIO_KEYS if k in dm_hp})
 
 
 def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[nn.Module, AudioConfig]:

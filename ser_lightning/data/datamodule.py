@@ -81,6 +81,29 @@ def resolve_data_root(root: str | None) -> Path:
     return Path(root or os.environ.get("SER_DATA_DIR") or "data").expanduser().resolve()
 
 
+
+#: Datamodule settings that define how a clip is decoded (``AudioConfig``); a checkpoint stores
+#: them in ``datamodule_hyper_parameters``, and eval/predict/export reuse them from there.
+AUDIO_KEYS = ("sample_rate", "duration_s", "normalize", "trim_silence", "pad_mode", "crop")
+
+
+def audio_config_from_hparams(hp: dict[str, Any]) -> AudioConfig:
+    """The clip preprocessing defined by datamodule settings (e.g. a checkpoint's).
+
+    Args:
+        hp: ``SERDataModule`` settings, e.g. ``datamodule_hyper_parameters`` of a checkpoint.
+
+    Returns:
+        :class:`~ser_lightning.data.audio.AudioConfig` (sample rate Hz, ``duration_s``,
+        normalisation, silence trimming, padding, crop); settings the datamodule does not store
+        (``target_rms_dbfs``, ``trim_db``) take their defaults.
+
+    Raises:
+        ValueError: a setting out of range (from ``AudioConfig``).
+    """
+    return AudioConfig(**{k: hp[k] for k in AUDIO_KEYS if k in hp})
+
+
 class SERDataModule(pl.LightningDataModule):
     """Speech emotion data for Lightning (issue #2, items 3–7).
 
@@ -154,10 +177,7 @@ class SERDataModule(pl.LightningDataModule):
         super().__init__()
         self.save_hyperparameters(ignore=["run_dir", "progress", "decode_workers"])
         # Validate everything cheap before any file is touched.
-        self.audio_cfg = AudioConfig(
-            sample_rate=sample_rate, duration_s=duration_s, normalize=normalize,
-            trim_silence=trim_silence, pad_mode=pad_mode, crop=crop,
-        )
+        self.audio_cfg = audio_config_from_hparams(self.hparams)
         self.label_set = get_label_set(label_set, calm)
         if test_split not in (*SPLITS, "all"):
             raise ValueError(f"test_split={test_split!r} is not one of {[*SPLITS, 'all']}")
