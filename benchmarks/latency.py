@@ -71,20 +71,17 @@ def build(name: str, duration_s: float = 3.0, overrides: list[str] | None = None
         "input_shape" (C, F, T fed to the network), "sample_rate" (Hz)}``.
     """
     from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
 
+    from ser_lightning.cli.common import build_classifier
     from ser_lightning.cli.export import ProbabilityModel
     from ser_lightning.data.audio import AudioConfig
     from ser_lightning.data.labels import get_label_set
-    from ser_lightning.modules.classifier import SERClassifier
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[f"model={name}", f"data.duration_s={duration_s}", *(overrides or [])])
-    plain = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
     audio = AudioConfig(sample_rate=int(cfg.data.sample_rate), duration_s=float(cfg.data.duration_s))
     classes = list(get_label_set(cfg.data.label_set, cfg.data.calm).classes)
-    clf = SERClassifier(model=plain(cfg.model), features=plain(cfg.features), class_names=classes,
-                        num_samples=audio.num_samples)
+    clf = build_classifier(cfg, classes, audio.num_samples)
     module = ProbabilityModel.from_classifier(clf)
     with torch.inference_mode():
         shape = tuple(module.frontend(torch.zeros(1, audio.num_samples)).shape[1:])

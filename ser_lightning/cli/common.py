@@ -215,3 +215,38 @@ def stored_datamodule_hparams(ckpt_path: str | Path) -> dict[str, Any]:
     if not hp:
         raise ValueError(f"{path}: checkpoint holds no datamodule settings (was it written by train.py?)")
     return hp
+
+
+def build_classifier(cfg: DictConfig, class_names: list[str], num_samples: int,
+                     class_counts: list[int] | None = None):
+    """``SERClassifier`` from ``cfg.model``, ``cfg.features``, ``cfg.optim`` and ``cfg.loss``.
+
+    Args:
+        cfg: The composed ``conf/train.yaml``.
+        class_names: The label set's classes, in label order.
+        num_samples: Clip length in samples (``sample_rate`` Hz × ``duration_s``), for backbones
+            that fit the spectrogram geometry to it.
+        class_counts: Training clips per class (for ``loss.class_weights=balanced``), or ``None``.
+
+    Returns:
+        The untrained classifier (frontend + network + loss and metrics).
+
+    Raises:
+        ValueError: bad model, feature or loss settings, naming the setting.
+    """
+    from ser_lightning.modules.classifier import SERClassifier
+
+    def plain(node):
+        return OmegaConf.to_container(node, resolve=True) if node is not None else {}
+
+    loss = plain(cfg.get("loss"))
+    return SERClassifier(
+        model=plain(cfg.model),
+        features=plain(cfg.get("features")),
+        class_names=class_names,
+        optim=plain(cfg.get("optim")),
+        label_smoothing=float(loss.get("label_smoothing", 0.0)),
+        class_weights=loss.get("class_weights"),
+        class_counts=class_counts,
+        num_samples=num_samples,
+    )

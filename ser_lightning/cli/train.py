@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ser_lightning.cli.callbacks import EpochTimer
 from ser_lightning.cli.common import (
+    build_classifier,
     build_trainer,
     finish_wandb,
     quiet_known_warnings,
@@ -50,18 +51,9 @@ def build_datamodule(cfg: DictConfig, run_dir: str | Path | None):
 
 
 def build_module(cfg: DictConfig, dm) -> SERClassifier:
-    """``SERClassifier`` from ``cfg.model``, ``cfg.features``, ``cfg.optim`` and ``cfg.loss``."""
-    loss = _plain(cfg.get("loss"))
-    return SERClassifier(
-        model=_plain(cfg.model),
-        features=_plain(cfg.features),
-        class_names=dm.class_names,
-        optim=_plain(cfg.get("optim")),
-        label_smoothing=float(loss.get("label_smoothing", 0.0)),
-        class_weights=loss.get("class_weights"),
-        class_counts=dm.train_class_counts(),
-        num_samples=dm.audio_cfg.num_samples,
-    )
+    """:func:`~ser_lightning.cli.common.build_classifier` for the data module's classes, training
+    class counts and clip length."""
+    return build_classifier(cfg, dm.class_names, dm.audio_cfg.num_samples, dm.train_class_counts())
 
 
 def check_multirun_ddp(trainer: pl.Trainer, strategy_setting: Any = None) -> None:

@@ -34,6 +34,7 @@ import torch
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from omegaconf import DictConfig, OmegaConf
 
+from ser_lightning.cli.common import build_classifier
 from ser_lightning.features.augment import build_spec_augment, build_wave_augment
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,6 @@ def _check_network(cfg: DictConfig, audio, class_names: list[str]):
     from ser_lightning.features.frontend import _REGISTRY as FRONTENDS
     from ser_lightning.models import available_models
     from ser_lightning.models.registry import _MODELS
-    from ser_lightning.modules.classifier import SERClassifier
     from ser_lightning.modules.optim import check_optim_config
 
     model, features = dict(_plain(cfg.model)), dict(_plain(cfg.get("features")))
@@ -140,11 +140,7 @@ def _check_network(cfg: DictConfig, audio, class_names: list[str]):
             raise ValueError(f"features.sample_rate={features['sample_rate']} differs from data.sample_rate="
                              f"{audio.sample_rate}: the frontend would see audio at the wrong rate")
     check_optim_config(dict(_plain(cfg.get("optim"))))
-    loss = dict(_plain(cfg.get("loss")))
-    return SERClassifier(model=model, features=features, class_names=class_names, optim=_plain(cfg.get("optim")),
-                         label_smoothing=float(loss.get("label_smoothing", 0.0)),
-                         class_weights=loss.get("class_weights"), class_counts=[1] * len(class_names),
-                         num_samples=audio.num_samples)
+    return build_classifier(cfg, class_names, audio.num_samples, class_counts=[1] * len(class_names))
 
 
 def validate_config(cfg: DictConfig) -> None:
