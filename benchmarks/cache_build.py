@@ -67,6 +67,7 @@ def timed(fn, *args, **kwargs) -> tuple[float, Any]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options (``--help`` lists them); ``argv`` ``None`` reads ``sys.argv``."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", default=None, help="data root holding ravdess/ (default $SER_DATA_DIR)")
     p.add_argument("--repeats", type=int, nargs="*", default=[1, 2, 4], help="corpus-size multiples")

@@ -338,6 +338,7 @@ def stage_breakdown(dm, model, batch_size: int, batches: int = 10) -> dict[str, 
 
 # ---------------------------------------------------------------------------------------------- main
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options (``--help`` lists them); ``argv`` ``None`` reads ``sys.argv``."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", default=None, help="data root holding ravdess/ (default $SER_DATA_DIR)")
     p.add_argument("--cache-dir", default=None, help="waveform cache (default $SER_CACHE_DIR or a temp folder)")

@@ -204,6 +204,7 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options (``--help`` lists them); ``argv`` ``None`` reads ``sys.argv``."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", default=None, help="data root holding ravdess/ (default $SER_DATA_DIR)")
     p.add_argument("--cache-dir", default=None, help="waveform cache (default $SER_CACHE_DIR or a temp folder)")

@@ -80,7 +80,8 @@ class AppendingCSVLogger(CSVLogger):
     """
 
     @property
-    def experiment(self) -> ExperimentWriter:  # noqa: D102
+    def experiment(self) -> ExperimentWriter:
+        """The CSV writer, which appends to an existing ``metrics.csv`` instead of deleting it."""
         if self._experiment is None:
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(log_dir=self.log_dir)

@@ -140,7 +140,8 @@ def write_summary(sweep_dir: str | Path) -> tuple[Path, Path] | None:
 class SweepSummary(Callback):
     """Hydra callback: at the end of a multirun, write :func:`write_summary` into the sweep dir."""
 
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:  # noqa: D102
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Write ``summary.csv`` / ``summary.md`` into ``config.hydra.sweep.dir``."""
         write_summary(config.hydra.sweep.dir)
 
 
