@@ -290,3 +290,64 @@ def test_spec_validation_names_key():
         build_spec_augment(2, -1, 0.1, 0.1)
     with pytest.raises(ValueError, match=r"augment\.spec\.p=1\.2"):
         build_spec_augment(2, 2, 0.1, 0.1, p=1.2)
+
+
+def test_spec_augment_equals_masking_the_full_plane():
+    """The broadcast (freq × 1) / (1 × frames) masks draw and mask exactly as torchaudio on the full plane."""
+    import torchaudio
+
+    spec = torch.randn(8, 2, 64, 188)
+    torch.manual_seed(5)
+    out = SpecAugment(freq_masks=2, time_masks=3, freq_max_frac=0.1, time_max_frac=0.1, p=0.7)(spec)
+    torch.manual_seed(5)
+    keep = torch.ones(8, 1, 64, 188)
+    for _ in range(2):
+        keep = torchaudio.functional.mask_along_axis_iid(keep, int(0.1 * 64) + 1, 0.0, axis=2)
+    for _ in range(3):
+        keep = torchaudio.functional.mask_along_axis_iid(keep, int(0.1 * 188) + 1, 0.0, axis=3)
+    selected = (torch.rand(8) < 0.7)[:, None, None, None]
+    assert torch.equal(out, spec.masked_fill((keep == 0) & selected, 0.0))
+
+
+def test_noise_leaves_unselected_items_untouched_and_float32_input_unmodified():
+    torch.manual_seed(0)
+    x = torch.randn(16, 4000)
+    before = x.clone()
+    aug = AddWhiteNoise((20.0, 20.0), p=0.5)
+    out = aug(x)
+    assert torch.equal(x, before)  # the input batch is not written to
+    noisy = ~torch.isnan(aug.last_snr_db)
+    assert 0 < int(noisy.sum()) < 16
+    assert torch.equal(out[~noisy], x[~noisy])
+    assert not torch.equal(out[noisy], x[noisy])
+
+
+def test_time_shift_cpu_roll_equals_the_accelerator_gather():
+    from ser_lightning.features.augment import _gather_rows, _roll_rows
+
+    x = torch.randn(6, 301)
+    shifts = torch.tensor([0, 5, -5, 150, -150, 300])
+    assert torch.equal(_roll_rows(x, shifts), _gather_rows(x, shifts))
+    assert torch.equal(_roll_rows(x, shifts)[3], torch.roll(x[3], 150))
+
+
+def test_noise_accelerator_path_has_the_same_snr(monkeypatch):
+    """The sync-free path (full-batch noise, used off the CPU) gives the same exact SNRs and untouched items."""
+    from ser_lightning.features import augment
+
+    monkeypatch.setattr(augment, "_on_cpu", lambda x: False)
+    torch.manual_seed(0)
+    x = torch.randn(12, 4000)
+    for aug in (AddWhiteNoise((10.0, 25.0), p=0.5), AddWhiteNoise(sigma=0.05, p=0.5)):
+        out = aug(x)
+        noisy = ~torch.isnan(aug.last_snr_db)
+        assert 0 < int(noisy.sum()) < 12
+        assert torch.equal(out[~noisy], x[~noisy])
+        realised = 10 * torch.log10(x[noisy].square().mean(-1) / (out[noisy] - x[noisy]).square().mean(-1))
+        torch.testing.assert_close(realised, aug.last_snr_db[noisy], atol=1e-3, rtol=0)
+    shift = RandomTimeShift(0.3)
+    torch.manual_seed(1)
+    gathered = shift(x)
+    monkeypatch.setattr(augment, "_on_cpu", lambda x: True)
+    torch.manual_seed(1)
+    assert torch.equal(shift(x), gathered)  # same draws, same rolls on both paths
