@@ -132,3 +132,47 @@ def test_validation_names_setting(cls, kwargs, pattern):
 def test_rejects_bad_waveform_shape():
     with pytest.raises(ValueError, match="batch"):
         LogMelFrontend()(torch.zeros(2, 2, 1000))
+
+
+# ------------------------------------------------------------- CPU fast path (issue #6) vs torchaudio
+
+
+def _torchaudio_logmel(fe: LogMelFrontend, x: torch.Tensor) -> torch.Tensor:
+    """The reference: torchaudio's own MelSpectrogram → AmplitudeToDB (4-D) → per-item standardisation."""
+    db = fe.to_db(fe.melspec(x.unsqueeze(1)))
+    std, mean = torch.std_mean(db, dim=(-2, -1), keepdim=True, correction=0)
+    return (db - mean) / (std + 1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"n_fft": 512, "hop_length": 160, "n_mels": 40}, {"n_fft": 2048, "hop_length": 512, "n_mels": 128},
+     {"win_length": 800}],  # the last one takes torchaudio's framing (window shorter than n_fft)
+    ids=["default", "n_fft512", "n_fft2048", "win800"],
+)
+def test_logmel_fast_path_matches_torchaudio(kwargs):
+    from ser_lightning.features.frontend import _mel_power
+
+    fe = LogMelFrontend(**kwargs)
+    x = _tones(4)
+    power = _mel_power(fe.melspec, x.unsqueeze(1))
+    ref_power = fe.melspec(x.unsqueeze(1))
+    torch.testing.assert_close(power, ref_power, rtol=2e-6, atol=1e-12)
+    torch.testing.assert_close(fe(x), _torchaudio_logmel(fe, x), rtol=0, atol=2e-4)
+
+
+@pytest.mark.parametrize("cls", [LogMelFrontend, lambda: MFCCFrontend(deltas=2)], ids=["logmel", "mfcc"])
+def test_cpu_chunking_is_bit_identical(cls, monkeypatch):
+    import ser_lightning.features.frontend as frontend
+
+    fe = cls() if isinstance(cls, type) else cls()
+    x = torch.cat([_tones(4), 0.5 * _tones(4).flip(0), _tones(3)])  # 11 clips: chunks of 3 leave 2
+    whole = fe(x)
+    frame_bytes = (NUM_SAMPLES // 256 + 1) * 1024 * 4
+    monkeypatch.setattr(frontend, "_CHUNK_BYTES", 3 * frame_bytes)  # chunks of 3 items
+    calls = []
+    original = fe._features
+    monkeypatch.setattr(fe, "_features", lambda part: calls.append(len(part)) or original(part))
+    chunked = fe(x)
+    assert calls == [3, 3, 3, 2]
+    assert torch.equal(chunked, whole)
