@@ -107,18 +107,22 @@ def test_batched_item_fetch_matches_per_item(tmp_path):
     import torch
     from torch.utils.data import DataLoader
 
-    from ser_lightning.data.datamodule import CachedWaveDataset
+    from ser_lightning.data.datamodule import CachedWaveDataset, WaveBatch, collate_batch
 
     waves = np.lib.format.open_memmap(tmp_path / "waves.npy", mode="w+", dtype=np.float16, shape=(10, 50))
     waves[:] = np.random.default_rng(0).standard_normal((10, 50))
     waves.flush()
     ds = CachedWaveDataset(tmp_path / "waves.npy", rows=np.array([7, 2, 9, 0]), labels=np.array([1, 2, 3, 4]))
-    items = ds.__getitems__([3, 1, 2])
-    assert [y for _, y in items] == [4, 2, 3]
-    for (x, _), i in zip(items, [3, 1, 2]):
-        assert x.dtype == torch.float32 and torch.equal(x, ds[i][0])
-    (x, y), = list(DataLoader(ds, batch_size=4, shuffle=False))
+    batch = ds.__getitems__([3, 1, 2])
+    assert isinstance(batch, WaveBatch) and batch.target.tolist() == [4, 2, 3]
+    assert batch.waves.dtype == torch.float32 and batch.target.dtype == torch.int64
+    assert torch.equal(batch.waves, torch.stack([ds[i][0] for i in [3, 1, 2]]))
+    assert collate_batch(batch) is batch  # already a batch: not split and copied back together
+    # the datamodule's loader settings: the same batch as default collation of per-item fetches
+    (x, y), = list(DataLoader(ds, batch_size=4, shuffle=False, collate_fn=collate_batch))
     assert torch.equal(x, torch.stack([ds[i][0] for i in range(4)])) and y.tolist() == [1, 2, 3, 4]
+    per_item = collate_batch([ds[i] for i in range(4)])  # anything but a WaveBatch: default_collate
+    assert torch.equal(per_item[0], x) and per_item[1].tolist() == [1, 2, 3, 4]
 
 
 def test_pin_memory_setting():

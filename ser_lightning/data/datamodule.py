@@ -14,12 +14,12 @@ import logging
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ser_lightning.data.audio import AudioConfig
 from ser_lightning.data.cache import CachedWaves, build_or_load
@@ -30,6 +30,32 @@ from ser_lightning.data.splits import SPLITS, assign_splits
 from ser_lightning.features.augment import build_spec_augment, build_wave_augment
 
 log = logging.getLogger(__name__)
+
+
+class WaveBatch(NamedTuple):
+    """A batch made in one piece by :meth:`CachedWaveDataset.__getitems__`.
+
+    Attributes:
+        waves: ``(batch, time)`` float32 waveforms.
+        target: ``(batch,)`` int64 class indices.
+    """
+
+    waves: torch.Tensor
+    target: torch.Tensor
+
+
+def collate_batch(items: WaveBatch | list) -> Any:
+    """DataLoader ``collate_fn``: a :class:`WaveBatch` is already a batch; anything else goes to ``default_collate``.
+
+    Args:
+        items: What the dataset returned for one batch of indices.
+
+    Returns:
+        ``(waves (batch, time), target (batch,))``.
+    """
+    if isinstance(items, WaveBatch):
+        return items
+    return default_collate(items)
 
 
 class CachedWaveDataset(Dataset):
@@ -60,17 +86,21 @@ class CachedWaveDataset(Dataset):
             self._waves = np.load(self.waves_path, mmap_mode="r")
         return torch.from_numpy(self._waves[self.rows[i]].astype(np.float32)), int(self.labels[i])
 
-    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, int]]:
-        """A whole batch's items with one memory-map read and one float32 conversion (issue #6).
+    def __getitems__(self, indices: list[int]) -> WaveBatch:
+        """A whole batch with one memory-map read and one float32 conversion (issue #6).
 
-        The DataLoader calls this instead of ``__getitem__`` per index; the items are the same,
-        in the same order (rows of one ``(len(indices), time)`` float32 array).
+        The DataLoader calls this instead of ``__getitem__`` per index. The result is already the
+        batch — the items' waveforms stacked in order — and :func:`collate_batch` passes it on
+        as it is, instead of splitting it into items and copying them back together.
+
+        Returns:
+            ``WaveBatch(waves (len(indices), time) float32, target (len(indices),) int64)``.
         """
         if self._waves is None:
             self._waves = np.load(self.waves_path, mmap_mode="r")
         idx = np.asarray(indices, dtype=np.int64)
         block = torch.from_numpy(self._waves[self.rows[idx]].astype(np.float32))  # (batch, time)
-        return list(zip(block.unbind(0), self.labels[idx].tolist()))
+        return WaveBatch(block, torch.from_numpy(self.labels[idx]))
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_waves": None}
@@ -318,6 +348,7 @@ class SERDataModule(pl.LightningDataModule):
         return DataLoader(
             self.datasets[name], batch_size=hp.batch_size, shuffle=shuffle, num_workers=hp.num_workers,
             pin_memory=self._pin_memory(), persistent_workers=bool(hp.persistent_workers) and hp.num_workers > 0,
+            collate_fn=collate_batch,
         )
 
     def train_dataloader(self) -> DataLoader:
