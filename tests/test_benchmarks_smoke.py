@@ -31,6 +31,12 @@ def test_pipeline_smoke(tmp_path, capsys):
     assert data["ratio_b_over_a"] == pytest.approx(b["samples_per_s"] / a["samples_per_s"], rel=0.01)
     assert set(data["stage_ms_per_batch"]) >= {"loader", "wave_augment", "frontend", "spec_augment"}
     assert [(s["workers"], s["batch_size"]) for s in data["scaling"]] == [(0, 16)]
+    # one a-vs-b comparison per worker count (smoke: 0 only); the headline is the last one
+    assert [c["workers"] for c in data["by_workers"]] == [0] and data["headline_workers"] == 0
+    assert data["by_workers"][0]["ratio_b_over_a"] == data["ratio_b_over_a"]
+    best = data["best_b_over_best_a"]
+    assert best["ratio_b_over_a"] == pytest.approx(best["b_samples_per_s"] / best["a_samples_per_s"], rel=0.01)
+    assert data["frontend_only_samples_per_s"] > 0 and data["host_only_loader_samples_per_s_estimate"] > 0
     assert "ratio b/a" in capsys.readouterr().out
 
 
