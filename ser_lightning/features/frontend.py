@@ -33,7 +33,7 @@ NORMALIZE_MODES = ("utterance", "none")
 FRONTENDS = ("logmel", "mfcc", "raw")
 
 _EPS = 1e-5
-_CHUNK_BYTES = 4 << 20  # STFT frames per CPU chunk (see _per_chunk)
+_CHUNK_BYTES = 4 << 20  # bytes of float32 STFT frames per CPU chunk (see _per_chunk)
 
 
 def _validate_spectral(
@@ -145,15 +145,7 @@ def _per_chunk(fn, x: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor
     chunk = max(1, _CHUNK_BYTES // frame_bytes)
     if x.device.type != "cpu" or x.shape[0] <= chunk or _capturing_graph():
         return fn(x)
-    parts = x.split(chunk)
-    first = fn(parts[0])
-    out = first.new_empty((x.shape[0], *first.shape[1:]))
-    out[: len(first)] = first
-    start = len(first)
-    for part in parts[1:]:
-        out[start : start + len(part)] = fn(part)
-        start += len(part)
-    return out
+    return torch.cat([fn(part) for part in x.split(chunk)])
 
 
 def _mel_power(melspec: torchaudio.transforms.MelSpectrogram, x: torch.Tensor) -> torch.Tensor:
