@@ -82,9 +82,7 @@ class CachedWaveDataset(Dataset):
         return len(self.rows)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        if self._waves is None:
-            self._waves = np.load(self.waves_path, mmap_mode="r")
-        return torch.from_numpy(self._waves[self.rows[i]].astype(np.float32)), int(self.labels[i])
+        return torch.from_numpy(self._memmap()[self.rows[i]].astype(np.float32)), int(self.labels[i])
 
     def __getitems__(self, indices: list[int]) -> WaveBatch:
         """A whole batch with one memory-map read and one float32 conversion (issue #6).
@@ -96,11 +94,15 @@ class CachedWaveDataset(Dataset):
         Returns:
             ``WaveBatch(waves (len(indices), time) float32, target (len(indices),) int64)``.
         """
+        idx = np.asarray(indices, dtype=np.int64)
+        block = torch.from_numpy(self._memmap()[self.rows[idx]].astype(np.float32))  # (batch, time)
+        return WaveBatch(block, torch.from_numpy(self.labels[idx]))
+
+    def _memmap(self) -> np.ndarray:
+        """The cache's ``(clips, time)`` array, memory-mapped on first use in this process."""
         if self._waves is None:
             self._waves = np.load(self.waves_path, mmap_mode="r")
-        idx = np.asarray(indices, dtype=np.int64)
-        block = torch.from_numpy(self._waves[self.rows[idx]].astype(np.float32))  # (batch, time)
-        return WaveBatch(block, torch.from_numpy(self.labels[idx]))
+        return self._waves
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_waves": None}
