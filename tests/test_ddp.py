@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from ser_lightning.hardware import trainer_from_config
 from tests.conftest import REPO, TINY_DATA, make_ravdess, run_script
 
 QUICK = [*TINY_DATA, "trainer.max_epochs=1", "callbacks.progress_bar=null", "callbacks.model_summary=null"]
@@ -38,6 +38,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from ser_lightning.data.datamodule import SERDataModule
+from ser_lightning.hardware import trainer_from_config
 from ser_lightning.modules.classifier import SERClassifier
 
 ckpt, trainer_option, out, root_dir = sys.argv[1:5]
@@ -46,7 +47,7 @@ with initialize_config_dir(config_dir=sys.argv[5], version_base="1.3"):
 dm_hp = torch.load(ckpt, map_location="cpu", weights_only=False)["datamodule_hyper_parameters"]
 dm = SERDataModule(**dm_hp, progress=False)
 model = SERClassifier.load_from_checkpoint(ckpt, map_location="cpu")
-trainer = instantiate(cfg.trainer, logger=False, callbacks=[], enable_progress_bar=False,
+trainer = trainer_from_config(cfg.trainer, logger=False, callbacks=[], enable_progress_bar=False,
                       enable_model_summary=False)
 result = trainer.validate(model, datamodule=dm, verbose=False)[0]
 if trainer.is_global_zero:
@@ -106,10 +107,10 @@ def test_strategy_auto_with_two_devices_is_script_launched_ddp(tmp_path):
 
     cfg = _compose("trainer.devices=2", f"trainer.default_root_dir={tmp_path}").trainer
     assert cfg.strategy == "auto"
-    trainer = instantiate(cfg, logger=False, callbacks=[])
+    trainer = trainer_from_config(cfg, logger=False, callbacks=[])
     assert isinstance(trainer.strategy, DDPStrategy) and trainer.world_size == 2
     assert isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher)
-    one = instantiate(cfg, logger=False, callbacks=[], **single_device_overrides(trainer))
+    one = trainer_from_config(cfg, logger=False, callbacks=[], **single_device_overrides(trainer))
     assert one.world_size == 1 and one.strategy.root_device.type == "cpu"
 
 

@@ -11,6 +11,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from ser_lightning.hardware import trainer_from_config
 from ser_lightning.modules.optim import (
     DEFAULTS,
     build_optimizers,
@@ -229,7 +230,7 @@ def test_gradient_clipping_from_the_config_bounds_the_update(algorithm, tmp_path
 
     module = Steep({})
     before = module.network.weight.detach().clone()
-    trainer = instantiate(cfg.trainer, default_root_dir=str(tmp_path), logger=False, callbacks=[],
+    trainer = trainer_from_config(cfg.trainer, default_root_dir=str(tmp_path), logger=False, callbacks=[],
                           enable_checkpointing=False, enable_progress_bar=False, max_steps=1,
                           limit_val_batches=0, num_sanity_val_steps=0)
     trainer.fit(module, train_dataloaders=_loader())
@@ -248,7 +249,7 @@ def test_seed_and_deterministic_mode_repeat_a_fit_exactly(tmp_path, one_thread):
             pl.seed_everything(cfg.seed, workers=True)
             module = _Tiny({"name": "adamw", "lr": 1e-2, "scheduler": "onecycle"})
             module.network.register_forward_pre_hook(lambda m, args: (args[0] + 0.1 * torch.randn_like(args[0]),))
-            trainer = instantiate(cfg.trainer, default_root_dir=str(tmp_path / str(run)), logger=False, callbacks=[],
+            trainer = trainer_from_config(cfg.trainer, default_root_dir=str(tmp_path / str(run)), logger=False, callbacks=[],
                                   enable_checkpointing=False, enable_progress_bar=False, max_epochs=2,
                                   num_sanity_val_steps=0)
             assert torch.are_deterministic_algorithms_enabled()

@@ -20,10 +20,10 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
-from hydra.utils import instantiate
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from ser_lightning.cli.validate import validate_config
+from ser_lightning.hardware import trainer_from_config
 from tests.conftest import REPO, TINY_DATA, run_script
 
 
@@ -56,7 +56,7 @@ def test_checkpoint_killed_while_being_written_leaves_the_previous_one_intact(tm
     write leaves the previous checkpoint untouched. The final move is an atomic ``rename`` when ``$TMPDIR``
     is on the same filesystem as the run directory; across filesystems ``shutil.move`` falls back to a copy,
     which is not atomic (point ``TMPDIR`` at the output filesystem on such clusters)."""
-    trainer = instantiate(_config().trainer, default_root_dir=str(tmp_path), logger=False, callbacks=[])
+    trainer = trainer_from_config(_config().trainer, default_root_dir=str(tmp_path), logger=False, callbacks=[])
     assert isinstance(trainer.strategy.checkpoint_io, TorchCheckpointIO)  # the path described above
 
     path = tmp_path / "checkpoints" / "last.ckpt"

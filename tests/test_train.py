@@ -27,6 +27,12 @@ def test_fast_dev_run(tiny_ravdess, tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert set(metrics) >= {"ua", "wa", "macro_f1", "per_class_recall", "confusion_matrix", "labels"}
     assert len(metrics["labels"]) == 8 and (run / "split.csv").is_file() and (run / "config_resolved.yaml").is_file()
+    # The default trainer resolved to this machine's hardware, and says so.
+    expected = ("gpu", "16-mixed") if torch.cuda.is_available() else ("cpu", "32-true")
+    hw = metrics["hardware"]
+    assert (hw["accelerator"], hw["precision"]) == expected
+    assert (hw["devices"], hw["world_size"], hw["strategy"]) == (1, 1, "single_device")
+    assert "trainer: accelerator=" in r.stderr + r.stdout
 
 
 def test_train_writes_run_directory_and_eval_reproduces_it(tiny_ravdess, tmp_path):

@@ -13,6 +13,8 @@ import lightning.pytorch as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ser_lightning.hardware import trainer_from_config
+
 log = logging.getLogger(__name__)
 
 
@@ -118,6 +120,10 @@ def build_callbacks(cfg: DictConfig | None, run_config: DictConfig | None = None
 def build_trainer(cfg: DictConfig, **overrides) -> pl.Trainer:
     """``lightning.pytorch.Trainer`` from ``cfg.trainer`` with ``cfg.callbacks`` and ``cfg.logger``.
 
+    ``accelerator: auto`` and ``precision: auto`` are resolved first
+    (:func:`ser_lightning.hardware.resolve_hardware`: GPU + 16-mixed when CUDA is visible, else CPU + 32);
+    the resolved accelerator, devices, strategy and precision are logged.
+
     Args:
         cfg: The composed config.
         **overrides: Trainer arguments that replace ``cfg.trainer``'s; ``callbacks`` or ``logger``
@@ -127,7 +133,7 @@ def build_trainer(cfg: DictConfig, **overrides) -> pl.Trainer:
         overrides["callbacks"] = build_callbacks(cfg.get("callbacks"), run_config=cfg)
     if "logger" not in overrides:
         overrides["logger"] = build_loggers(cfg.get("logger")) or False
-    return instantiate(cfg.trainer, **overrides)
+    return trainer_from_config(cfg.trainer, **overrides)
 
 
 def single_device_overrides(trainer: pl.Trainer) -> dict[str, Any]:

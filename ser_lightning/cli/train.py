@@ -35,6 +35,7 @@ from ser_lightning.cli.common import (
 from ser_lightning.cli.report import collect_metrics, write_metrics
 from ser_lightning.cli.resume import prepare_resume
 from ser_lightning.cli.validate import validate_config
+from ser_lightning.hardware import describe_trainer
 from ser_lightning.modules.classifier import SERClassifier
 
 log = logging.getLogger(__name__)
@@ -209,6 +210,7 @@ def train(cfg: DictConfig) -> float | None:
             wall_time_s=round(time.perf_counter() - start, 1),
             model=cfg.model.name,
             world_size=int(trainer.world_size),
+            hardware=describe_trainer(trainer),
             run_dir=str(out_dir),
         )
         if hasattr(model.network, "member_weights"):  # report 000's jointly trained ensemble
