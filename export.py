@@ -1,4 +1,4 @@
-"""Export a checkpoint to ONNX / TorchScript: ``python export.py ckpt=... [format=onnx|torchscript|both]``."""
+"""Export a checkpoint to ONNX / TorchScript: ``python export.py ckpt_path=... [format=onnx|torchscript|both]``."""
 
 import hydra
 from omegaconf import DictConfig

@@ -1,4 +1,4 @@
-"""Classify audio files: ``python predict.py ckpt=MODEL input=FILE_OR_DIR [hop_s=...] [output=DIR]``."""
+"""Classify audio files: ``python predict.py ckpt_path=MODEL input=FILE_OR_DIR [hop_s=...] [output=DIR]``."""
 
 import hydra
 from omegaconf import DictConfig

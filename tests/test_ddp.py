@@ -44,7 +44,7 @@ from ser_lightning.modules.classifier import SERClassifier
 ckpt, trainer_option, out, root_dir = sys.argv[1:5]
 with initialize_config_dir(config_dir=sys.argv[5], version_base="1.3"):
     cfg = compose("train", overrides=[f"trainer={trainer_option}", f"trainer.default_root_dir={root_dir}"])
-dm_hp = torch.load(ckpt, map_location="cpu", weights_only=False)["datamodule_hyper_parameters"]
+dm_hp = torch.load(ckpt, map_location="cpu", weights_only=True)["datamodule_hyper_parameters"]
 dm = SERDataModule(**dm_hp, progress=False)
 model = SERClassifier.load_from_checkpoint(ckpt, map_location="cpu")
 trainer = trainer_from_config(cfg.trainer, logger=False, callbacks=[], enable_progress_bar=False,

@@ -129,7 +129,7 @@ def _quad4_checkpoint(ravdess8_ckpt: Path, path: Path) -> Path:
     """A quad4 checkpoint from a ravdess8 one: same network and audio settings, new 4-class head."""
     from ser_lightning.modules.classifier import SERClassifier
 
-    ck = torch.load(ravdess8_ckpt, map_location="cpu", weights_only=False)
+    ck = torch.load(ravdess8_ckpt, map_location="cpu", weights_only=True)
     ck["hyper_parameters"] = {**ck["hyper_parameters"], "class_names": ["angry", "happy", "neutral", "sad"],
                               "class_counts": None}
     ck["datamodule_hyper_parameters"] = {**ck["datamodule_hyper_parameters"], "label_set": "quad4", "calm": "neutral"}

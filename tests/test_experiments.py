@@ -138,6 +138,8 @@ def _tiny_overrides(cfg) -> list[str]:
     ]
     if cfg.model.get("pretrained") not in (None, False):
         out.append("model.pretrained=false")  # hub weights need internet; offline ones are tested elsewhere
+        if cfg.model.get("trainable_blocks") is not None:
+            out.append("model.trainable_blocks=null")  # freezing random weights is refused
     return out
 
 

@@ -45,7 +45,7 @@ def exported(trained_members, tmp_path_factory) -> Path:
     _need_onnx()
     if trained_members[0] not in _EXPORTED:
         out = tmp_path_factory.mktemp("export")
-        r = run_script("export.py", f"ckpt={trained_members[0]}", "format=both", f"output={out}", cwd=out / "run")
+        r = run_script("export.py", f"ckpt_path={trained_members[0]}", "format=both", f"output={out}", cwd=out / "run")
         assert r.returncode == 0, r.stderr[-3000:]
         assert "onnx parity" in r.stdout and "torchscript parity" in r.stdout
         _EXPORTED[trained_members[0]] = out
@@ -144,7 +144,7 @@ def test_export_fails_loudly_above_tolerance(trained_members, tmp_path, monkeypa
 
 @pytest.mark.parametrize(("kw", "match"), [({"format": "tflite"}, "format='tflite'"),
                                            ({"tolerance": 0.0}, "tolerance=0.0"),
-                                           ({"ckpt": None}, "ckpt=PATH"),
+                                           ({"ckpt": None}, "ckpt_path=PATH"),
                                            ({"ckpt": "/nonexistent/best.ckpt"}, "no such checkpoint")])
 def test_export_bad_settings(kw, match, tmp_path):
     with pytest.raises((ValueError, FileNotFoundError), match=match):

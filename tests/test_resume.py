@@ -32,7 +32,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tiny_ravdess, tmp_path):
                    "+callbacks.kill.epoch=2", cwd=killed)
     assert r.returncode == -9
     assert not (killed / "metrics.json").exists()
-    last = torch.load(killed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    last = torch.load(killed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert last["epoch"] == 1  # the last finished epoch, whether or not it improved validation UA
 
     r = run_script("train.py", *base, "ckpt_path=last", cwd=killed)

@@ -171,9 +171,58 @@ def test_vgg16_unfrozen_conv_layers_match_report001_parameter_counts():
         assert sum(p.numel() for p in net.backbone.features.parameters() if p.requires_grad) == count
 
 
-def test_freezing_random_weights_warns():
-    with pytest.warns(UserWarning, match="randomly initialised"):
+def test_freezing_random_weights_is_an_error():
+    with pytest.raises(ValueError, match=r"model.trainable_blocks=1 would freeze randomly initialised layers"):
         build_model("efficientnet_lite0", in_channels=1, num_classes=3, input_size=[32, 32], trainable_blocks=1)
+    # The headline command's Inception-v3 (trainable_blocks 8) from scratch must say so too.
+    with pytest.raises(ValueError, match="model.pretrained=auto\\|offline\\|hub"):
+        build_model("inception_v3", in_channels=1, num_classes=3, pretrained=False, trainable_blocks=8)
+
+
+# ------------------------------------------------------------------------- pretrained: auto
+@needs_lite
+def test_auto_takes_the_offline_weights_when_installed(monkeypatch):
+    monkeypatch.setattr("ser_lightning.models.timm_backbones._hub_reachable", lambda *a, **k: pytest.fail("no hub"))
+    net = build_model("efficientnet_lite0", in_channels=1, num_classes=3, input_size=[64, 64], pretrained="auto")
+    assert net.pretrained == "offline" and net.weights_source.startswith("offline: ImageNet weights")
+    reference = build_model("efficientnet_lite0", in_channels=1, num_classes=3, input_size=[64, 64],
+                            pretrained="offline")
+    stem = "backbone.conv_stem.weight"
+    assert torch.equal(net.state_dict()[stem], reference.state_dict()[stem])
+
+
+def test_auto_falls_back_to_the_hub_then_fails_with_the_options(monkeypatch):
+    calls = []
+
+    def fake_hub(self, kwargs):
+        calls.append(self.arch)
+        return timm.create_model(self.arch, pretrained=False, **kwargs)
+
+    monkeypatch.setattr(TimmBackbone, "_create_from_hub", fake_hub)
+    monkeypatch.setattr("ser_lightning.models.timm_backbones._hub_reachable", lambda *a, **k: True)
+    net = build_model("mobilenetv3_large_100", in_channels=1, num_classes=3, input_size=[64, 64], pretrained="auto")
+    assert net.pretrained == "hub" and calls == ["mobilenetv3_large_100"] and net.weights_source.startswith("hub:")
+    monkeypatch.setattr("ser_lightning.models.timm_backbones._hub_reachable", lambda *a, **k: False)
+    monkeypatch.setattr("ser_lightning.models.timm_backbones._cached_hub_file", lambda arch: None)
+    with pytest.raises(ValueError) as err:
+        build_model("mobilenetv3_large_100", in_channels=1, num_classes=3, pretrained="auto")
+    message = str(err.value)
+    assert "\n" not in message and "model.pretrained=offline|hub|false|/path/to/weights" in message
+    assert "mobilenetv3_large_100" in message
+
+
+def test_a_checkpoint_reload_fetches_no_weights(monkeypatch):
+    from ser_lightning.checkpoints import weights_from_checkpoint
+
+    monkeypatch.setattr(TimmBackbone, "_create_from_hub", lambda *a: pytest.fail("hub used on reload"))
+    monkeypatch.setattr(offline, "offline_state_dict", lambda *a: pytest.fail("offline weights read on reload"))
+    with weights_from_checkpoint():
+        net = build_model("mobilenetv3_large_100", in_channels=1, num_classes=3, pretrained="hub",
+                          trainable_blocks=2)
+        tf = build_model("inception_v3", in_channels=1, num_classes=3, pretrained="offline", trainable_blocks=8)
+    assert net.weights_source == "checkpoint" and net.pretrained == "hub"
+    # Inception-v3 with the TF weights keeps the TF graph's pooling (the architecture the weights belong to).
+    assert tf.pretrained == "offline" and type(tf.backbone.Mixed_7c).__name__ == "_TFInceptionEMax"
 
 
 # ------------------------------------------------------------------------- bad settings
@@ -201,7 +250,7 @@ def test_conf_files_match_the_builder():
     for name in NAMES:
         cfg = OmegaConf.to_container(OmegaConf.load(CONF / f"{name}.yaml"))
         assert cfg["name"] == name
-        assert cfg["pretrained"] is False and cfg["backbone_lr_mult"] == 0.1
+        assert cfg["pretrained"] == "auto" and cfg["backbone_lr_mult"] == 0.1
         assert set(cfg) - {"name", "backbone_lr_mult"} == accepted
         assert cfg["input_size"] == ([299, 299] if name == "inception_v3" else [224, 224])
     assert OmegaConf.load(CONF / "inception_v3.yaml").trainable_blocks == 8

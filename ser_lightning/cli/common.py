@@ -198,6 +198,27 @@ def run_cli(fn, cfg: DictConfig):
         raise SystemExit(1) from None
 
 
+def checkpoint_setting(cfg: DictConfig, what: str = "a train.py checkpoint") -> str:
+    """The model file of a task: ``ckpt_path=`` (the one name in every task), or its alias ``ckpt=``.
+
+    Args:
+        cfg: A composed task config (``conf/predict.yaml``, ``conf/export.yaml``, ...).
+        what: What the file may be, named in the error.
+
+    Returns:
+        The path as given.
+
+    Raises:
+        ValueError: neither is set, or both are set to different files.
+    """
+    path, alias = cfg.get("ckpt_path"), cfg.get("ckpt")
+    if path and alias and str(path) != str(alias):
+        raise ValueError(f"ckpt_path={path} and its alias ckpt={alias} name different files; give ckpt_path only")
+    if not (path or alias):
+        raise ValueError(f"ckpt_path=PATH ({what}) is required")
+    return str(path or alias)
+
+
 def stored_datamodule_hparams(ckpt_path: str | Path) -> dict[str, Any]:
     """The datamodule settings a ``train.py`` checkpoint stores (``datamodule_hyper_parameters``).
 
@@ -211,12 +232,10 @@ def stored_datamodule_hparams(ckpt_path: str | Path) -> dict[str, Any]:
         FileNotFoundError: if the file does not exist.
         ValueError: if the checkpoint holds no datamodule settings.
     """
-    import torch
+    from ser_lightning.checkpoints import load_checkpoint
 
     path = Path(ckpt_path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint file")
-    stored = torch.load(path, map_location="cpu", weights_only=False)
+    stored = load_checkpoint(path)
     hp = dict(stored.get("datamodule_hyper_parameters") or {})
     if not hp:
         raise ValueError(f"{path}: checkpoint holds no datamodule settings (was it written by train.py?)")

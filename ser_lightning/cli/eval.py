@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from ser_lightning.checkpoints import load_classifier
 from ser_lightning.cli.common import (
     build_trainer,
     quiet_known_warnings,
@@ -202,7 +203,7 @@ def evaluate(cfg: DictConfig) -> dict:
                               features={"name": "raw", "sample_rate": dm.audio_cfg.sample_rate},
                               class_names=dm.class_names)
     else:
-        model = SERClassifier.load_from_checkpoint(source, map_location="cpu")
+        model = load_classifier(source, map_location="cpu")
     if list(model.class_names) != dm.class_names:
         raise ValueError(f"{source}: model labels {model.class_names} differ from data labels {dm.class_names} "
                          f"(data.label_set={dm.label_set.name})")

@@ -1,6 +1,6 @@
 """``export.py``: a trained checkpoint as one deployable module, waveform in, probabilities out.
 
-``python export.py ckpt=outputs/train/<run>/checkpoints/best.ckpt [format=onnx|torchscript|both]``
+``python export.py ckpt_path=outputs/train/<run>/checkpoints/best.ckpt [format=onnx|torchscript|both]``
 
 The exported module is :class:`ProbabilityModel`: the checkpoint's feature frontend (log-mel /
 MFCC via torchaudio, or the raw waveform), its network and a softmax, so a deployment needs no
@@ -98,16 +98,16 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[nn.Mod
         ValueError: the checkpoint holds no datamodule settings, or its classifier's clip length
             (``num_samples``) differs from the datamodule's ``sample_rate × duration_s``.
     """
+    from ser_lightning.checkpoints import load_classifier
     from ser_lightning.cli.common import stored_datamodule_hparams
-    from ser_lightning.modules.classifier import SERClassifier
 
     path = Path(path).expanduser()
     dm_hp = stored_datamodule_hparams(path)
     audio_cfg = audio_config_from_hparams(dm_hp)
-    model = SERClassifier.load_from_checkpoint(path, map_location=map_location).eval()
+    model = load_classifier(path, map_location=map_location)
     num_samples = model.hparams.get("num_samples")
     if num_samples and int(num_samples) != audio_cfg.num_samples:
-        raise ValueError(f"ckpt={path}: model num_samples={num_samples} differs from the datamodule's "
+        raise ValueError(f"ckpt_path={path}: model num_samples={num_samples} differs from the datamodule's "
                          f"{audio_cfg.num_samples} (sample_rate {audio_cfg.sample_rate} Hz × {audio_cfg.duration_s} s)")
     return model, audio_cfg
 
@@ -410,10 +410,10 @@ def audio_config_from_card(card: dict[str, Any]) -> AudioConfig:
 
 
 def export(cfg: DictConfig) -> dict[str, Any]:
-    """Export ``cfg.ckpt`` to ONNX and/or TorchScript, check parity, write the model card.
+    """Export ``cfg.ckpt_path`` to ONNX and/or TorchScript, check parity, write the model card.
 
     Args:
-        cfg: The composed ``conf/export.yaml``: ``ckpt`` (Lightning checkpoint), ``format``
+        cfg: The composed ``conf/export.yaml``: ``ckpt_path`` (alias ``ckpt``; Lightning checkpoint), ``format``
             (``onnx``/``torchscript``/``both``), ``output`` (directory; ``null`` = the run
             directory), ``name`` (file stem), ``opset``, ``tolerance`` (largest allowed absolute
             probability difference), ``seed`` (parity noise).
@@ -426,11 +426,10 @@ def export(cfg: DictConfig) -> dict[str, Any]:
             difference above ``tolerance`` (after the files and the card are written).
         FileNotFoundError: the checkpoint does not exist.
     """
-    from ser_lightning.cli.common import quiet_known_warnings
+    from ser_lightning.cli.common import checkpoint_setting, quiet_known_warnings
 
     quiet_known_warnings()
-    if not cfg.get("ckpt"):
-        raise ValueError("ckpt=PATH (a train.py checkpoint) is required")
+    ckpt_path = checkpoint_setting(cfg)
     fmt = str(cfg.get("format", "both"))
     if fmt not in FORMATS:
         raise ValueError(f"format={fmt!r} is not one of {list(FORMATS)}")
@@ -439,7 +438,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(f"tolerance={tolerance} must be a positive absolute probability difference")
     out_dir = Path(cfg.get("output") or cfg.paths.output_dir).expanduser()
     name = str(cfg.get("name") or "model")
-    source = Path(cfg.ckpt).expanduser()
+    source = Path(ckpt_path).expanduser()
     classifier, audio_cfg = load_checkpoint(source)
     module = ProbabilityModel.from_classifier(classifier)
     n = audio_cfg.num_samples

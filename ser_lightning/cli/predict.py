@@ -1,6 +1,6 @@
 """``predict.py``: classify the emotion of any audio file or folder with a trained model.
 
-``python predict.py ckpt=MODEL input=FILE_OR_DIR [hop_s=1.5] [trim_silence=true] [output=DIR]``
+``python predict.py ckpt_path=MODEL input=FILE_OR_DIR [hop_s=1.5] [trim_silence=true] [output=DIR]``
 
 ``MODEL`` is a ``train.py`` checkpoint (``.ckpt``, run with PyTorch), or a file written by
 ``export.py``: ``.onnx`` (run with ONNX Runtime) or ``.torchscript.pt`` (TorchScript); the
@@ -27,7 +27,7 @@ Bad files (unreadable, empty, shorter than 25 ms, NaN/inf samples, all-silent) g
 
 Exit code: 0 when at least one file was classified (failures are listed in the outputs and
 counted in a warning); 1 when no file could be classified, with ``strict=true`` when any file
-failed, or on a configuration error (bad ``ckpt``, ``input``, setting, or a model whose labels do
+failed, or on a configuration error (bad ``ckpt_path``, ``input``, setting, or a model whose labels do
 not match ``labels=``).
 """
 
@@ -148,7 +148,7 @@ def load_model(path: str | Path, device: str = "cpu", card: str | Path | None = 
 
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"ckpt={path}: no such model file")
+        raise FileNotFoundError(f"ckpt_path={path}: no such model file")
     dev = _torch_device(device)
     suffix = path.suffix.lower()
     if suffix == ".ckpt":
@@ -157,7 +157,7 @@ def load_model(path: str | Path, device: str = "cpu", card: str | Path | None = 
         return LoadedModel(_torch_runner(module, dev), list(classifier.class_names), audio_cfg,
                            str(classifier.hparams["model"].get("name")), "pytorch", str(path))
     if suffix not in (".onnx", ".pt"):
-        raise ValueError(f"ckpt={path}: unknown model file type {suffix!r}; expected .ckpt (train.py), "
+        raise ValueError(f"ckpt_path={path}: unknown model file type {suffix!r}; expected .ckpt (train.py), "
                          ".onnx or .torchscript.pt (export.py)")
     card_file = Path(card).expanduser() if card else _card_path(path)
     if card and not card_file.is_file():
@@ -184,7 +184,7 @@ def load_model(path: str | Path, device: str = "cpu", card: str | Path | None = 
     elif embedded:
         info = json.loads(embedded)
     else:
-        raise ValueError(f"ckpt={path}: no model card ({card_file} is missing and the file embeds none); "
+        raise ValueError(f"ckpt_path={path}: no model card ({card_file} is missing and the file embeds none); "
                          "pass card=PATH")
     audio_cfg = audio_config_from_card(info)
     return LoadedModel(run, list(info["labels"]), audio_cfg, str(info.get("model_name")), backend, str(path))
@@ -398,7 +398,7 @@ def predict_files(
             except Exception as err:  # a model failure is not a per-file problem: stop here
                 raise RuntimeError(f"model {model.source} failed on a batch of shape {batch.shape}: {err}") from err
             if probs.shape != (len(chunk), len(model.labels)):
-                raise ValueError(f"ckpt={model.source}: the model returned shape {probs.shape} for {len(chunk)} windows, "
+                raise ValueError(f"ckpt_path={model.source}: the model returned shape {probs.shape} for {len(chunk)} windows, "
                                  f"but its card lists {len(model.labels)} labels")
             for (p, i), row in zip(chunk, probs):
                 p.probs[i] = row
@@ -549,7 +549,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     """Run ``conf/predict.yaml``: load the model, classify ``cfg.input``, write the outputs.
 
     Args:
-        cfg: ``ckpt``, ``input``, ``output``, ``card``, ``labels``, ``hop_s``, ``batch_size``,
+        cfg: ``ckpt_path`` (alias ``ckpt``), ``input``, ``output``, ``card``, ``labels``, ``hop_s``, ``batch_size``,
             ``trim_silence``, ``trim_db``, ``silence_dbfs``, ``device``, ``extensions``,
             ``strict``, ``progress``.
 
@@ -562,14 +562,13 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         PredictionFailed: no file classified, or ``strict`` and some file failed (after the
             outputs are written).
     """
-    from ser_lightning.cli.common import quiet_known_warnings
+    from ser_lightning.cli.common import checkpoint_setting, quiet_known_warnings
 
     quiet_known_warnings()
-    if not cfg.get("ckpt"):
-        raise ValueError("ckpt=PATH (a train.py .ckpt, or an export.py .onnx / .torchscript.pt) is required")
+    ckpt_path = checkpoint_setting(cfg, "a train.py .ckpt, or an export.py .onnx / .torchscript.pt")
     plain = lambda v: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v  # noqa: E731
     files = find_audio(plain(cfg.get("input")), plain(cfg.get("extensions")))
-    model = load_model(cfg.ckpt, str(cfg.get("device") or "cpu"), cfg.get("card"))
+    model = load_model(ckpt_path, str(cfg.get("device") or "cpu"), cfg.get("card"))
     check_labels(plain(cfg.get("labels")), model.labels, model.source)
     records = predict_files(
         files, model, hop_s=cfg.get("hop_s"), batch_size=int(cfg.get("batch_size", 16)),

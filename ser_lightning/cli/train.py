@@ -24,6 +24,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ser_lightning.checkpoints import load_checkpoint
 from ser_lightning.cli.callbacks import EpochTimer
 from ser_lightning.cli.common import (
     build_classifier,
@@ -120,7 +121,7 @@ def _restore_best_score(trainer: pl.Trainer) -> None:
     cb = trainer.checkpoint_callback
     if cb is None or cb.best_model_score is not None or not Path(cb.best_model_path or "").is_file():
         return
-    ckpt = torch.load(cb.best_model_path, map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(cb.best_model_path)
     state = ckpt.get("callbacks", {}).get(cb.state_key)
     if state and state.get("best_model_score") is not None:
         cb.best_model_score = state["best_model_score"]
@@ -181,10 +182,12 @@ def train(cfg: DictConfig) -> float | None:
     n_params = sum(p.numel() for p in model.parameters())
     with torch.no_grad():
         input_shape = list(model.frontend(torch.zeros(1, dm.audio_cfg.num_samples)).shape[1:])
-    log.info("model %s: %d parameters", cfg.model.name, n_params)
+    weights = str(getattr(model.network, "weights_source", "random initialisation"))
+    log.info("model %s: %d parameters; weights: %s", cfg.model.name, n_params, weights)
 
     try:
-        trainer.fit(model, datamodule=dm, ckpt_path=prepare_resume(cfg.get("ckpt_path"), out_dir, write_log=is_zero))
+        trainer.fit(model, datamodule=dm, ckpt_path=prepare_resume(cfg.get("ckpt_path"), out_dir, write_log=is_zero),
+                    weights_only=True)
         if not trainer.is_global_zero:
             return None
         spawned = _spawned(trainer)
@@ -196,7 +199,7 @@ def train(cfg: DictConfig) -> float | None:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         best_val = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
         tester = _tester(cfg, trainer)
-        logged = tester.test(model, datamodule=dm, ckpt_path=best or None, verbose=False)
+        logged = tester.test(model, datamodule=dm, ckpt_path=best or None, verbose=False, weights_only=True)
         metrics = collect_metrics(logged[0], model.test_results, dm.hparams.test_split)
         timers = [c for c in trainer.callbacks if isinstance(c, EpochTimer)]
         epoch_s = timers[0].epoch_times_s if timers and timers[0].epoch_times_s else None
@@ -211,6 +214,7 @@ def train(cfg: DictConfig) -> float | None:
             model=cfg.model.name,
             world_size=int(trainer.world_size),
             hardware=describe_trainer(trainer),
+            weights=weights,
             run_dir=str(out_dir),
         )
         if hasattr(model.network, "member_weights"):  # report 000's jointly trained ensemble

@@ -50,7 +50,7 @@ class CheckpointEnsemble(nn.Module):
         super().__init__()
         from pathlib import Path
 
-        from ser_lightning.modules.classifier import SERClassifier
+        from ser_lightning.checkpoints import load_classifier
 
         if not members:
             raise ValueError("model.members is empty: list the member checkpoint paths")
@@ -60,7 +60,7 @@ class CheckpointEnsemble(nn.Module):
         for path in members:
             if not Path(path).is_file():
                 raise FileNotFoundError(f"model.members: no checkpoint at {path}")
-            loaded.append(SERClassifier.load_from_checkpoint(path, map_location="cpu"))
+            loaded.append(load_classifier(path, map_location="cpu"))
         names = loaded[0].class_names
         for path, m in zip(members, loaded):
             if m.class_names != names:

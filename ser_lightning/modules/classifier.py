@@ -106,6 +106,9 @@ class SERClassifier(pl.LightningModule):
             feat.update(fit_geometry(feat, num_samples, net["input_size"]))
         self.frontend = build_frontend(feat.pop("name"), **feat)
         self.network = build_model(net.pop("name"), in_channels=self.frontend.out_channels, num_classes=n, **net)
+        if str(model.get("pretrained", "")).lower() == "auto" and hasattr(self.network, "pretrained"):
+            # Record what auto resolved to, so a reload rebuilds the same architecture (e.g. TF pooling).
+            self.hparams["model"]["pretrained"] = self.network.pretrained
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"loss.label_smoothing={label_smoothing} must be in [0, 1)")
         weight = None

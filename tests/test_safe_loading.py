@@ -1,0 +1,66 @@
+"""A checkpoint from a stranger cannot run code: every load is weights-only, and a pickle that names code is
+refused with one line, before anything in it runs."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from ser_lightning.checkpoints import load_checkpoint, load_classifier
+from tests.conftest import run_script
+
+
+class _Payload:
+    """Unpickling this runs ``touch <marker>`` (what an attacker's checkpoint would do)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture()
+def malicious_ckpt(trained_members, tmp_path):
+    marker = tmp_path / "PWNED"
+    ckpt = torch.load(trained_members[0], map_location="cpu", weights_only=True)
+    ckpt["hyper_parameters"]["payload"] = _Payload(marker)
+    path = tmp_path / "malicious.ckpt"
+    torch.save(ckpt, path)
+    # The file really carries a working payload: an unsafe load would run it.
+    torch.load(path, map_location="cpu", weights_only=False)
+    assert marker.exists()
+    marker.unlink()
+    return path, marker
+
+
+def test_load_checkpoint_refuses_code_and_runs_nothing(malicious_ckpt):
+    path, marker = malicious_ckpt
+    with pytest.raises(ValueError, match=r"refusing to load: the checkpoint's pickle names code") as err:
+        load_checkpoint(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="refusing to load"):
+        load_classifier(path)
+    assert not marker.exists()
+
+
+def test_a_clean_checkpoint_loads(trained_members):
+    ckpt = load_checkpoint(trained_members[0])
+    assert "state_dict" in ckpt and "datamodule_hyper_parameters" in ckpt
+    model = load_classifier(trained_members[0])
+    assert not model.training and len(model.class_names) == 8
+
+
+@pytest.mark.parametrize("script", ["predict.py", "eval.py", "export.py"])
+def test_the_cli_refuses_a_malicious_checkpoint(script, malicious_ckpt, tiny_ravdess, tmp_path):
+    path, marker = malicious_ckpt
+    extra = {"predict.py": [f"input={tiny_ravdess / 'ravdess' / 'Actor_01'}"],
+             "eval.py": [f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path / 'cache'}"],
+             "export.py": [f"output={tmp_path / 'export'}"]}[script]
+    r = run_script(script, f"ckpt_path={path}", *extra, cwd=tmp_path / "run")
+    assert r.returncode == 1
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "refusing to load" in last and str(path) in last
+    assert not marker.exists()
