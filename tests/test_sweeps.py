@@ -64,11 +64,16 @@ def test_grid_multirun_writes_one_summary(tiny_ravdess, tmp_path):
 
 
 @pytest.mark.slow
-def test_optuna_sweep_of_two_trials(tiny_ravdess, tmp_path):
+def test_optuna_study_in_sqlite_is_shared_and_resumed(tiny_ravdess, tmp_path):
+    """A 2-trial study stored in SQLite, then resumed for 1 more trial: 3 trials in the store."""
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    common = ["hparams_search=ravdess_optuna", f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=s",
+              "hydra.sweeper.sampler.n_startup_trials=2", f"data.root={tiny_ravdess}",
+              f"data.cache_dir={tmp_path / 'cache'}", *QUICK]
     sweep = tmp_path / "optuna"
-    r = _multirun(sweep, "hparams_search=ravdess_optuna", "hydra.sweeper.n_trials=2",
-                  "hydra.sweeper.sampler.n_startup_trials=2",
-                  f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path / 'cache'}", *QUICK)
+    r = _multirun(sweep, *common, "hydra.sweeper.n_trials=2")
     assert r.returncode == 0, r.stderr[-3000:]
     result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert 0.0 <= result["best_value"] <= 1.0 and "optim.lr" in result["best_params"]
@@ -76,6 +81,14 @@ def test_optuna_sweep_of_two_trials(tiny_ravdess, tmp_path):
     assert len(jobs) == 2
     # Optuna maximised what train.py returned: the best trial's best validation UA.
     assert result["best_value"] == pytest.approx(max(j["best_val_ua"] for j in jobs))
+    first = optuna.load_study(study_name="s", storage=storage).trials
+    assert [t.state.name for t in first] == ["COMPLETE", "COMPLETE"]
+
+    r = _multirun(tmp_path / "optuna_resumed", *common, "hydra.sweeper.n_trials=1")
+    assert r.returncode == 0, r.stderr[-3000:]
+    trials = optuna.load_study(study_name="s", storage=storage).trials
+    assert len(trials) == 3 and all(t.state.name == "COMPLETE" for t in trials)
+    assert [t.params for t in trials[:2]] == [t.params for t in first]  # the stored trials were kept
 
 
 def _example_value(spec: dict):
