@@ -9,7 +9,7 @@ exported files read their labels and preprocessing from the model card next to t
 
 Every file goes through the checkpoint's own preprocessing, built from
 :mod:`ser_lightning.data.audio` (the functions that decoded the training data): any format
-soundfile reads, channels averaged to mono, resampled with soxr (HQ) to the model's rate,
+soundfile or PyAV (.m4a, .mp4, .webm) reads, channels averaged to mono, resampled with soxr (HQ) to the model's rate,
 optionally silence-trimmed (energy-based, leading and trailing). The clip is then cut into
 windows of the model's training duration, every ``hop_s`` seconds, the last window aligned with
 the end of the file (so every sample is covered and no window is padded unless the whole file is
@@ -43,14 +43,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 import soxr
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ser_lightning.data.audio import (
+    AUDIO_EXTENSIONS,
     AudioConfig,
     AudioDecodeError,
+    check_audio,
     fix_length,
     normalize,
     read_audio,
@@ -60,8 +61,6 @@ from ser_lightning.data.labels import LABEL_SETS, canonical_emotion, get_label_s
 
 log = logging.getLogger(__name__)
 
-# File name extensions soundfile reads (libsndfile's formats plus common aliases).
-AUDIO_EXTENSIONS = frozenset({f.lower() for f in sf.available_formats()} | {"aif", "oga", "opus"})
 
 
 class PredictionFailed(ValueError):
@@ -221,40 +220,103 @@ def check_labels(requested: str | Sequence[str] | None, model_labels: Sequence[s
 
 
 # --------------------------------------------------------------------------------------- audio
-def decode_mono(path: str | Path, sample_rate: int, silence_dbfs: float = -60.0) -> tuple[np.ndarray, dict]:
-    """Decode a file to a mono float32 waveform at ``sample_rate`` Hz, as training did.
+@dataclass(frozen=True)
+class AudioArray:
+    """In-memory audio to classify (the Python API's ``model.predict(array, sample_rate)``).
 
-    Same steps as :func:`ser_lightning.data.audio.load_clip` before trimming: soundfile decode
-    (:func:`~ser_lightning.data.audio.read_audio`), mean of the channels, soxr HQ resampling.
+    Attributes:
+        samples: ``(time,)`` mono, or ``(frames, channels)`` as soundfile returns it (numpy); a torch tensor
+            ``(channels, time)`` as torchaudio returns it is accepted by :meth:`from_any`.
+        sample_rate: Rate in Hz.
+        name: Shown in results and messages.
+    """
+
+    samples: np.ndarray
+    sample_rate: int
+    name: str = "<array>"
+
+    @classmethod
+    def from_any(cls, samples: Any, sample_rate: int, name: str = "<array>") -> AudioArray:
+        """Normalise a numpy array or torch tensor to float32 ``(frames, channels)``.
+
+        Raises:
+            ValueError: ``sample_rate`` missing or not positive, or more than 2 dimensions.
+        """
+        if sample_rate is None or int(sample_rate) <= 0:
+            raise ValueError(f"{name}: sample_rate (Hz) is required with an array, got {sample_rate!r}")
+        if isinstance(samples, torch.Tensor):
+            x = samples.detach().cpu().float().numpy()
+            x = x[:, None] if x.ndim == 1 else x.T  # torchaudio: (channels, time)
+        else:
+            x = np.asarray(samples, dtype=np.float32)
+            x = x[:, None] if x.ndim == 1 else x
+        if x.ndim != 2:
+            raise ValueError(f"{name}: expected (time,) or (frames, channels) audio, got shape {tuple(x.shape)}")
+        return cls(np.ascontiguousarray(x, dtype=np.float32), int(sample_rate), name)
+
+
+def to_model_rate(audio: np.ndarray, sr: int, sample_rate: int, name: str | Path,
+                  silence_dbfs: float = -60.0) -> tuple[np.ndarray, dict]:
+    """Mono float32 waveform at ``sample_rate`` Hz from ``(frames, channels)`` audio, as training did.
+
+    Mean of the channels, soxr HQ resampling; the all-silent check on the result.
 
     Args:
-        path: Audio file in any format soundfile reads.
+        audio: ``(frames, channels)`` float32 samples at ``sr`` Hz (checked by
+            :func:`~ser_lightning.data.audio.check_audio`).
+        sr: Its rate in Hz.
         sample_rate: Target rate in Hz.
-        silence_dbfs: A file whose peak is below this level (dB re full scale) is all-silent.
+        name: File or array name, first in messages.
+        silence_dbfs: Audio whose peak is below this level (dB re full scale) is all-silent.
 
     Returns:
-        ``(waveform (time,), info)`` with ``info = {"duration_s", "source_sample_rate" (Hz),
-        "channels", "peak_dbfs"}``.
+        ``(waveform (time,), info)`` with ``info = {"duration_s", "source_sample_rate" (Hz), "channels",
+        "peak_dbfs"}``.
 
     Raises:
-        AudioDecodeError: unreadable/corrupt, empty, shorter than
-            :data:`~ser_lightning.data.audio.MIN_DURATION_S`, NaN/inf samples, too short to resample, or
-            all-silent.
+        AudioDecodeError: too short to resample, or all-silent.
     """
-    audio, sr = read_audio(path)
     x = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
     if sr != sample_rate:
         x = soxr.resample(x, sr, sample_rate, quality="HQ")
         if len(x) == 0:
-            raise AudioDecodeError(f"{path}: too short to resample ({audio.shape[0]} samples at {sr} Hz)")
+            raise AudioDecodeError(f"{name}: too short to resample ({audio.shape[0]} samples at {sr} Hz)")
     peak = float(np.max(np.abs(x)))
     peak_dbfs = 20 * math.log10(peak) if peak > 0 else -math.inf
     info = {"duration_s": audio.shape[0] / sr, "source_sample_rate": sr, "channels": int(audio.shape[1]),
             "peak_dbfs": round(peak_dbfs, 2) if math.isfinite(peak_dbfs) else None}
     if peak_dbfs < silence_dbfs:
         level = f"{peak_dbfs:.1f} dBFS" if math.isfinite(peak_dbfs) else "digital silence"
-        raise AudioDecodeError(f"{path}: all-silent audio (peak {level} < silence_dbfs={silence_dbfs:g})")
+        raise AudioDecodeError(f"{name}: all-silent audio (peak {level} < silence_dbfs={silence_dbfs:g})")
     return np.ascontiguousarray(x, dtype=np.float32), info
+
+
+def decode_mono(path: str | Path | AudioArray, sample_rate: int, silence_dbfs: float = -60.0) -> tuple[np.ndarray, dict]:
+    """Decode a file (or take an :class:`AudioArray`) to a mono float32 waveform at ``sample_rate`` Hz.
+
+    Same steps as :func:`ser_lightning.data.audio.load_clip` before trimming: decode
+    (:func:`~ser_lightning.data.audio.read_audio`), mean of the channels, soxr HQ resampling
+    (:func:`to_model_rate`).
+
+    Args:
+        path: Audio file in any format :func:`~ser_lightning.data.audio.read_audio` decodes, or an
+            :class:`AudioArray`.
+        sample_rate: Target rate in Hz.
+        silence_dbfs: A file whose peak is below this level (dB re full scale) is all-silent.
+
+    Returns:
+        ``(waveform (time,), info)``; see :func:`to_model_rate`.
+
+    Raises:
+        AudioDecodeError: unreadable/corrupt, empty, shorter than
+            :data:`~ser_lightning.data.audio.MIN_DURATION_S`, NaN/inf samples, too short to resample, or
+            all-silent.
+    """
+    if isinstance(path, AudioArray):
+        audio, sr, name = check_audio(path.samples, path.sample_rate, path.name), path.sample_rate, path.name
+    else:
+        (audio, sr), name = read_audio(path), path
+    return to_model_rate(audio, sr, sample_rate, name, silence_dbfs)
 
 
 def window_starts(n_samples: int, window: int, hop: int) -> list[int]:
@@ -298,7 +360,7 @@ def find_audio(inputs: str | Path | Sequence[str | Path], extensions: Iterable[s
     Args:
         inputs: A file, a directory (searched recursively) or a list of them.
         extensions: File name extensions (no dot, any case) taken from directories; ``None`` =
-            every format soundfile reads. Files named explicitly are always taken.
+            every format :func:`~ser_lightning.data.audio.read_audio` decodes. Files named explicitly are always taken.
 
     Returns:
         ``[(path, display_name)]`` in sorted order per input; a directory's files are shown
@@ -351,7 +413,7 @@ def predict_files(
     """Classify files with sliding windows; bad files become error records, never exceptions.
 
     Args:
-        files: ``[(path, display_name)]`` (see :func:`find_audio`).
+        files: ``[(path or AudioArray, display_name)]`` (see :func:`find_audio`).
         model: The :class:`LoadedModel`.
         hop_s: Hop between windows in seconds, in ``(0, duration_s]``; ``None`` = half the
             model's clip duration.
@@ -424,7 +486,8 @@ def predict_files(
         task = bar.add_task("files", total=len(files))
     try:
         for path, display in files:
-            rec: dict[str, Any] = {"file": display, "path": str(Path(path).resolve()), "status": "ok", "error": "",
+            where = path.name if isinstance(path, AudioArray) else str(Path(path).resolve())
+            rec: dict[str, Any] = {"file": display, "path": where, "status": "ok", "error": "",
                                    "duration_s": None, "source_sample_rate": None, "channels": None,
                                    "analysed_s": None, "n_windows": 0, "label": None, "confidence": None,
                                    "probabilities": None, "windows": []}
@@ -442,8 +505,8 @@ def predict_files(
                     wave = trimmed
                 rec["analysed_s"] = round(len(wave) / cfg.sample_rate, 4)
             except AudioDecodeError as err:
-                msg = str(err)
-                rec.update(status="error", error=msg[len(str(path)) + 2:] if msg.startswith(f"{path}: ") else msg)
+                msg, shown = str(err), path.name if isinstance(path, AudioArray) else str(path)
+                rec.update(status="error", error=msg[len(shown) + 2:] if msg.startswith(f"{shown}: ") else msg)
                 log.warning("%s", msg)
             else:
                 starts = window_starts(len(wave), window, hop)

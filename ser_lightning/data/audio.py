@@ -2,7 +2,7 @@
 
 Decoding is done once per file and cached (:mod:`ser_lightning.data.cache`); everything here is
 deterministic so the cache key can be a hash of :class:`AudioConfig` and the file list.
-Libraries: soundfile for I/O, soxr for resampling (report 003 §4.1: resampling per item every
+Libraries: soundfile for I/O (PyAV for phone/browser containers such as .m4a and .webm), soxr for resampling (report 003 §4.1: resampling per item every
 epoch cost 40 min per epoch; we do it once).
 
 Hostile input (issue #7; ``tests/test_hostile_audio.py`` generates every case):
@@ -101,35 +101,103 @@ class AudioConfig:
         return asdict(self)
 
 
+#: File name extensions soundfile (libsndfile) reads, plus common aliases.
+SOUNDFILE_EXTENSIONS = frozenset({f.lower() for f in sf.available_formats()} | {"aif", "oga", "opus"})
+#: Container formats of phone and browser recordings, decoded with PyAV (FFmpeg bundled in its wheel).
+CONTAINER_EXTENSIONS = frozenset({"m4a", "mp4", "aac", "webm", "mkv", "mka", "mov", "3gp", "wma", "amr", "caf"})
+#: Every extension :func:`read_audio` decodes.
+AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS | CONTAINER_EXTENSIONS
+
+
+def _one_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def _read_with_pyav(path: str | Path) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream of a container (``.m4a``/AAC, ``.mp4``, ``.webm``/Opus, ...) with PyAV.
+
+    Returns:
+        ``(audio, sample_rate)``: float32 ``(frames, channels)`` in [-1, 1] at the stream's own rate (Hz).
+
+    Raises:
+        AudioDecodeError: PyAV cannot open or decode the file, or it has no audio stream.
+    """
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = next((st for st in container.streams if st.type == "audio"), None)
+            if stream is None:
+                raise AudioDecodeError(f"{path}: no audio stream in the file")
+            resampler = av.AudioResampler(format="fltp")  # float planar, the stream's own layout and rate
+            chunks, sr = [], None
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    sr = out.sample_rate
+                    chunks.append(out.to_ndarray())
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray())
+    except AudioDecodeError:
+        raise
+    except Exception as err:  # av.error.* (InvalidDataError...), ValueError
+        raise AudioDecodeError(f"{path}: cannot decode audio ({_one_line(err)})") from None
+    if not chunks or sr is None:
+        return np.zeros((0, 1), dtype=np.float32), int(stream.rate or 1)
+    return np.ascontiguousarray(np.concatenate(chunks, axis=1).T, dtype=np.float32), int(sr)
+
+
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Read any file soundfile understands, as float32 ``(frames, channels)``.
+    """Read an audio file as float32 ``(frames, channels)``.
+
+    Formats: everything soundfile (libsndfile) reads (WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF, ...), and the
+    containers of phone and browser recordings (:data:`CONTAINER_EXTENSIONS`: ``.m4a``/AAC, ``.mp4``,
+    ``.webm``/Opus, ...) through PyAV, chosen by the file name extension.
 
     Args:
         path: Audio file.
 
     Returns:
-        ``(audio, sample_rate)`` with audio shaped ``(frames, channels)``.
+        ``(audio, sample_rate)`` with audio shaped ``(frames, channels)``, ``sample_rate`` in Hz.
 
     Raises:
         AudioDecodeError: unreadable or corrupt file, 0 samples, fewer samples than
             :data:`MIN_DURATION_S` seconds, or NaN/inf samples.
     """
-    try:
-        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as err:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise AudioDecodeError(f"{path}: cannot decode audio ({reason})") from None
+    if Path(path).suffix.lower().lstrip(".") in CONTAINER_EXTENSIONS:
+        audio, sr = _read_with_pyav(path)
+    else:
+        try:
+            audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        except Exception as err:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
+            raise AudioDecodeError(f"{path}: cannot decode audio ({_one_line(err)})") from None
+    return check_audio(audio, int(sr), path), int(sr)
+
+
+def check_audio(audio: np.ndarray, sample_rate: int, name: str | Path) -> np.ndarray:
+    """Reject audio no model should see: no samples, shorter than :data:`MIN_DURATION_S`, NaN/inf samples.
+
+    Args:
+        audio: ``(frames, channels)`` samples.
+        sample_rate: Rate in Hz.
+        name: File or array name, first in the message.
+
+    Returns:
+        ``audio`` unchanged.
+
+    Raises:
+        AudioDecodeError: one line starting with ``name``.
+    """
     if audio.shape[0] == 0:
-        raise AudioDecodeError(f"{path}: empty audio (0 samples)")
+        raise AudioDecodeError(f"{name}: empty audio (0 samples)")
     n = audio.shape[0]
-    if n < MIN_DURATION_S * sr:
+    if n < MIN_DURATION_S * sample_rate:
         raise AudioDecodeError(
-            f"{path}: too short ({n} sample{'s' * (n != 1)} = {1000 * n / sr:.2f} ms at {sr} Hz; "
+            f"{name}: too short ({n} sample{'s' * (n != 1)} = {1000 * n / sample_rate:.2f} ms at {sample_rate} Hz; "
             f"the minimum is {1000 * MIN_DURATION_S:g} ms)"
         )
     if not np.isfinite(audio).all():
-        raise AudioDecodeError(f"{path}: audio contains NaN or infinite samples")
-    return audio, int(sr)
+        raise AudioDecodeError(f"{name}: audio contains NaN or infinite samples")
+    return audio
 
 
 def peak_dbfs(x: np.ndarray) -> float:

@@ -1,0 +1,170 @@
+"""The Python API: classify recordings from code with the same code path as ``predict.py``.
+
+>>> import ser_lightning as ser                                                    # doctest: +SKIP
+>>> model = ser.load_model("outputs/train/<run>/checkpoints/best.ckpt")             # doctest: +SKIP
+>>> model.predict("clip.wav").label                                                 # doctest: +SKIP
+'angry'
+>>> model.predict(samples, sample_rate=48000).probabilities                         # doctest: +SKIP
+{'neutral': 0.02, 'calm': 0.01, ...}
+>>> [p.label for p in model.predict(["a.wav", "b.m4a"])]                            # doctest: +SKIP
+['happy', 'sad']
+
+Every input goes through :func:`ser_lightning.cli.predict.predict_files`, the function behind ``predict.py``:
+the model's own decoding (soundfile, or PyAV for ``.m4a``/``.mp4``/``.webm``), mono, soxr resampling to the
+model's rate, optional silence trimming, sliding windows of the model's clip length (every ``hop_s``
+seconds), and the mean of the windows' probabilities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ser_lightning.cli.predict import AudioArray, LoadedModel, predict_files
+from ser_lightning.cli.predict import load_model as _load_any
+
+
+@dataclass
+class WindowPrediction:
+    """One analysis window of a long input.
+
+    Attributes:
+        start_s: Window start in seconds from the start of the input.
+        end_s: Window end in seconds.
+        label: Arg-max class of the window.
+        confidence: Its probability.
+        probabilities: Class name → probability.
+    """
+
+    start_s: float
+    end_s: float
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+
+
+@dataclass
+class Prediction:
+    """The result for one input (file or array).
+
+    Attributes:
+        source: File path or array name.
+        status: ``"ok"`` or ``"error"`` (lists only: a single input that fails raises instead).
+        label: Predicted class (arg-max of the mean window probabilities), ``None`` on error.
+        confidence: Its mean probability.
+        probabilities: Class name → mean probability over the windows.
+        windows: Per-window results (one window for inputs no longer than the model's clip).
+        duration_s: Input duration in seconds.
+        error: One-line reason when ``status == "error"``.
+    """
+
+    source: str
+    status: str
+    label: str | None
+    confidence: float | None
+    probabilities: dict[str, float] | None
+    windows: list[WindowPrediction] = field(default_factory=list)
+    duration_s: float | None = None
+    error: str = ""
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> Prediction:
+        """Build from one record of :func:`~ser_lightning.cli.predict.predict_files`."""
+        return cls(source=rec["file"], status=rec["status"], label=rec["label"], confidence=rec["confidence"],
+                   probabilities=rec["probabilities"], windows=[WindowPrediction(**w) for w in rec["windows"]],
+                   duration_s=rec["duration_s"], error=rec["error"])
+
+
+class EmotionModel:
+    """A loaded model (checkpoint, ONNX or TorchScript) that classifies files and arrays.
+
+    Args:
+        loaded: The model (see :func:`load_model`).
+        hop_s: Seconds between window starts for long inputs; ``None`` = half the model's clip.
+        batch_size: Windows per forward pass.
+        trim_silence: Trim leading/trailing silence; ``None`` = as the model was trained.
+        silence_dbfs: Inputs whose peak is below this level (dBFS) are rejected as all-silent.
+
+    Attributes:
+        labels: Class names in output order.
+        sample_rate: The model's rate in Hz (inputs at other rates are resampled).
+        duration_s: The model's clip (window) length in seconds.
+    """
+
+    def __init__(self, loaded: LoadedModel, hop_s: float | None = None, batch_size: int = 16,
+                 trim_silence: bool | None = None, silence_dbfs: float = -60.0) -> None:
+        self._model = loaded
+        self.hop_s, self.batch_size, self.trim_silence = hop_s, int(batch_size), trim_silence
+        self.silence_dbfs = float(silence_dbfs)
+        self.labels = list(loaded.labels)
+        self.sample_rate = int(loaded.audio_cfg.sample_rate)
+        self.duration_s = float(loaded.audio_cfg.duration_s)
+
+    def __repr__(self) -> str:
+        return (f"EmotionModel({self._model.name!r}, backend={self._model.backend!r}, labels={self.labels}, "
+                f"sample_rate={self.sample_rate}, duration_s={self.duration_s})")
+
+    def predict(self, audio: Any, sample_rate: int | None = None) -> Prediction | list[Prediction]:
+        """Classify a file, an array, or a list of them (batched together).
+
+        Args:
+            audio: A path (``str``/``Path``: WAV, FLAC, OGG, MP3, M4A/AAC, MP4, WebM/Opus, ...), a numpy array
+                ``(time,)`` or ``(frames, channels)``, a torch tensor ``(time,)`` or ``(channels, time)``, or a
+                list of any of these.
+            sample_rate: Rate of array inputs in Hz (required for arrays, ignored for files).
+
+        Returns:
+            A :class:`Prediction` for a single input; a list (same order) for a list, where inputs that
+            cannot be classified have ``status="error"`` and a one-line ``error``.
+
+        Raises:
+            ValueError: a single input cannot be classified (unreadable, too short, all-silent...), or an
+                array without ``sample_rate``.
+            FileNotFoundError: a path does not exist.
+        """
+        single = not isinstance(audio, (list, tuple))
+        items = [audio] if single else list(audio)
+        inputs = [self._as_input(x, sample_rate, i) for i, x in enumerate(items)]
+        records = predict_files(inputs, self._model, hop_s=self.hop_s, batch_size=self.batch_size,
+                                trim=self.trim_silence, silence_dbfs=self.silence_dbfs)
+        results = [Prediction.from_record(r) for r in records]
+        if single:
+            if results[0].status != "ok":
+                raise ValueError(f"{results[0].source}: {results[0].error}")
+            return results[0]
+        return results
+
+    @staticmethod
+    def _as_input(x: Any, sample_rate: int | None, index: int) -> tuple[Path | AudioArray, str]:
+        if isinstance(x, (str, Path)):
+            path = Path(x).expanduser()
+            if not path.is_file():
+                raise FileNotFoundError(f"{x}: no such audio file")
+            return path, str(x)
+        name = f"<array {index}>"
+        return AudioArray.from_any(x, sample_rate, name), name
+
+
+def load_model(path: str | Path, device: str = "cpu", card: str | Path | None = None, **settings) -> EmotionModel:
+    """Load a trained model for prediction.
+
+    Args:
+        path: ``train.py`` checkpoint (``.ckpt``; loaded weights-only, no pickled code runs), or an
+            ``export.py`` model (``.onnx``, ``.torchscript.pt``).
+        device: ``cpu`` or a CUDA device (``cuda``, ``cuda:0``).
+        card: Model card JSON of an exported model; ``None`` = next to it, else the embedded one.
+        **settings: :class:`EmotionModel` settings (``hop_s``, ``batch_size``, ``trim_silence``,
+            ``silence_dbfs``).
+
+    Returns:
+        The :class:`EmotionModel`.
+
+    Raises:
+        FileNotFoundError: no such model file.
+        ValueError: unusable or unsafe checkpoint, unknown file type, missing model card.
+    """
+    return EmotionModel(_load_any(path, device, card), **settings)
+
+
+__all__ = ["EmotionModel", "Prediction", "WindowPrediction", "load_model"]
