@@ -46,6 +46,7 @@ class CT2Model:
     revision: int
     binary_version: int
     variables: dict[str, torch.Tensor]
+    aliases: dict[str, str]
 
 
 class _Cursor:
@@ -114,9 +115,12 @@ def read_ctranslate2_model(path: str | Path) -> CT2Model:
         raw = bytearray(cur.take(nbytes))  # writable copy: torch.frombuffer needs one
         tensor = torch.frombuffer(raw, dtype=dtype) if nbytes else torch.empty(0, dtype=dtype)
         variables[name] = tensor.reshape(shape)
+    aliases: dict[str, str] = {}
     for _ in range(cur.unpack("I")):
         alias, target = cur.string(), cur.string()
+        aliases[alias] = target
         if target not in variables:
             raise ValueError(f"{path}: alias {alias!r} points to missing variable {target!r}")
         variables[alias] = variables[target]
-    return CT2Model(spec_name=spec_name, revision=revision, binary_version=version, variables=variables)
+    return CT2Model(spec_name=spec_name, revision=revision, binary_version=version, variables=variables,
+                    aliases=aliases)

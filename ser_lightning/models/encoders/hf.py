@@ -44,6 +44,9 @@ class HFWaveformEncoder(SpeechEncoder):
         normalize: Standardise each clip over its own samples before the model.
         use_attention_mask: Give the model a padding mask.
 
+    The model's LayerDrop is switched off (``config.layerdrop = 0``) so that every forward pass
+    returns all hidden states.
+
     Shapes:
         wave ``(batch, time)`` at 16 kHz + lengths ``(batch,)`` → ``layers + 1`` hidden states
         ``(batch, frames, hidden_size)`` (``transformers``' ``output_hidden_states``: the
@@ -52,6 +55,10 @@ class HFWaveformEncoder(SpeechEncoder):
 
     def __init__(self, model: nn.Module, normalize: bool, use_attention_mask: bool) -> None:
         super().__init__()
+        # LayerDrop would skip layers at random in training, changing the number of hidden states
+        # a learned layer weighting sees; it is switched off.
+        if getattr(model.config, "layerdrop", 0.0):
+            model.config.layerdrop = 0.0
         self.model = model
         self.normalize, self.use_attention_mask = bool(normalize), bool(use_attention_mask)
         cfg = model.config
