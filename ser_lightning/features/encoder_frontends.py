@@ -1,0 +1,201 @@
+"""Input frontends of the pretrained speech encoders: variable-length waveforms → log-mel frames.
+
+Each frontend takes a zero-padded batch of 16 kHz waveforms ``(batch, time)`` with the valid
+sample counts ``lengths`` ``(batch,)`` and returns the features with their valid frame counts.
+Every clip is treated as *followed by silence*: samples beyond a clip's length are zeroed and
+enough zeros are appended that no STFT frame of a clip sees another clip's padding or a
+reflection of its own end. So a clip's features do not depend on how long the other clips in its
+batch are (tests/test_encoders.py checks this).
+
+* :class:`ByolLogMel` — BYOL-A's input (Niizumi et al., "BYOL for Audio", IJCNN 2021, §4.1) as
+  used by SERAB (Scheidwasser-Clow et al., ICASSP 2022): mel power spectrogram (n_fft 1024,
+  window 400, hop 160, 64 HTK mels, 60–7800 Hz), natural log of (power + float32 eps),
+  standardised with corpus statistics.
+* :class:`WhisperLogMel` — Whisper's input (Radford et al., "Robust Speech Recognition via
+  Large-Scale Weak Supervision", 2022, §2.2): 25 ms Hann window (n_fft 400), hop 160, 80 (or 128)
+  Slaney-scale, Slaney-normalised mel filters, ``log10`` of the power clamped at 1e-10, dynamic
+  range limited to 8 (i.e. 80 dB) below the clip's maximum, then ``(x + 4) / 4``. Frames per clip:
+  ``samples // 160`` (the STFT's last frame is dropped, as Whisper does), either on the clip's own
+  length or on Whisper's native 30 s window (``pad_to_30s=True``: 3000 frames).
+
+Both run in float32 with autocast disabled (a ``log`` of a float16 power spectrum loses most of
+its dynamic range).
+"""
+
+from __future__ import annotations
+
+import torch
+import torchaudio
+from torch import nn
+
+#: Whisper's fixed window: 30 s at 16 kHz, 3000 mel frames.
+WHISPER_SAMPLE_RATE = 16000
+WHISPER_CHUNK_SAMPLES = 30 * WHISPER_SAMPLE_RATE
+WHISPER_HOP = 160
+WHISPER_N_FFT = 400
+
+
+def _check_batch(wave: torch.Tensor, lengths: torch.Tensor | None, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate ``(batch, time)`` (or ``(batch, 1, time)``) + lengths; zero the padding.
+
+    Raises:
+        ValueError: wrong rank, lengths of the wrong shape, or lengths outside ``1..time``.
+    """
+    if wave.dim() == 3 and wave.shape[1] == 1:
+        wave = wave[:, 0]
+    if wave.dim() != 2:
+        raise ValueError(f"{name}: expected a waveform batch (batch, time), got shape {tuple(wave.shape)}")
+    if lengths is None:
+        lengths = torch.full((wave.shape[0],), wave.shape[1], dtype=torch.long, device=wave.device)
+    lengths = lengths.to(device=wave.device, dtype=torch.long)
+    if lengths.shape != (wave.shape[0],):
+        raise ValueError(f"{name}: lengths must have shape ({wave.shape[0]},), got {tuple(lengths.shape)}")
+    if bool((lengths < 1).any()) or bool((lengths > wave.shape[1]).any()):
+        raise ValueError(f"{name}: lengths must lie in 1..{wave.shape[1]} samples, got "
+                         f"{lengths.min().item()}..{lengths.max().item()}")
+    valid = torch.arange(wave.shape[1], device=wave.device)[None, :] < lengths[:, None]
+    return wave.float() * valid, lengths
+
+
+def frame_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
+    """Boolean mask ``(batch, frames)``, True on the first ``lengths[i]`` frames of row ``i``."""
+    return torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class ByolLogMel(nn.Module):
+    """BYOL-A / BYOL-S log-mel frontend, standardised (BYOL-A §4.1; SERAB ``settings.py``).
+
+    Args:
+        sample_rate: Input rate in Hz (the pretrained weights assume 16000).
+        n_fft: FFT size in samples.
+        win_length: Window length in samples.
+        hop_length: Hop in samples.
+        n_mels: Mel bands (the pretrained network's ``fc`` expects 64).
+        f_min: Lowest mel frequency in Hz.
+        f_max: Highest mel frequency in Hz.
+        norm_mean: Mean of the log-mel values used for standardisation (SERAB's RAVDESS value by
+            default; ``settings.py`` of SERAB lists other corpora).
+        norm_std: Standard deviation for standardisation.
+
+    Shapes:
+        wave ``(batch, time)`` + lengths ``(batch,)`` → features ``(batch, 1, n_mels, frames)``
+        with ``frames = time // hop_length + 1`` and frame lengths ``lengths // hop_length + 1``
+        (``(batch,)``). Frames beyond a clip's length are set to 0 (the standardised mean).
+
+    Raises:
+        ValueError: a non-positive setting, ``f_max`` not above ``f_min``, ``norm_std <= 0``, or
+            a malformed batch.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_fft: int = 1024,
+        win_length: int = 400,
+        hop_length: int = 160,
+        n_mels: int = 64,
+        f_min: float = 60.0,
+        f_max: float = 7800.0,
+        norm_mean: float = -10.32,
+        norm_std: float = 5.00,
+    ) -> None:
+        super().__init__()
+        for key, value in dict(sample_rate=sample_rate, n_fft=n_fft, win_length=win_length,
+                               hop_length=hop_length, n_mels=n_mels, norm_std=norm_std).items():
+            if value <= 0:
+                raise ValueError(f"ByolLogMel: {key}={value} must be positive")
+        if not 0 <= f_min < f_max <= sample_rate / 2:
+            raise ValueError(f"ByolLogMel: need 0 <= f_min < f_max <= sample_rate/2, got {f_min}, {f_max}")
+        self.n_fft, self.win_length, self.hop_length = n_fft, win_length, hop_length
+        self.norm_mean, self.norm_std = float(norm_mean), float(norm_std)
+        # torchaudio's MelSpectrogram defaults (HTK mels, no filter normalisation); buffers are not
+        # persistent so the encoder's state dict holds only the pretrained network's tensors.
+        fb = torchaudio.functional.melscale_fbanks(
+            n_freqs=n_fft // 2 + 1, f_min=f_min, f_max=f_max, n_mels=n_mels, sample_rate=sample_rate,
+            norm=None, mel_scale="htk",
+        )  # (n_freqs, n_mels)
+        self.register_buffer("filters", fb.T.contiguous(), persistent=False)  # (n_mels, n_freqs)
+        self.register_buffer("window", torch.hann_window(win_length), persistent=False)
+
+    def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Valid frame count per clip ``(batch,)`` from sample counts ``(batch,)``."""
+        return lengths // self.hop_length + 1
+
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Standardised log-mel ``(batch, 1, n_mels, frames)`` and frame lengths ``(batch,)``."""
+        wave, lengths = _check_batch(wave, lengths, "ByolLogMel")
+        with torch.autocast(device_type=wave.device.type, enabled=False):
+            # n_fft // 2 zeros after the longest clip: every clip is followed by silence.
+            wave = nn.functional.pad(wave, (0, self.n_fft // 2))
+            stft = torch.stft(wave, self.n_fft, self.hop_length, win_length=self.win_length,
+                              window=self.window, center=True, pad_mode="reflect", return_complex=True)
+            n_frames = self.frame_lengths(lengths)
+            mel = self.filters @ (stft[..., : int(n_frames.max())].abs() ** 2)  # (batch, n_mels, frames)
+            x = ((mel + torch.finfo(torch.float32).eps).log() - self.norm_mean) / self.norm_std
+            x = x * frame_mask(n_frames, x.shape[-1])[:, None, :]
+        return x.unsqueeze(1), n_frames
+
+
+class WhisperLogMel(nn.Module):
+    """Whisper's log-mel frontend in torch (Radford et al. 2022, §2.2).
+
+    Matches ``transformers``' ``WhisperFeatureExtractor`` / OpenAI's ``log_mel_spectrogram`` on a
+    clip padded to 30 s (tests/test_encoders.py compares them); with ``pad_to_30s=False`` each
+    clip keeps its own length (``samples // 160`` frames) and the dynamic-range limit uses that
+    clip's own maximum.
+
+    Args:
+        n_mels: Mel bands: 80 (Whisper tiny … large-v2) or 128 (large-v3).
+        pad_to_30s: Zero-pad every clip to Whisper's 30 s window (3000 frames) instead of using
+            its own length.
+
+    Shapes:
+        wave ``(batch, time)`` at 16 kHz + lengths ``(batch,)`` → log-mel
+        ``(batch, n_mels, frames)`` and frame lengths ``(batch,)``; frames beyond a clip's length
+        hold the values of silence (they are masked by the encoder).
+
+    Raises:
+        ValueError: ``n_mels`` not positive, a malformed batch, or a clip longer than 30 s (Whisper's
+            position embeddings end there; crop longer clips first).
+    """
+
+    def __init__(self, n_mels: int = 80, pad_to_30s: bool = False) -> None:
+        super().__init__()
+        if n_mels <= 0:
+            raise ValueError(f"WhisperLogMel: n_mels={n_mels} must be positive")
+        self.n_mels, self.pad_to_30s = n_mels, bool(pad_to_30s)
+        fb = torchaudio.functional.melscale_fbanks(
+            n_freqs=WHISPER_N_FFT // 2 + 1, f_min=0.0, f_max=WHISPER_SAMPLE_RATE / 2, n_mels=n_mels,
+            sample_rate=WHISPER_SAMPLE_RATE, norm="slaney", mel_scale="slaney",
+        )  # (n_freqs, n_mels)
+        self.register_buffer("filters", fb.T.contiguous(), persistent=False)  # (n_mels, n_freqs)
+        self.register_buffer("window", torch.hann_window(WHISPER_N_FFT), persistent=False)
+
+    @staticmethod
+    def frame_lengths(lengths: torch.Tensor) -> torch.Tensor:
+        """Valid frame count per clip ``(batch,)`` from sample counts ``(batch,)``."""
+        return lengths // WHISPER_HOP
+
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-mel ``(batch, n_mels, frames)`` and valid frame counts ``(batch,)``."""
+        wave, lengths = _check_batch(wave, lengths, "WhisperLogMel")
+        if int(lengths.max()) > WHISPER_CHUNK_SAMPLES:
+            raise ValueError(f"WhisperLogMel: a clip has {int(lengths.max())} samples, more than Whisper's "
+                             f"30 s window ({WHISPER_CHUNK_SAMPLES}); crop clips to at most 30 s")
+        with torch.autocast(device_type=wave.device.type, enabled=False):
+            if self.pad_to_30s:
+                wave = nn.functional.pad(wave, (0, WHISPER_CHUNK_SAMPLES - wave.shape[1]))
+                n_frames = torch.full_like(lengths, WHISPER_CHUNK_SAMPLES // WHISPER_HOP)
+            else:
+                # n_fft // 2 zeros after the longest clip: no frame sees a reflection of a clip's end.
+                wave = nn.functional.pad(wave, (0, WHISPER_N_FFT // 2))
+                n_frames = self.frame_lengths(lengths)
+            stft = torch.stft(wave, WHISPER_N_FFT, WHISPER_HOP, window=self.window, center=True,
+                              pad_mode="reflect", return_complex=True)
+            n = int(n_frames.max())
+            power = stft[..., :n].abs() ** 2  # (batch, n_freqs, frames)
+            log_spec = torch.clamp(self.filters @ power, min=1e-10).log10()
+            valid = frame_mask(n_frames, n)[:, None, :]
+            peak = log_spec.masked_fill(~valid, float("-inf")).amax(dim=(1, 2), keepdim=True)
+            log_spec = torch.maximum(log_spec, peak - 8.0)
+            return (log_spec + 4.0) / 4.0, n_frames

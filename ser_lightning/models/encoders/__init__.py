@@ -1,0 +1,1 @@
+"""Pretrained speech encoders (plain nn.Modules) and the head parts that sit on them."""

