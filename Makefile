@@ -25,7 +25,10 @@ lock:
 	PATH="$(VENV)/bin:$$PATH" $(PY) .ci/lock.py
 
 ## Train and test the default experiment (homebrew CNN, RAVDESS, speaker-independent).
+## Without data (no data.root=/data= in ARGS and no $$SER_DATA_DIR/ravdess, default ./data/ravdess) it first
+## downloads RAVDESS (make data), which says in one line what to do where there is no internet.
 train: install
+	@case "$(ARGS)" in *data.root=*|*data=*) ;; *) test -d "$${SER_DATA_DIR:-./data}/ravdess" || $(MAKE) data ;; esac
 	$(PY) train.py $(ARGS)
 
 ## Speaker 6-fold cross-validation of the default experiment (RAVDESS: actors 1-4, 5-8, ..., 21-24
