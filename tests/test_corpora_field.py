@@ -10,12 +10,9 @@ import pytest
 from ser_lightning.data.corpora import (
     PARSERS,
     find_corpus_root,
-    parse_aesdd,
-    parse_cafe,
     parse_emodb,
     parse_emovo,
     parse_esd,
-    parse_iemocap,
     parse_jlcorpus,
     parse_msppodcast,
     parse_shemo,
@@ -76,7 +73,7 @@ def _iemocap(root: Path, ext: str = ".wav") -> Path:
         (evald / "Categorical" / "ignored.txt").write_text("[1.0 - 2.0]\tSes09F_impro01_F000\tang\t[1, 1, 1]\n")
         for dialog in sorted({d for d, _, _ in rows}):
             text = "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n"
-            for i, (d, utt, code) in enumerate(r for r in rows if r[0] == dialog):
+            for i, (_d, utt, code) in enumerate(r for r in rows if r[0] == dialog):
                 text += f"[{6.2 + i:.4f} - {8.2 + i:.4f}]\t{utt}\t{code}\t[2.5000, 3.0000, 3.5000]\nC-E2:\tNeutral;\t()\n\n"
             (evald / f"{dialog}.txt").write_text(text)
         for dialog, utt, _ in rows:
