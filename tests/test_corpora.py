@@ -111,7 +111,7 @@ def test_cremad_demographics_in_parent_and_absent(tmp_path):
 # --------------------------------------------------------------------------- TESS
 
 
-def test_tess_ps_is_surprise_and_case_tolerant(tmp_path):
+def test_tess_ps_is_pleasant_surprise_and_case_tolerant(tmp_path):
     root = tmp_path / "tess"
     clip(root / "OAF_angry" / "OAF_back_angry.wav")
     clip(root / "YAF_pleasant_surprised" / "YAF_bar_ps.wav")
@@ -123,8 +123,8 @@ def test_tess_ps_is_surprise_and_case_tolerant(tmp_path):
     assert len(scan.utterances) == 4
     a = u["OAF_back_angry.wav"]
     assert (a.corpus, a.speaker, a.emotion, a.gender, a.fields) == ("tess", "tess_OAF", "angry", "female", {"word": "back"})
-    assert (u["YAF_bar_ps.wav"].speaker, u["YAF_bar_ps.wav"].emotion) == ("tess_YAF", "surprise")
-    assert u["OAF_base_pleasant_surprised.wav"].emotion == "surprise"
+    assert (u["YAF_bar_ps.wav"].speaker, u["YAF_bar_ps.wav"].emotion) == ("tess_YAF", "pleasant_surprise")
+    assert u["OAF_base_pleasant_surprised.wav"].emotion == "pleasant_surprise"
     assert u["OAF_bean_Fear.wav"].emotion == "fear"
     assert [p for p, _ in scan.skipped] == [str(bad)]
 
@@ -161,7 +161,7 @@ def test_manifest_relative_paths_prefix_and_fields(tmp_path):
     x, y = scan.utterances
     assert x.path == str((tmp_path / "audio" / "x.wav").resolve())
     assert (x.corpus, x.speaker, x.emotion, x.gender, x.fields) == ("mine", "mine_s1", "angry", "female", {"session": "1"})
-    assert (y.speaker, y.emotion, y.gender) == ("mine_s2", "surprise", None)
+    assert (y.speaker, y.emotion, y.gender) == ("mine_s2", "pleasant_surprise", None)
     assert scan.skipped == []
     assert {u.speaker for u in parse_manifest(csv, corpus="lab").utterances} == {"lab_s1", "lab_s2"}
 
@@ -174,11 +174,20 @@ def test_manifest_corpus_column(tmp_path):
     assert (u.corpus, u.speaker, u.emotion) == ("emodb", "emodb_7", "sad")
 
 
+def test_manifest_keeps_labels_beyond_the_vocabulary(tmp_path):
+    clip(tmp_path / "x.wav")
+    clip(tmp_path / "y.wav")
+    csv = tmp_path / "emodb.csv"
+    csv.write_text("path,label,speaker\nx.wav,boredom,03\ny.wav,Sarcasm,03\n")
+    x, y = parse_manifest(csv).utterances
+    assert (x.emotion, y.emotion) == ("boredom", "sarcasm")  # the datamodule's unknown_labels decides
+
+
 def test_manifest_errors(tmp_path):
     clip(tmp_path / "x.wav")
     csv = tmp_path / "m.csv"
-    csv.write_text("path,label,speaker\nx.wav,bored,s1\n")
-    with pytest.raises(ValueError, match=r"m\.csv:2.*'bored'"):
+    csv.write_text("path,label,speaker\nx.wav,,s1\n")
+    with pytest.raises(ValueError, match=r"m\.csv:2: empty label"):
         parse_manifest(csv)
     csv.write_text("path,speaker\nx.wav,s1\n")
     with pytest.raises(ValueError, match=r"m\.csv is missing column 'label'"):
@@ -226,8 +235,8 @@ def test_empty_corpus_root_is_an_error(tmp_path):
 
 
 def test_unknown_corpus_lists_choices(tmp_path):
-    with pytest.raises(ValueError, match="unknown corpus 'emodb'") as e:
-        scan_corpus(tmp_path, "emodb")
+    with pytest.raises(ValueError, match="unknown corpus 'berlin'") as e:
+        scan_corpus(tmp_path, "berlin")
     assert all(n in str(e.value) for n in PARSERS) and ".csv" in str(e.value)
 
 

@@ -54,6 +54,7 @@ from ser_lightning.cli.report import (
 )
 from ser_lightning.data.datamodule import AUDIO_KEYS, SERDataModule
 from ser_lightning.data.splits import SPLITS
+from ser_lightning.evaluation.unscorable import predict_unscorable, prediction_counts
 from ser_lightning.modules.classifier import SERClassifier
 
 log = logging.getLogger(__name__)
@@ -247,8 +248,11 @@ def evaluate(cfg: DictConfig) -> dict:
         log.info("temperature %.3f: ECE %.4f -> %.4f on %s", temperature, metrics["calibration"]["ece_before"],
                  metrics["calibration"]["ece_after"], split)
     metrics["unscorable"], dropped = _unscorable(dm, split)
-    write_table_csv(out_dir / "unscorable.csv", ["path", "corpus", "speaker", "emotion"],
-                    [[u.path, u.corpus, u.speaker, u.emotion] for u in dropped])
+    predicted = predict_unscorable(model, dm, dropped)  # data.unknown_labels=unscorable: what the model calls them
+    if any(p is not None for p in predicted):
+        metrics["unscorable"]["predicted"] = prediction_counts(dropped, predicted)
+    write_table_csv(out_dir / "unscorable.csv", ["path", "corpus", "speaker", "emotion", "predicted"],
+                    [[u.path, u.corpus, u.speaker, u.emotion, p or ""] for u, p in zip(dropped, predicted)])
     if dropped:
         log.warning("%d clip(s) of %s have an emotion the model cannot output (%s): not scored, listed in "
                     "unscorable.csv", len(dropped), metrics["unscorable"]["scope"], metrics["unscorable"]["per_emotion"])

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from ser_lightning.data.audio import AudioConfig
 from ser_lightning.data.cache import CachedWaves, build_or_load
 from ser_lightning.data.corpora import scan_corpora
-from ser_lightning.data.labels import class_counts, get_label_set
+from ser_lightning.data.labels import VOCABULARY, class_counts, get_label_set
 from ser_lightning.data.manifest import Utterance
 from ser_lightning.data.splits import SPLITS, assign_splits
 from ser_lightning.features.augment import build_spec_augment, build_wave_augment
@@ -117,6 +117,8 @@ def resolve_data_root(root: str | None) -> Path:
 #: Datamodule settings that define how a clip is decoded (``AudioConfig``); a checkpoint stores
 #: them in ``datamodule_hyper_parameters``, and eval/predict/export reuse them from there.
 AUDIO_KEYS = ("sample_rate", "duration_s", "normalize", "trim_silence", "pad_mode", "crop")
+#: ``data.unknown_labels`` choices (see :class:`SERDataModule`).
+UNKNOWN_LABEL_POLICIES = ("error", "drop", "unscorable")
 
 
 def audio_config_from_hparams(hp: dict[str, Any]) -> AudioConfig:
@@ -141,9 +143,21 @@ class SERDataModule(pl.LightningDataModule):
 
     Args:
         root: Data root holding the corpora (``null`` → ``$SER_DATA_DIR`` → ``./data``).
-        corpora: Corpus names (``ravdess``, ``cremad``, ``tess``, ``savee``) or manifest CSV paths.
-        label_set: ``ravdess8``, ``ekman7``, ``core6`` or ``quad4``.
+        corpora: Corpus names (see :data:`~ser_lightning.data.corpora.PARSERS`), ``emobox``, or
+            manifest CSV paths.
+        label_set: A name of :data:`~ser_lightning.data.labels.LABEL_SETS`, a list of vocabulary
+            words, or ``emobox`` (the classes of the EmoBox corpus's label map; stored in the
+            checkpoint as the explicit list).
         calm: ``neutral`` or ``drop``: what calm becomes in sets without a calm class.
+        unknown_labels: What happens to a clip whose emotion is outside the vocabulary or the
+            label set: ``error`` (stop, naming the file), ``drop`` (default: left out with a
+            warning; ``unknown_labels.csv`` in the run directory counts them per label; eval.py
+            reports them as unscorable) or ``unscorable`` (as ``drop``, and they are also decoded
+            so that eval.py shows what the model predicts for them). Clips dropped by
+            ``calm=drop`` are counted the same way but never an error.
+        emobox: With ``emobox`` in ``corpora``: ``metadata_dir`` (checkout of EmoBox),
+            ``corpus`` (EmoBox corpus name) and ``audio_root`` (folder holding EmoBox's
+            ``downloads/``; default the data root); the fold is ``fold``.
         speakers: Optional subset of speaker ids to keep (debugging, quick tests).
         missing_corpora: ``error`` (default) or ``skip``: leave out, with a warning, listed
             corpora that are not under ``root`` (``data=combined`` uses ``skip``).
@@ -151,7 +165,8 @@ class SERDataModule(pl.LightningDataModule):
         trim_silence: Trim leading/trailing silence. pad_mode: ``zero``/``reflect``/``loop``.
         crop: ``center``/``start``.
         cache_dir: Where decoded waveforms are cached. cache_dtype: ``float16``/``float32``.
-        split: ``speaker``/``kfold``/``random`` (see :mod:`ser_lightning.data.splits`).
+        split: ``speaker``/``kfold``/``random``/``partition``/``session`` (see
+            :mod:`ser_lightning.data.splits`).
         fold, n_folds, val_speakers, test_speakers, val_frac, test_frac: split settings.
         seed: Split seed.
         batch_size: Items per batch. num_workers: DataLoader workers.
@@ -164,7 +179,8 @@ class SERDataModule(pl.LightningDataModule):
             :func:`~ser_lightning.features.augment.build_spec_augment`.
         test_split: Which split ``test_dataloader`` serves (``eval.py split=val`` etc.); ``all``
             serves every clip and assigns no train/val/test split (``eval.py split=all``).
-        run_dir: Where ``split.csv``, ``skipped.csv`` and ``class_counts.csv`` are written.
+        run_dir: Where ``split.csv``, ``skipped.csv``, ``class_counts.csv`` and
+            ``unknown_labels.csv`` are written.
         decode_workers: Threads decoding audio into the cache.
         progress: Show the cache-building progress bar.
 
@@ -176,10 +192,12 @@ class SERDataModule(pl.LightningDataModule):
         self,
         root: str | None = None,
         corpora: list[str] | tuple[str, ...] = ("ravdess",),
-        label_set: str = "ravdess8",
+        label_set: str | list[str] = "ravdess8",
         calm: str = "neutral",
         speakers: list[str] | None = None,
         missing_corpora: str = "error",
+        unknown_labels: str = "drop",
+        emobox: dict[str, Any] | None = None,
         sample_rate: int = 16000,
         duration_s: float = 3.0,
         normalize: str = "peak",
@@ -210,7 +228,15 @@ class SERDataModule(pl.LightningDataModule):
         self.save_hyperparameters(ignore=["run_dir", "progress", "decode_workers"])
         # Validate everything cheap before any file is touched.
         self.audio_cfg = audio_config_from_hparams(self.hparams)
-        self.label_set = get_label_set(label_set, calm)
+        if unknown_labels not in UNKNOWN_LABEL_POLICIES:
+            raise ValueError(f"data.unknown_labels={unknown_labels!r} is not one of {list(UNKNOWN_LABEL_POLICIES)}")
+        if label_set == "emobox":
+            from ser_lightning.data.emobox import emobox_classes
+
+            box = dict(emobox or {})
+            label_set = emobox_classes(box.get("metadata_dir"), box.get("corpus"))
+            self.hparams["label_set"] = list(label_set)  # the checkpoint keeps the classes, not the lookup
+        self.label_set = get_label_set(label_set if isinstance(label_set, str) else list(label_set), calm)
         if test_split not in (*SPLITS, "all"):
             raise ValueError(f"test_split={test_split!r} is not one of {[*SPLITS, 'all']}")
         if batch_size < 1:
@@ -230,6 +256,8 @@ class SERDataModule(pl.LightningDataModule):
         self.assignment: list[str] = []
         self.skipped: list[tuple[str, str, str]] = []
         self.dropped: list[Utterance] = []  # clips whose emotion the label set drops (eval.py: unscorable)
+        self.dropped_counts: dict[tuple[str, str], int] = {}  # (emotion, reason) -> clips
+        self.unscorable_rows: dict[str, int] = {}  # path -> cache row of a dropped clip (unknown_labels=unscorable)
         self.cache: CachedWaves | None = None
         self.datasets: dict[str, CachedWaveDataset] = {}
 
@@ -247,33 +275,58 @@ class SERDataModule(pl.LightningDataModule):
         hp = self.hparams
         if hp.missing_corpora not in ("error", "skip"):
             raise ValueError(f"data.missing_corpora={hp.missing_corpora!r} is not one of ['error', 'skip']")
-        scan = scan_corpora(resolve_data_root(hp.root), list(hp.corpora), skip_missing=hp.missing_corpora == "skip")
+        emobox = {**dict(hp.get("emobox") or {}), "fold": hp.fold}
+        scan = scan_corpora(resolve_data_root(hp.root), list(hp.corpora), skip_missing=hp.missing_corpora == "skip",
+                            emobox=emobox)
         skipped = [(p, "parse", r) for p, r in scan.skipped]
         utts, labels, dropped = [], [], Counter()
         self.dropped = []
         keep = set(hp.speakers) if hp.speakers else None
+        policy = hp.get("unknown_labels", "drop")
         for u in scan.utterances:
             if keep is not None and u.speaker not in keep:
                 continue
-            y = self.label_set.index(u.emotion, source=u.path)
+            if u.emotion not in VOCABULARY:
+                y, reason = None, "not in the vocabulary"
+            else:
+                y, reason = self.label_set.index(u.emotion, source=u.path), f"outside label set {self.label_set.name}"
             if y is None:
-                dropped[u.emotion] += 1
+                by_calm = u.emotion == "calm" and hp.calm == "drop"
+                if by_calm:
+                    reason = "data.calm=drop"
+                elif policy == "error":
+                    raise ValueError(
+                        f"{u.path}: emotion {u.emotion!r} is {reason} (classes {list(self.label_set.classes)}); "
+                        "data.unknown_labels=drop or unscorable leaves such clips out, or choose another data.label_set"
+                    )
+                dropped[(u.emotion, reason)] += 1
                 self.dropped.append(u)
                 continue
             utts.append(u)
             labels.append(y)
         if keep is not None and not utts:
             raise ValueError(f"data.speakers={sorted(keep)} matched no files")
+        self.dropped_counts = dict(sorted(dropped.items()))
         if dropped:
-            log.info("label set %s drops %s", self.label_set.name, dict(sorted(dropped.items())))
+            log.warning("data.unknown_labels=%s: %d clip(s) left out of label set %s: %s (counts in unknown_labels.csv "
+                        "of the run directory)", policy, sum(dropped.values()), self.label_set.name,
+                        {f"{e} ({r})": n for (e, r), n in self.dropped_counts.items()})
+        if not utts:
+            raise ValueError(f"no clip of {list(hp.corpora)} has an emotion of label set {self.label_set.name} "
+                             f"{list(self.label_set.classes)}")
         return utts, np.asarray(labels, dtype=np.int64), skipped
+
+    def _cache_paths(self, utts: list[Utterance]) -> list[str]:
+        """Files to decode: the scored clips, then (``unknown_labels=unscorable``) the dropped ones."""
+        extra = [u.path for u in self.dropped] if self.hparams.get("unknown_labels") == "unscorable" else []
+        return [u.path for u in utts] + extra
 
     def prepare_data(self) -> None:
         """Decode the corpus into the cache (rank 0 only under DDP; other ranks reuse it)."""
         if self.cache is not None:
             return
         utts, _, _ = self._scan()
-        build_or_load([u.path for u in utts], self.audio_cfg, self.hparams.cache_dir, self.hparams.cache_dtype,
+        build_or_load(self._cache_paths(utts), self.audio_cfg, self.hparams.cache_dir, self.hparams.cache_dtype,
                       workers=self.decode_workers, progress=self.progress)
 
     def setup(self, stage: str | None = None) -> None:
@@ -282,11 +335,14 @@ class SERDataModule(pl.LightningDataModule):
             return
         hp = self.hparams
         utts, labels, skipped = self._scan()
-        self.cache = build_or_load([u.path for u in utts], self.audio_cfg, hp.cache_dir, hp.cache_dtype,
+        self.cache = build_or_load(self._cache_paths(utts), self.audio_cfg, hp.cache_dir, hp.cache_dtype,
                                    workers=self.decode_workers, progress=self.progress)
         skipped += [(p, "decode", r) for p, r in self.cache.skipped]
         ok = self.cache.ok
-        rows = np.flatnonzero(ok)
+        n = len(utts)
+        self.unscorable_rows = {u.path: n + i for i, u in enumerate(self.dropped)
+                                if n + i < len(ok) and ok[n + i]}
+        rows = np.flatnonzero(ok[:n])
         self.utterances = [utts[i] for i in rows]
         self.labels = labels[rows]
         self.skipped = skipped
@@ -318,7 +374,8 @@ class SERDataModule(pl.LightningDataModule):
 
     def write_run_files(self, run_dir: str | Path) -> None:
         """Write ``split.csv`` (path, corpus, speaker, emotion, label, split), ``skipped.csv``
-        (path, stage, reason) and ``class_counts.csv`` (split × class) into ``run_dir``."""
+        (path, stage, reason), ``class_counts.csv`` (split × class) and ``unknown_labels.csv``
+        (emotion, reason, clips; see ``unknown_labels``) into ``run_dir``."""
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         with (run_dir / "split.csv").open("w", newline="") as fh:
@@ -335,6 +392,11 @@ class SERDataModule(pl.LightningDataModule):
             w.writerow(["split", *self.class_names])
             for name in self.datasets:
                 w.writerow([name, *class_counts(self.datasets[name].labels.tolist(), self.label_set).values()])
+        with (run_dir / "unknown_labels.csv").open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["emotion", "reason", "clips", "policy"])
+            for (emotion, reason), count in self.dropped_counts.items():
+                w.writerow([emotion, reason, count, self.hparams.get("unknown_labels", "drop")])
 
     def _pin_memory(self) -> bool:
         """``data.pin_memory``, with ``"auto"`` resolved: pin when the trainer runs on a CUDA device."""

@@ -8,6 +8,13 @@ Modes (``data.split``):
   (RAVDESS, 6 folds: actors 1–4, 5–8, …, 21–24); ``val_speakers`` of the remaining speakers,
   drawn with the seed, validate. ``n_folds`` = number of speakers gives leave-one-speaker-out.
 * ``random`` – stratified random split of files. Speakers leak between sets: a warning is logged.
+* ``partition`` – the corpus's own partition, ``fields["partition"]`` (MSP-Podcast's
+  ``Split_Set``, EmoBox's official fold ``data.fold``): ``train``, ``val``, ``test``; any other
+  partition (MSP-Podcast's Test2) is ``unused``. Without a ``val`` partition, ``val_speakers``
+  speakers of the *training* partition validate (clips at random, ``val_frac``, where speakers
+  are unknown), so the test partition never steers early stopping.
+* ``session`` – leave one session out (IEMOCAP): clips whose ``fields["session"]`` equals
+  ``data.fold`` are the test set; ``val_speakers`` of the other sessions' speakers validate.
 """
 
 from __future__ import annotations
@@ -24,7 +31,10 @@ from ser_lightning.data.manifest import Utterance
 
 log = logging.getLogger(__name__)
 
-SPLIT_MODES = ("speaker", "kfold", "random")
+SPLIT_MODES = ("speaker", "kfold", "random", "partition", "session")
+#: Names a corpus's partition field may carry → split name.
+PARTITION_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "dev": "val",
+                   "development": "val", "test": "test"}
 SPLITS = ("train", "val", "test")
 
 
@@ -94,13 +104,17 @@ def assign_splits(
         test_frac: Test fraction for ``random``.
 
     Returns:
-        One split name per utterance.
+        One split name per utterance (``"unused"`` for a ``partition`` the split does not use).
 
     Raises:
         ValueError: unknown mode, a fold out of range, or too few speakers for the request.
     """
     if mode not in SPLIT_MODES:
         raise ValueError(f"data.split={mode!r} is not one of {list(SPLIT_MODES)}")
+    if mode == "partition":
+        return _partition_splits(utterances, labels, seed, val_speakers, val_frac)
+    if mode == "session":
+        return _session_splits(utterances, fold, seed, val_speakers)
     rng = random.Random(seed)
     if mode == "random":
         log.warning(
@@ -142,3 +156,63 @@ def assign_splits(
         raise ValueError(f"data.val_speakers={val_speakers} must be in 1..{len(rest) - 1} ({len(rest)} speakers remain after the test set)")
     val = set(_balanced_draw(rest, val_speakers, gender, rng))
     return ["test" if u.speaker in test else "val" if u.speaker in val else "train" for u in utterances]
+
+
+def _val_from_train(utterances: Sequence[Utterance], labels: Sequence[int], out: list[str], seed: int,
+                    val_speakers: int, val_frac: float) -> None:
+    """Turn part of the ``train`` rows of ``out`` into ``val``: whole speakers where every training
+    clip has a known speaker (``fields["speaker_known"]`` is not ``"false"``), else a stratified
+    random ``val_frac`` of the clips (logged)."""
+    rng = random.Random(seed)
+    train = [i for i, s in enumerate(out) if s == "train"]
+    known = all(utterances[i].fields.get("speaker_known", "true") != "false" for i in train)
+    speakers = sorted({utterances[i].speaker for i in train}, key=_natural_key)
+    if known and len(speakers) > 1:
+        if not 1 <= val_speakers < len(speakers):
+            raise ValueError(f"data.val_speakers={val_speakers} must be in 1..{len(speakers) - 1} (speakers of the "
+                             "training partition)")
+        gender = {utterances[i].speaker: utterances[i].gender for i in train}
+        val = set(_balanced_draw(speakers, val_speakers, gender, rng))
+        for i in train:
+            if utterances[i].speaker in val:
+                out[i] = "val"
+        return
+    log.warning("validation clips drawn at random (data.val_frac=%s) from the training partition: its speakers are "
+                "unknown or one", val_frac)
+    by_label: dict[int, list[int]] = defaultdict(list)
+    for i in train:
+        by_label[labels[i]].append(i)
+    for y in sorted(by_label):
+        idx = by_label[y]
+        rng.shuffle(idx)
+        for i in idx[: max(1, round(len(idx) * val_frac)) if len(idx) > 1 else 0]:
+            out[i] = "val"
+
+
+def _partition_splits(utterances: Sequence[Utterance], labels: Sequence[int], seed: int, val_speakers: int,
+                      val_frac: float) -> list[str]:
+    """``data.split=partition`` (see the module docstring)."""
+    missing = [u.path for u in utterances if "partition" not in u.fields]
+    if missing:
+        raise ValueError(f"data.split=partition: {len(missing)} clip(s) have no partition (e.g. {missing[0]}); it needs "
+                         "a corpus with its own partitions (msppodcast, esd with train/evaluation/test folders) or "
+                         "data=emobox with data.fold")
+    out = [PARTITION_NAMES.get(u.fields["partition"].lower(), "unused") for u in utterances]
+    unused = {u.fields["partition"] for u, s in zip(utterances, out) if s == "unused"}
+    if unused:
+        log.warning("data.split=partition: %d clip(s) of partition(s) %s are not used", out.count("unused"), sorted(unused))
+    if "val" not in out:
+        _val_from_train(utterances, labels, out, seed, val_speakers, val_frac)
+    return out
+
+
+def _session_splits(utterances: Sequence[Utterance], fold: int | str | None, seed: int, val_speakers: int) -> list[str]:
+    """``data.split=session``: session ``fold`` is the test set (see the module docstring)."""
+    sessions = sorted({u.fields.get("session", "") for u in utterances} - {""}, key=_natural_key)
+    if not sessions or any("session" not in u.fields for u in utterances):
+        raise ValueError("data.split=session needs a session on every clip (IEMOCAP)")
+    if fold is None or str(fold) not in sessions:
+        raise ValueError(f"data.fold={fold} must name the held-out session, one of {sessions} (data.split=session)")
+    out = ["test" if u.fields["session"] == str(fold) else "train" for u in utterances]
+    _val_from_train(utterances, [0] * len(utterances), out, seed, val_speakers, 0.1)
+    return out

@@ -1,0 +1,1 @@
+"""Evaluation beyond one split: cross-corpus tables, unscorable clips."""
