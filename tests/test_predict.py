@@ -16,14 +16,14 @@ import pytest
 import soundfile as sf
 from omegaconf import OmegaConf
 
-from ser_lightning.cli.predict import (
+from ser_lightning.cli.predict import predict
+from ser_lightning.inference.predictor import (
     PredictionFailed,
     check_labels,
     decode_mono,
     find_audio,
     load_model,
     make_window,
-    predict,
     predict_files,
     window_starts,
 )

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from ser_lightning.cli.resume import prepare_csv_log, resolve_ckpt_path
+from ser_lightning.callbacks.resume import prepare_csv_log, resolve_ckpt_path
 from tests.conftest import TINY_DATA, run_script
 
 COMMON = [*TINY_DATA, "trainer.max_epochs=4", "callbacks.progress_bar=null", "callbacks.model_summary=null",

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from ser_lightning.features.frontend import LogMelFrontend
 from ser_lightning.features.geometry import report003_hop_length, spectrogram_geometry
-from ser_lightning.models import available_models, build_model
+from ser_lightning.models import list_models, build_model
 from ser_lightning.models import pretrained as offline
 from ser_lightning.models.timm_backbones import ARCHS, TimmBackbone
 
@@ -68,7 +68,7 @@ def _trainable_roots(net: TimmBackbone) -> set[str]:
 
 # --------------------------------------------------------------------------------- building
 def test_all_backbones_registered():
-    assert set(NAMES) <= set(available_models())
+    assert set(NAMES) <= set(list_models())
     assert ARCHS["efficientnet_lite1"] == "tf_efficientnet_lite1"
 
 

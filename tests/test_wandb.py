@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 from torchmetrics.classification import MulticlassF1Score, MulticlassPrecision, MulticlassRecall
 
 from ser_lightning.cli.common import build_callbacks, build_loggers, finish_wandb
-from ser_lightning.cli.wandb_callback import (
+from ser_lightning.callbacks.wandb_dashboard import (
     EXAMPLES_KEY,
     PER_CLASS_COLUMNS,
     WandbDashboard,

@@ -87,7 +87,7 @@ def build_callbacks(cfg: DictConfig | None, run_config: DictConfig | None = None
     """Instantiate every callback under ``callbacks:`` (entries set to null are skipped).
 
     When ``run_config`` (the whole composed config) configures a W&B logger under ``logger:``,
-    a :class:`~ser_lightning.cli.wandb_callback.WandbDashboard` is added too (unless one is
+    a :class:`~ser_lightning.callbacks.wandb_dashboard.WandbDashboard` is added too (unless one is
     configured already). It logs ``run_config``, resolved, plus Hydra's command-line overrides
     (``hydra_overrides``) as the W&B run config, and the best checkpoint when the logger's
     ``log_model`` is true.
@@ -99,7 +99,7 @@ def build_callbacks(cfg: DictConfig | None, run_config: DictConfig | None = None
     Raises:
         ValueError: if a W&B logger's ``log_model`` is not a boolean.
     """
-    from ser_lightning.cli.wandb_callback import WandbDashboard
+    from ser_lightning.callbacks.wandb_dashboard import WandbDashboard
 
     callbacks = [instantiate(c) for c in (cfg or {}).values() if c is not None and "_target_" in c]
     wandb_cfgs = {n: c for n, c in ((run_config or {}).get("logger") or {}).items() if _is_wandb(c)}
@@ -190,31 +190,6 @@ def run_cli(fn, cfg: DictConfig):
         msg = " ".join(str(err).split("\n"))
         print(f"error: {msg}", file=sys.stderr)
         raise SystemExit(1) from None
-
-
-def stored_datamodule_hparams(ckpt_path: str | Path) -> dict[str, Any]:
-    """The datamodule settings a ``train.py`` checkpoint stores (``datamodule_hyper_parameters``).
-
-    Args:
-        ckpt_path: A Lightning checkpoint written by ``train.py``.
-
-    Returns:
-        The ``SERDataModule`` hyper-parameters (audio settings, corpora, label set, split).
-
-    Raises:
-        FileNotFoundError: if the file does not exist.
-        ValueError: if the checkpoint holds no datamodule settings.
-    """
-    import torch
-
-    path = Path(ckpt_path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint file")
-    stored = torch.load(path, map_location="cpu", weights_only=False)
-    hp = dict(stored.get("datamodule_hyper_parameters") or {})
-    if not hp:
-        raise ValueError(f"{path}: checkpoint holds no datamodule settings (was it written by train.py?)")
-    return hp
 
 
 def build_classifier(cfg: DictConfig, class_names: list[str], num_samples: int,

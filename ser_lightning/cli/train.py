@@ -24,7 +24,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ser_lightning.cli.callbacks import EpochTimer
+from ser_lightning.callbacks.epoch_timer import EpochTimer
 from ser_lightning.cli.common import (
     build_classifier,
     build_trainer,
@@ -32,8 +32,8 @@ from ser_lightning.cli.common import (
     quiet_known_warnings,
     single_device_overrides,
 )
-from ser_lightning.cli.report import collect_metrics, write_metrics
-from ser_lightning.cli.resume import prepare_resume
+from ser_lightning.evaluation.report import collect_metrics, write_metrics
+from ser_lightning.callbacks.resume import prepare_resume
 from ser_lightning.cli.validate import validate_config
 from ser_lightning.modules.classifier import SERClassifier
 
@@ -177,6 +177,7 @@ def train(cfg: DictConfig) -> float | None:
         dm.prepare_data()
     dm.setup("fit")
     model = build_module(cfg, dm)
+    dm.set_frontend(model.frontend)  # one frontend: the datamodule's batch path and the model's forward
     n_params = sum(p.numel() for p in model.parameters())
     with torch.no_grad():
         input_shape = list(model.frontend(torch.zeros(1, dm.audio_cfg.num_samples)).shape[1:])

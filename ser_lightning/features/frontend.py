@@ -457,6 +457,17 @@ class RawFrontend(nn.Module):
 _REGISTRY: dict[str, type[nn.Module]] = {"logmel": LogMelFrontend, "mfcc": MFCCFrontend, "raw": RawFrontend}
 
 
+def frontend_class(name: str) -> type[nn.Module]:
+    """The frontend class configured as ``features.name=<name>``.
+
+    Raises:
+        ValueError: for an unknown ``name`` (the message lists the choices).
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"features.name={name!r} is not one of {list(FRONTENDS)}")
+    return _REGISTRY[name]
+
+
 def build_frontend(name: str, **kwargs: Any) -> nn.Module:
     """Build a frontend by config name.
 
@@ -472,6 +483,4 @@ def build_frontend(name: str, **kwargs: Any) -> nn.Module:
     Raises:
         ValueError: for an unknown ``name`` (the message lists the choices) or an invalid setting.
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"features.name={name!r} is not one of {list(FRONTENDS)}")
-    return _REGISTRY[name](**kwargs)
+    return frontend_class(name)(**kwargs)

@@ -18,7 +18,7 @@ from ser_lightning.models.registry import register_model
 COMBINE_MODES = ("mean", "learned")
 
 
-@register_model("ensemble")
+@register_model("ensemble", input_kind="waveform", source="late fusion of trained checkpoints")
 class CheckpointEnsemble(nn.Module):
     """Frozen member checkpoints combined in probability space.
 

@@ -1,0 +1,1 @@
+"""Evaluation maths and files: metrics, classification report, calibration."""

@@ -1,0 +1,4 @@
+"""Inference: checkpoint loading, the windowed predictor, export and parity, model cards, ONNX
+Runtime, and ensembles of trained checkpoints."""
+
+from ser_lightning.inference import ensemble  # noqa: E402,F401  (registers model=ensemble)
