@@ -73,9 +73,9 @@ def build(name: str, duration_s: float = 3.0, overrides: list[str] | None = None
     from hydra import compose, initialize_config_dir
 
     from ser_lightning.cli.common import build_classifier
-    from ser_lightning.inference.checkpoint import ProbabilityModel
     from ser_lightning.data.audio import AudioConfig
     from ser_lightning.data.labels import get_label_set
+    from ser_lightning.inference.checkpoint import ProbabilityModel
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[f"model={name}", f"data.duration_s={duration_s}", *(overrides or [])])

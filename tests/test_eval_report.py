@@ -12,7 +12,12 @@ import soundfile as sf
 import torch
 
 from ser_lightning.cli.eval import eval_data_settings
-from ser_lightning.evaluation.calibration import expected_calibration_error, fit_temperature, nll, reliability_bins
+from ser_lightning.evaluation.calibration import (
+    expected_calibration_error,
+    fit_temperature,
+    nll,
+    reliability_bins,
+)
 from ser_lightning.evaluation.report import classification_report, top_confused_pairs
 from tests.conftest import run_script, tone
 

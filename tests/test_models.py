@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ser_lightning.models import list_models, build_model
+from ser_lightning.models import build_model, list_models
 from ser_lightning.models.homebrew_cnn import HomebrewCNN
 from ser_lightning.modules.classifier import SERClassifier
 

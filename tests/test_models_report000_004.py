@@ -12,8 +12,8 @@ from ser_lightning.models import build_model
 from ser_lightning.models.attention_fcn import AttentionFCN, AttentionFCN2d
 from ser_lightning.models.joint_ensemble import (
     AttentiveBiLSTM,
-    ResidualCNN,
     JointEnsemble,
+    ResidualCNN,
     _frame_sequence,
 )
 

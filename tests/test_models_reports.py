@@ -8,7 +8,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from ser_lightning.models import list_models, build_model
+from ser_lightning.models import build_model, list_models
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
 R001 = ["plain_cnn", "parallel_cnn", "cnn_transformer"]

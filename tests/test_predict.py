@@ -17,6 +17,7 @@ import soundfile as sf
 from omegaconf import OmegaConf
 
 from ser_lightning.cli.predict import predict
+from ser_lightning.data.audio import load_clip
 from ser_lightning.inference.predictor import (
     PredictionFailed,
     check_labels,
@@ -27,7 +28,6 @@ from ser_lightning.inference.predictor import (
     predict_files,
     window_starts,
 )
-from ser_lightning.data.audio import load_clip
 from tests.conftest import run_script
 from tests.test_export import exported  # noqa: F401  (session fixture: export.py output of trained_members[0])
 

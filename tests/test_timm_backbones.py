@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from ser_lightning.features.frontend import LogMelFrontend
 from ser_lightning.features.geometry import report003_hop_length, spectrogram_geometry
-from ser_lightning.models import list_models, build_model
+from ser_lightning.models import build_model, list_models
 from ser_lightning.models import pretrained as offline
 from ser_lightning.models.timm_backbones import ARCHS, TimmBackbone
 

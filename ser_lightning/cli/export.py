@@ -18,7 +18,12 @@ from omegaconf import DictConfig
 
 from ser_lightning.inference.card import ONNX_CARD_KEY, TS_CARD_FILE, model_card
 from ser_lightning.inference.checkpoint import ProbabilityModel, load_checkpoint
-from ser_lightning.inference.export import export_onnx, export_torchscript, max_abs_diff, parity_inputs
+from ser_lightning.inference.export import (
+    export_onnx,
+    export_torchscript,
+    max_abs_diff,
+    parity_inputs,
+)
 from ser_lightning.inference.runners import OnnxRunner
 
 log = logging.getLogger(__name__)

@@ -28,14 +28,6 @@ from ser_lightning.inference.predictor import (
 log = logging.getLogger(__name__)
 
 
-def _fmt(v: Any) -> Any:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return v
-
-
 def print_table(records: list[dict[str, Any]], console: Any = None) -> None:
     """Print one row per file (label, confidence, windows, duration, error) with rich."""
     from rich.console import Console

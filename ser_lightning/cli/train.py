@@ -25,6 +25,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ser_lightning.callbacks.epoch_timer import EpochTimer
+from ser_lightning.callbacks.resume import prepare_resume
 from ser_lightning.cli.common import (
     build_classifier,
     build_trainer,
@@ -32,9 +33,8 @@ from ser_lightning.cli.common import (
     quiet_known_warnings,
     single_device_overrides,
 )
-from ser_lightning.evaluation.report import collect_metrics, write_metrics
-from ser_lightning.callbacks.resume import prepare_resume
 from ser_lightning.cli.validate import validate_config
+from ser_lightning.evaluation.report import collect_metrics, write_metrics
 from ser_lightning.modules.classifier import SERClassifier
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,6 @@ from torch import nn
 
 from ser_lightning.data.audio import AudioConfig
 
-
 CARD_VERSION = 1
 
 

@@ -508,3 +508,9 @@ def write_outputs(records: list[dict[str, Any]], out_dir: str | Path, header: di
     return paths
 
 
+def _fmt(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return v

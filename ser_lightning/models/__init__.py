@@ -14,7 +14,12 @@ from ser_lightning.models import (  # noqa: F401  (imported to register the netw
     timm_backbones,
     wav2vec2,
 )
-from ser_lightning.models.builder import NON_NETWORK_KEYS, build_network, fit_geometry, frontend_settings
+from ser_lightning.models.builder import (
+    NON_NETWORK_KEYS,
+    build_network,
+    fit_geometry,
+    frontend_settings,
+)
 from ser_lightning.models.registry import (
     ModelInfo,
     build_model,
