@@ -243,6 +243,12 @@ class LogMelFrontend(_Frontend):
         ``(batch, time)`` or ``(batch, 1, time)`` → ``(batch, 1, n_mels, frames)`` float32, with
         ``frames = time // hop_length + 1``.
 
+        >>> import torch
+        >>> LogMelFrontend(sample_rate=16000, n_mels=64, hop_length=256)(torch.zeros(2, 48000)).shape
+        torch.Size([2, 1, 64, 188])
+        >>> LogMelFrontend(n_mels=64, hop_length=256).output_shape(48000)  # (channels, n_mels, frames)
+        (1, 64, 188)
+
     Raises:
         ValueError: on an invalid setting, naming its ``features.<name>`` key: non-positive
             ``n_fft``/``hop_length``, ``n_mels > n_fft // 2 + 1``, ``f_max`` above Nyquist,
@@ -340,6 +346,10 @@ class MFCCFrontend(_Frontend):
     Shapes:
         ``(batch, time)`` or ``(batch, 1, time)`` → ``(batch, 1 + deltas, n_mfcc, frames)``
         float32; channels are static, Δ, ΔΔ in that order.
+
+        >>> import torch
+        >>> MFCCFrontend(sample_rate=16000, n_mfcc=40, deltas=2, hop_length=256)(torch.zeros(2, 1, 16000)).shape
+        torch.Size([2, 3, 40, 63])
 
     Raises:
         ValueError: on an invalid setting, naming its ``features.<name>`` key: those of
