@@ -220,3 +220,19 @@ def test_bad_settings(kw, match, audio_dir, trained_members, tmp_path):
     settings = {"ckpt": str(trained_members[0]), "input": str(audio_dir / "long.wav"), **kw}
     with pytest.raises((ValueError, FileNotFoundError), match=match):
         predict(_cfg(tmp_path, **settings))
+
+
+@pytest.mark.parametrize("dbfs, kept", [(-70.0, False), (-50.0, True)])
+def test_predict_applies_the_minus_60_dbfs_silence_rule(tmp_path, dbfs, kept):
+    """A quiet but not all-zero file: -70 dBFS peak is rejected as all-silent, -50 dBFS is decoded."""
+    from ser_lightning.data.audio import AudioDecodeError
+
+    path = tmp_path / "quiet.wav"
+    t = np.arange(16000) / 16000
+    sf.write(path, (10 ** (dbfs / 20) * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000, subtype="FLOAT")
+    if kept:
+        x, info = decode_mono(path, 16000)
+        assert len(x) == 16000 and np.abs(x).max() == pytest.approx(10 ** (dbfs / 20), rel=1e-3)
+    else:
+        with pytest.raises(AudioDecodeError, match="all-silent"):
+            decode_mono(path, 16000)
