@@ -1,4 +1,4 @@
-"""CPU inference latency of every model in the zoo: PyTorch eager vs ONNX Runtime (issue #5 item 5).
+"""CPU inference latency of every model in the zoo: PyTorch eager vs ONNX Runtime.
 
 For each model: batch 1, one 3-second clip (the default ``data.duration_s`` at 16 kHz), the whole
 exported path — feature frontend + network + softmax (:class:`ser_lightning.inference.checkpoint.ProbabilityModel`)

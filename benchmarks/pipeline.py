@@ -1,4 +1,4 @@
-"""Input-pipeline throughput: the reference reports' per-item librosa pipeline vs ser_lightning's (issue #6).
+"""Input-pipeline throughput: the reference reports' per-item librosa pipeline vs ser_lightning's.
 
 Both pipelines deliver a training epoch of feature "images" to the model; this script counts the
 samples per second each delivers, with the same batch size, the same DataLoader workers, on the

@@ -1,4 +1,4 @@
-"""Multi-process training (issue #4 part 1): trainer configs, DDP simulated on the CPU with two
+"""Multi-process training: trainer configs, DDP simulated on the CPU with two
 gloo processes (``trainer=ddp_sim``), single-device testing, the multirun + DDP guard, the SLURM
 launcher config and the decode-once cache under concurrent processes.
 

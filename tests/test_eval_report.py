@@ -1,4 +1,4 @@
-"""eval.py report (issue #5, items 1–2): metrics, calibration helpers, report files, cross-corpus."""
+"""eval.py report: metrics, calibration helpers, report files, cross-corpus."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Experiment presets ``conf/experiment/*.yaml`` (the reference reports' recipes, issue #4), and report
+"""Experiment presets ``conf/experiment/*.yaml`` (the reference reports' recipes), and report
 000's fixed-sigma noise that one of them needs.
 
 Every file found in ``conf/experiment`` is covered automatically: it must compose, carry a header

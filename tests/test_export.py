@@ -1,4 +1,4 @@
-"""Export (issue #5 item 4) and the latency benchmark (item 5) on tiny checkpoints trained on generated audio."""
+"""Export and the latency benchmark (item 5) on tiny checkpoints trained on generated audio."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hostile audio (issue #7 item 1): a generated corpus of broken and unusual files, named by the RAVDESS
+"""Hostile audio: a generated corpus of broken and unusual files, named by the RAVDESS
 convention and mixed with the good tiny corpus, goes through the corpus loader + decode-once cache
 (``SERDataModule``) and through ``predict.py``'s per-file prediction. Each file is either handled
 (documented behaviour, checked against a clean twin) or rejected with a one-line message; the

@@ -1,4 +1,4 @@
-"""predict.py (issue #5 items 3 and 6) on generated audio and a tiny checkpoint trained on the tiny corpus.
+"""predict.py on generated audio and a tiny checkpoint trained on the tiny corpus.
 
 The checkpoints of the ``trained_members`` fixture were trained on 1.0 s clips at 16 kHz, so the
 prediction window is 1.0 s.

@@ -1,4 +1,4 @@
-"""Resume (issue #4 item 7): a run SIGKILLed mid-epoch, resumed with ``ckpt_path=last`` in its own
+"""Resume: a run SIGKILLed mid-epoch, resumed with ``ckpt_path=last`` in its own
 directory, ends with exactly the metrics and per-epoch log of the uninterrupted run (CPU)."""
 
 import csv

@@ -1,4 +1,4 @@
-"""Sweeps (issue #4 item 4): Hydra multirun grids, the Optuna sweeper, W&B sweep files, and the
+"""Sweeps: Hydra multirun grids, the Optuna sweeper, W&B sweep files, and the
 summary table written at the end of every multirun."""
 
 import json

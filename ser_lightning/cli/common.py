@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 def quiet_known_warnings() -> None:
     """Silence warnings that do not apply to this project's design.
 
-    Workers: the cache is a memory map sliced per item, so few workers are needed (issue #6
-    measures this); CUDA init: the torch wheel is a CUDA build that also runs on CPU.
+    Workers: the cache is a memory map sliced per item, so few workers are needed
+    (``benchmarks/pipeline.py`` measures this); CUDA init: the torch wheel is a CUDA build that also runs on CPU.
     """
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*CUDA initialization.*")

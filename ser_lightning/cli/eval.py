@@ -1,7 +1,7 @@
 """``eval.py``: evaluate a checkpoint (or an ensemble of checkpoints) on a split, a corpus or a
 manifest, and write ``metrics.json`` plus a ``report.md`` with its tables and figures.
 
-Which data (issue #5, items 1–2):
+Which data:
 
 * No ``data=`` group: the datamodule is rebuilt from the settings stored in the (first)
   checkpoint (label set, corpora, preprocessing, split seed and fold), so ``split=test`` is

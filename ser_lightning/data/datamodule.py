@@ -87,7 +87,7 @@ class CachedWaveDataset(Dataset):
         return torch.from_numpy(self._memmap()[self.rows[i]].astype(np.float32)), int(self.labels[i])
 
     def __getitems__(self, indices: list[int]) -> WaveBatch:
-        """A whole batch with one memory-map read and one float32 conversion (issue #6).
+        """A whole batch with one memory-map read and one float32 conversion.
 
         The DataLoader calls this instead of ``__getitem__`` per index. The result is already the
         batch — the items' waveforms stacked in order — and :func:`collate_batch` passes it on
@@ -139,7 +139,7 @@ def audio_config_from_hparams(hp: dict[str, Any]) -> AudioConfig:
 
 
 class SERDataModule(pl.LightningDataModule):
-    """Speech emotion data for Lightning (issue #2, items 3–7).
+    """Speech emotion data for Lightning.
 
     Args:
         root: Data root holding the corpora (``null`` → ``$SER_DATA_DIR`` → ``./data``).

@@ -137,7 +137,7 @@ def _roll_rows(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
 
     On CPU this is about 15x faster than :func:`_gather_rows` (1.2 ms against 18 ms for 32 clips of
     3 s at 16 kHz: the gather needs an int64 index of ``batch * time`` entries and its remainder;
-    issue #6, ``benchmarks/pipeline.py``). It reads the shifts on the host, which on an accelerator
+    ``benchmarks/pipeline.py``). It reads the shifts on the host, which on an accelerator
     would wait for the device, so accelerators use :func:`_gather_rows`.
 
     Args:
@@ -235,7 +235,7 @@ class AddWhiteNoise(nn.Module):
         tiny = torch.finfo(torch.float32).tiny
         if _on_cpu(x):
             # Noise for the selected items only: with p = 0.5, half the Gaussian draws of a
-            # full-batch randn, the largest cost of this module on CPU (issue #6).
+            # full-batch randn, the largest cost of this module on CPU.
             rows = apply.nonzero().squeeze(1)
             noise = torch.randn((rows.numel(), x.shape[-1]), device=x.device, dtype=torch.float32)
             noise_power = torch.full((batch,), tiny, device=x.device)
