@@ -116,14 +116,17 @@ def compose(overrides: list[str]):
 
 
 def build(cfg) -> tuple[Any, Any]:
-    """``(SERDataModule after setup("fit"), SERClassifier)`` built the way ``train.py`` builds them."""
+    """``(SERDataModule after setup("fit"), SERClassifier)`` built the way ``train.py`` builds them,
+    the classifier's frontend handed to the data module."""
     from ser_lightning.cli.train import build_datamodule, build_module
 
     dm = build_datamodule(cfg, None)
     dm.progress = False
     dm.prepare_data()
     dm.setup("fit")
-    return dm, build_module(cfg, dm)
+    model = build_module(cfg, dm)
+    dm.set_frontend(model.frontend)
+    return dm, model
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -248,11 +251,6 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ (b) ser_lightning
-def attach_frontend(dm, model) -> None:
-    """Hand ``model``'s frontend to ``dm``, as ``train.py`` does."""
-    dm.set_frontend(model.frontend)
-
-
 def time_pipeline(dm, model, batch_size: int, workers: int, epochs: int) -> dict[str, Any]:
     """``epochs`` training epochs of (b): loader → ``dm.on_after_batch_transfer`` per batch.
 
@@ -265,7 +263,6 @@ def time_pipeline(dm, model, batch_size: int, workers: int, epochs: int) -> dict
     """
     hp = dm.hparams
     hp.batch_size, hp.num_workers = batch_size, workers
-    attach_frontend(dm, model)
     loader = dm.train_dataloader()
     load_before = loadavg()
     per_epoch = []
@@ -306,7 +303,6 @@ def stage_breakdown(dm, model, batch_size: int, batches: int = 10) -> dict[str, 
 
     hp = dm.hparams
     hp.batch_size, hp.num_workers = batch_size, 0
-    attach_frontend(dm, model)
     times: dict[str, list[float]] = {k: [] for k in ("loader", "wave_augment", "frontend", "frontend_torchaudio",
                                                      "spec_augment", "on_after_batch_transfer")}
     it = iter(dm.train_dataloader())

@@ -46,6 +46,7 @@ with initialize_config_dir(config_dir=sys.argv[5], version_base="1.3"):
 dm_hp = torch.load(ckpt, map_location="cpu", weights_only=False)["datamodule_hyper_parameters"]
 dm = SERDataModule(**dm_hp, progress=False)
 model = SERClassifier.load_from_checkpoint(ckpt, map_location="cpu")
+dm.set_frontend(model.frontend)
 trainer = instantiate(cfg.trainer, logger=False, callbacks=[], enable_progress_bar=False,
                       enable_model_summary=False)
 result = trainer.validate(model, datamodule=dm, verbose=False)[0]
