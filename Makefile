@@ -55,7 +55,7 @@ bench: install
 	$(PY) -m benchmarks.cache_build
 	$(PY) -m benchmarks.train_throughput
 
-## Model-zoo accuracy benchmark on real RAVDESS (by hand; slow). ARGS="--models homebrew_cnn report001_cnn --epochs 20"
+## Model-zoo accuracy benchmark on real RAVDESS (by hand; slow). ARGS="--models homebrew_cnn plain_cnn --epochs 20"
 bench-zoo: install
 	$(PY) -m benchmarks.model_zoo $(ARGS)
 

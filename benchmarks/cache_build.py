@@ -1,4 +1,4 @@
-"""Decode-once cache: cold build time, reopen time, size, and build time vs corpus size (issue #6).
+"""Decode-once cache: cold build time, reopen time, size, and build time vs corpus size.
 
 1. **Cold build**: a fresh :class:`~ser_lightning.data.datamodule.SERDataModule` (default
    ``conf/train.yaml`` data settings: 16 kHz, 3 s, peak-normalised, float16) decodes all of

@@ -1,20 +1,20 @@
-"""CPU inference latency of every model in the zoo: PyTorch eager vs ONNX Runtime (issue #5 item 5).
+"""CPU inference latency of every model in the zoo: PyTorch eager vs ONNX Runtime.
 
 For each model: batch 1, one 3-second clip (the default ``data.duration_s`` at 16 kHz), the whole
-exported path — feature frontend + network + softmax (:class:`ser_lightning.cli.export.ProbabilityModel`)
+exported path — feature frontend + network + softmax (:class:`ser_lightning.inference.checkpoint.ProbabilityModel`)
 — with 1 and 2 intra-op threads (``torch.set_num_threads`` / ONNX Runtime
 ``intra_op_num_threads``; inter-op 1). Every configuration gets ``--warmup`` untimed runs, then
 ``--runs`` timed runs (≥ 50 by default); the median and 90th percentile are reported in ms.
 Models are built the way ``train.py`` builds them (``conf/train.yaml`` composed with
 ``model=<name>``, default features, 8 RAVDESS classes, random weights: latency does not depend
-on the weights). The ONNX file comes from :func:`ser_lightning.cli.export.export_onnx`, and the
+on the weights). The ONNX file comes from :func:`ser_lightning.inference.export.export_onnx`, and the
 largest probability difference to PyTorch on the timed clip is recorded too.
 
     python -m benchmarks.latency                       # every model, 50 runs -> benchmarks/results/latency.json
-    python -m benchmarks.latency --models homebrew_cnn report001_cnn --runs 100
+    python -m benchmarks.latency --models homebrew_cnn plain_cnn --runs 100
     python -m benchmarks.latency --models vgg16 --runs 20   # slow models: fewer runs (recorded per row)
     python -m benchmarks.latency --smoke               # 2 small models, 3 runs (tests)
-    python -m benchmarks.latency --models report000_ensemble features.n_mels=128 features.hop_length=512  # report 000's 128x94 input
+    python -m benchmarks.latency --models joint_ensemble features.n_mels=128 features.hop_length=512  # report 000's 128x94 input
 
 Reference points: report 000 gives 23 ms per sample for its models, report 003 finds
 MobileNetV3 ≈ 3–4× faster than InceptionV3. Timings on a shared machine are only as good as its
@@ -73,9 +73,9 @@ def build(name: str, duration_s: float = 3.0, overrides: list[str] | None = None
     from hydra import compose, initialize_config_dir
 
     from ser_lightning.cli.common import build_classifier
-    from ser_lightning.cli.export import ProbabilityModel
     from ser_lightning.data.audio import AudioConfig
     from ser_lightning.data.labels import get_label_set
+    from ser_lightning.inference.checkpoint import ProbabilityModel
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[f"model={name}", f"data.duration_s={duration_s}", *(overrides or [])])
@@ -129,7 +129,8 @@ def time_runs(fn, x, runs: int, warmup: int, budget_s: float = 0.0) -> dict[str,
 def bench_model(name: str, threads: list[int], runs: int, warmup: int, backends: list[str], budget_s: float,
                 workdir: Path, overrides: list[str] | None = None) -> list[dict[str, Any]]:
     """Time one model on every backend and thread count; a failing backend gives an ``error`` row."""
-    from ser_lightning.cli.export import OnnxRunner, export_onnx
+    from ser_lightning.inference.export import export_onnx
+    from ser_lightning.inference.runners import OnnxRunner
 
     module, n, info = build(name, overrides=overrides)
     x_np = clip(n, info["sample_rate"])
@@ -215,7 +216,7 @@ def markdown(rows: list[dict[str, Any]], threads: list[int]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns 1 if any model failed on any backend."""
     from ser_lightning.cli.common import quiet_known_warnings
-    from ser_lightning.models import available_models
+    from ser_lightning.models import list_models
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=None, help="model names (default: every model in the zoo)")
@@ -235,10 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.models = args.models or SMOKE_MODELS
         args.runs, args.warmup = 3, 1
-    names = args.models or [m for m in available_models() if m not in SKIP]
-    unknown = [m for m in names if m not in available_models()]
+    names = args.models or [m for m in list_models() if m not in SKIP]
+    unknown = [m for m in names if m not in list_models()]
     if unknown:
-        ap.error(f"--models: unknown {unknown}; choose from {available_models()}")
+        ap.error(f"--models: unknown {unknown}; choose from {list_models()}")
     if args.runs < 1 or min(args.threads) < 1:
         ap.error("--runs and --threads must be positive")
     threads_before = torch.get_num_threads()

@@ -4,7 +4,7 @@ Runs ``train.py`` once per model (speaker-independent default split, fixed numbe
 early stopping) and collects parameters, input geometry, mean CPU seconds per training epoch and
 test UA/WA/macro-F1 into ``benchmarks/results/model_zoo.json`` and a markdown table.
 
-    python -m benchmarks.model_zoo --models homebrew_cnn report001_cnn --epochs 20
+    python -m benchmarks.model_zoo --models homebrew_cnn plain_cnn --epochs 20
     python -m benchmarks.model_zoo --smoke      # CI smoke mode: generated audio, 1 batch
 """
 

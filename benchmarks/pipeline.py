@@ -1,4 +1,4 @@
-"""Input-pipeline throughput: the reference reports' per-item librosa pipeline vs ser_lightning's (issue #6).
+"""Input-pipeline throughput: the reference reports' per-item librosa pipeline vs ser_lightning's.
 
 Both pipelines deliver a training epoch of feature "images" to the model; this script counts the
 samples per second each delivers, with the same batch size, the same DataLoader workers, on the
@@ -51,7 +51,6 @@ import time
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -117,14 +116,17 @@ def compose(overrides: list[str]):
 
 
 def build(cfg) -> tuple[Any, Any]:
-    """``(SERDataModule after setup("fit"), SERClassifier)`` built the way ``train.py`` builds them."""
+    """``(SERDataModule after setup("fit"), SERClassifier)`` built the way ``train.py`` builds them,
+    the classifier's frontend handed to the data module."""
     from ser_lightning.cli.train import build_datamodule, build_module
 
     dm = build_datamodule(cfg, None)
     dm.progress = False
     dm.prepare_data()
     dm.setup("fit")
-    return dm, build_module(cfg, dm)
+    model = build_module(cfg, dm)
+    dm.set_frontend(model.frontend)
+    return dm, model
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -249,11 +251,6 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ (b) ser_lightning
-def attach_stub_trainer(dm, model) -> None:
-    """Give ``dm`` the two trainer attributes ``on_after_batch_transfer`` reads (training mode)."""
-    dm.trainer = SimpleNamespace(training=True, lightning_module=model)
-
-
 def time_pipeline(dm, model, batch_size: int, workers: int, epochs: int) -> dict[str, Any]:
     """``epochs`` training epochs of (b): loader → ``dm.on_after_batch_transfer`` per batch.
 
@@ -266,7 +263,6 @@ def time_pipeline(dm, model, batch_size: int, workers: int, epochs: int) -> dict
     """
     hp = dm.hparams
     hp.batch_size, hp.num_workers = batch_size, workers
-    attach_stub_trainer(dm, model)
     loader = dm.train_dataloader()
     load_before = loadavg()
     per_epoch = []
@@ -281,7 +277,7 @@ def time_pipeline(dm, model, batch_size: int, workers: int, epochs: int) -> dict
             except StopIteration:
                 break
             t2 = time.perf_counter()
-            feats, _ = dm.on_after_batch_transfer(batch, 0)
+            feats, _ = dm.on_after_batch_transfer(batch, training=True)
             t3 = time.perf_counter()
             n += len(feats)
             wait += t2 - t1
@@ -307,7 +303,6 @@ def stage_breakdown(dm, model, batch_size: int, batches: int = 10) -> dict[str, 
 
     hp = dm.hparams
     hp.batch_size, hp.num_workers = batch_size, 0
-    attach_stub_trainer(dm, model)
     times: dict[str, list[float]] = {k: [] for k in ("loader", "wave_augment", "frontend", "frontend_torchaudio",
                                                      "spec_augment", "on_after_batch_transfer")}
     it = iter(dm.train_dataloader())
@@ -333,7 +328,7 @@ def stage_breakdown(dm, model, batch_size: int, batches: int = 10) -> dict[str, 
         finally:
             frontend_mod._capturing_graph = original
         clock("spec_augment", dm.spec_augment, feats)
-        clock("on_after_batch_transfer", dm.on_after_batch_transfer, batch, 0)
+        clock("on_after_batch_transfer", lambda b: dm.on_after_batch_transfer(b, training=True), batch)
         if i == 0:  # warm-up batch
             for v in times.values():
                 v.clear()

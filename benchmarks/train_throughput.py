@@ -1,4 +1,4 @@
-"""Training throughput (samples/s) and peak memory of a training run (issue #6).
+"""Training throughput (samples/s) and peak memory of a training run.
 
 Each configuration trains in its own child process (so its peak RSS is its own): the data module
 and classifier are built from ``conf/train.yaml`` as ``train.py`` builds them, then a Lightning

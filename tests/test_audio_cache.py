@@ -144,3 +144,19 @@ def test_all_files_bad_is_an_error(tmp_path):
     bad.write_text("nope")
     with pytest.raises(RuntimeError, match="none of the 1 audio files"):
         build_or_load([str(bad)], AudioConfig(), tmp_path / "cache", progress=False)
+
+
+@pytest.mark.parametrize("dbfs, kept", [(-70.0, False), (-50.0, True)])
+def test_training_decode_applies_the_minus_60_dbfs_silence_rule(tmp_path, dbfs, kept):
+    """A quiet but not all-zero clip: -70 dBFS peak is rejected as all-silent, -50 dBFS is kept."""
+    from ser_lightning.data.audio import AudioDecodeError
+
+    t = np.arange(16000) / 16000
+    path = tmp_path / f"quiet{int(-dbfs)}.wav"
+    sf.write(path, (10 ** (dbfs / 20) * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000, subtype="FLOAT")
+    cfg = AudioConfig(duration_s=1.0)
+    if kept:
+        assert np.abs(load_clip(path, cfg)).max() == pytest.approx(1.0, abs=1e-3)  # peak-normalised
+    else:
+        with pytest.raises(AudioDecodeError, match="all-silent"):
+            load_clip(path, cfg)

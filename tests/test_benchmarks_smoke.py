@@ -1,4 +1,4 @@
-"""Smoke runs of the performance benchmarks (issue #6) on generated audio: they run, print and
+"""Smoke runs of the performance benchmarks on generated audio: they run, print and
 write well-formed JSON. Full runs on real RAVDESS are by hand (``make bench``)."""
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def test_bad_arguments_exit_with_a_message(capsys):
     assert "nope" in capsys.readouterr().err
 
 
-# ---- the fast paths the benchmarks motivated (issue #6 item 2) keep the results unchanged
+# ---- the fast paths the benchmarks motivated keep the results unchanged
 @pytest.mark.parametrize("name, kwargs", [("logmel", {}), ("logmel", {"normalize": "none"}), ("mfcc", {"deltas": 2})])
 def test_fast_frontend_matches_torchaudio_forward(name, kwargs, monkeypatch):
     import torch

@@ -8,8 +8,9 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+import ser_lightning.inference  # noqa: F401  (registers model=ensemble)
 from ser_lightning.cli.train import build_datamodule, build_module
-from ser_lightning.models import available_models
+from ser_lightning.models import list_models
 from tests.conftest import REPO
 
 # Small inputs keep the big ImageNet networks to a few seconds each; the dtype paths are the same.
@@ -34,7 +35,7 @@ def _compose(*overrides: str):
         return compose("train", overrides=list(overrides))
 
 
-@pytest.mark.parametrize("name", available_models())
+@pytest.mark.parametrize("name", list_models())
 def test_fast_dev_run_in_bf16_mixed_on_cpu(name, tiny_ravdess, tmp_path, request, one_thread):
     base = _compose(f"model={name}").model
     extra = _overrides(name, base)

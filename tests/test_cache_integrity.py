@@ -1,4 +1,4 @@
-"""Cache integrity (issue #7 item 2): a truncated or tampered cache is detected on open, logged with the
+"""Cache integrity: a truncated or tampered cache is detected on open, logged with the
 reason and rebuilt, never read; a build killed half-way leaves nothing that is ever read.
 
 (The lock — two processes build once — is tested in ``tests/test_ddp.py``; reuse and invalidation by

@@ -1,4 +1,4 @@
-"""Multi-process training (issue #4 part 1): trainer configs, DDP simulated on the CPU with two
+"""Multi-process training: trainer configs, DDP simulated on the CPU with two
 gloo processes (``trainer=ddp_sim``), single-device testing, the multirun + DDP guard, the SLURM
 launcher config and the decode-once cache under concurrent processes.
 
@@ -47,6 +47,7 @@ with initialize_config_dir(config_dir=sys.argv[5], version_base="1.3"):
 dm_hp = torch.load(ckpt, map_location="cpu", weights_only=True)["datamodule_hyper_parameters"]
 dm = SERDataModule(**dm_hp, progress=False)
 model = SERClassifier.load_from_checkpoint(ckpt, map_location="cpu")
+dm.set_frontend(model.frontend)
 trainer = trainer_from_config(cfg.trainer, logger=False, callbacks=[], enable_progress_bar=False,
                       enable_model_summary=False)
 result = trainer.validate(model, datamodule=dm, verbose=False)[0]

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from ser_lightning.models.ensemble import CheckpointEnsemble
+from ser_lightning.inference.ensemble import CheckpointEnsemble
 from tests.conftest import run_script
 
 

@@ -1,4 +1,4 @@
-"""eval.py report (issue #5, items 1–2): metrics, calibration helpers, report files, cross-corpus."""
+"""eval.py report: metrics, calibration helpers, report files, cross-corpus."""
 
 from __future__ import annotations
 
@@ -12,14 +12,13 @@ import soundfile as sf
 import torch
 
 from ser_lightning.cli.eval import eval_data_settings
-from ser_lightning.cli.report import (
-    classification_report,
+from ser_lightning.evaluation.calibration import (
     expected_calibration_error,
     fit_temperature,
     nll,
     reliability_bins,
-    top_confused_pairs,
 )
+from ser_lightning.evaluation.report import classification_report, top_confused_pairs
 from tests.conftest import run_script, tone
 
 
@@ -96,6 +95,25 @@ def test_eval_keeps_the_checkpoints_audio_settings_and_label_set():
 
 
 # --------------------------------------------------------------------------- end to end
+def _split_logits(ckpt: Path, root: Path, cache_dir: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and targets of ``ckpt`` on ``split`` of its own data, through the datamodule's batch path."""
+    from ser_lightning.data.datamodule import SERDataModule
+    from ser_lightning.inference.checkpoint import load_checkpoint, stored_datamodule_hparams
+
+    model, _ = load_checkpoint(ckpt)
+    hp = {**stored_datamodule_hparams(ckpt), "root": str(root), "cache_dir": str(cache_dir)}
+    dm = SERDataModule(**{**hp, "test_split": split, "progress": False})
+    dm.setup("test")
+    dm.set_frontend(model.frontend)
+    logits, targets = [], []
+    with torch.no_grad():
+        for batch in dm.test_dataloader():
+            feats, target = dm.on_after_batch_transfer(batch, training=False)
+            logits.append(model.network(feats).float())
+            targets.append(target)
+    return torch.cat(logits), torch.cat(targets)
+
+
 def test_eval_writes_report_tables_and_figures(trained_members, tiny_ravdess, tmp_path):
     ckpt = trained_members[0]
     out = tmp_path / "eval"
@@ -117,6 +135,10 @@ def test_eval_writes_report_tables_and_figures(trained_members, tiny_ravdess, tm
     norm = _rows(out / "confusion_matrix_normalized.csv")
     assert all(abs(sum(map(float, row[1:])) - 1) < 1e-3 for row in norm[1:])
     cal = m["calibration"]
+    # The temperature is the one fitted on the checkpoint's validation logits (not on the test's).
+    t_val, t_test = (fit_temperature(*_split_logits(ckpt, tiny_ravdess, ckpt.parents[2] / "cache", s)) for s in ("val", "test"))
+    assert abs(t_val - t_test) > 1e-3  # the two fits differ, so the check below can tell them apart
+    assert cal["temperature"] == pytest.approx(t_val, rel=1e-4, abs=1e-4)
     assert cal["temperature"] > 0 and cal["nll_after"] <= cal["nll_before"] + 0.05 and m["confidence"]["ece_bins"] == 15
     assert m["unscorable"]["n"] == 0
     report = (out / "report.md").read_text()

@@ -1,4 +1,4 @@
-"""Experiment presets ``conf/experiment/*.yaml`` (the reference reports' recipes, issue #4), and report
+"""Experiment presets ``conf/experiment/*.yaml`` (the reference reports' recipes), and report
 000's fixed-sigma noise that one of them needs.
 
 Every file found in ``conf/experiment`` is covered automatically: it must compose, carry a header
@@ -85,7 +85,7 @@ def test_experiment_settings_override_the_defaults_and_the_command_line_override
 
 def test_report000_recipe():
     cfg = _compose("experiment=report000")
-    assert cfg.model.name == "report000_ensemble" and cfg.data.label_set == "ekman7"
+    assert cfg.model.name == "joint_ensemble" and cfg.data.label_set == "ekman7"
     assert (cfg.data.sample_rate, cfg.data.duration_s, cfg.features.n_mels) == (16000, 3.0, 128)
     chain = build_wave_augment(cfg.data.sample_rate, **OmegaConf.to_container(cfg.augment.wave))
     noise = [s for s in chain.stages if isinstance(s, AddWhiteNoise)]

@@ -1,4 +1,4 @@
-"""Export (issue #5 item 4) and the latency benchmark (item 5) on tiny checkpoints trained on generated audio."""
+"""Export and the latency benchmark (item 5) on tiny checkpoints trained on generated audio."""
 
 from __future__ import annotations
 
@@ -12,15 +12,10 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from ser_lightning.cli.export import (
-    OnnxRunner,
-    ProbabilityModel,
-    StaticAdaptiveMaxPool2d,
-    export,
-    load_checkpoint,
-    make_exportable,
-    max_abs_diff,
-)
+from ser_lightning.cli.export import export
+from ser_lightning.inference.checkpoint import ProbabilityModel, load_checkpoint
+from ser_lightning.inference.export import StaticAdaptiveMaxPool2d, make_exportable, max_abs_diff
+from ser_lightning.inference.runners import OnnxRunner
 from tests.conftest import run_script
 
 

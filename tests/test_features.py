@@ -134,7 +134,7 @@ def test_rejects_bad_waveform_shape():
         LogMelFrontend()(torch.zeros(2, 2, 1000))
 
 
-# ------------------------------------------------------------- CPU fast path (issue #6) vs torchaudio
+# ------------------------------------------------------------- CPU fast path vs torchaudio
 
 
 def _torchaudio_logmel(fe: LogMelFrontend, x: torch.Tensor) -> torch.Tensor:

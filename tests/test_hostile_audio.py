@@ -1,4 +1,4 @@
-"""Hostile audio (issue #7 item 1): a generated corpus of broken and unusual files, named by the RAVDESS
+"""Hostile audio: a generated corpus of broken and unusual files, named by the RAVDESS
 convention and mixed with the good tiny corpus, goes through the corpus loader + decode-once cache
 (``SERDataModule``) and through ``predict.py``'s per-file prediction. Each file is either handled
 (documented behaviour, checked against a clean twin) or rejected with a one-line message; the
@@ -240,9 +240,9 @@ def test_silent_clip_normalisation_gives_no_nan():
 @pytest.fixture(scope="module")
 def tiny_model():
     """An untrained homebrew CNN on 1 s clips at 16 kHz, wrapped as predict.py wraps a checkpoint."""
-    from ser_lightning.cli.export import ProbabilityModel
-    from ser_lightning.cli.predict import LoadedModel, _torch_runner
     from ser_lightning.data.labels import get_label_set
+    from ser_lightning.inference.checkpoint import ProbabilityModel
+    from ser_lightning.inference.predictor import LoadedModel, _torch_runner
     from ser_lightning.modules.classifier import SERClassifier
 
     torch.manual_seed(0)
@@ -254,7 +254,12 @@ def tiny_model():
 
 
 def test_hostile_files_through_predict(corpora, tiny_model, tmp_path, one_thread):
-    from ser_lightning.cli.predict import find_audio, predict_files, window_starts, write_outputs
+    from ser_lightning.inference.predictor import (
+        find_audio,
+        predict_files,
+        window_starts,
+        write_outputs,
+    )
 
     clean_root, hostile_root, cases, _ = corpora
     records = predict_files(find_audio(hostile_root), tiny_model, hop_s=DURATION_S, batch_size=64)

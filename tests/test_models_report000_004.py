@@ -10,18 +10,18 @@ from omegaconf import OmegaConf
 
 from ser_lightning.models import build_model
 from ser_lightning.models.attention_fcn import AttentionFCN, AttentionFCN2d
-from ser_lightning.models.report000 import (
-    Report000BiLSTM,
-    Report000CNN,
-    Report000Ensemble,
+from ser_lightning.models.joint_ensemble import (
+    AttentiveBiLSTM,
+    JointEnsemble,
+    ResidualCNN,
     _frame_sequence,
 )
 
 NAMES = [
-    "report000_cnn",
-    "report000_bilstm",
-    "report000_transformer",
-    "report000_ensemble",
+    "residual_cnn",
+    "attentive_bilstm",
+    "cls_transformer",
+    "joint_ensemble",
     "attention_fcn",
     "attention_fcn_2d",
 ]
@@ -58,12 +58,12 @@ def test_config_builds_the_registered_model(name):
 
 
 def test_architectures_follow_the_reports():
-    cnn = Report000CNN()
+    cnn = ResidualCNN()
     convs = [m for m in cnn.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
     assert [c.out_channels for c in convs] == [64, 64, 128, 128, 256, 256]
     assert cnn.head[2].out_features == 128 and cnn.head[4].p == 0.3
-    assert not any(b.shortcut for b in Report000CNN(residual=False).features)
-    lstm = Report000BiLSTM()
+    assert not any(b.shortcut for b in ResidualCNN(residual=False).features)
+    lstm = AttentiveBiLSTM()
     assert lstm.lstm.num_layers == 3 and lstm.lstm.bidirectional and lstm.lstm.hidden_size == 256
     fcn = AttentionFCN()
     convs = [m for m in fcn.encoder if isinstance(m, torch.nn.Conv1d)]
@@ -86,7 +86,7 @@ def test_frame_sequence_is_identity_at_n_feats_and_pools_other_sizes():
 
 # ------------------------------------------------------------------------------------ ensemble
 def test_ensemble_weights_are_softmax_and_sum_to_one():
-    ens = Report000Ensemble(in_channels=1, num_classes=4)
+    ens = JointEnsemble(in_channels=1, num_classes=4)
     w = ens.member_weights()
     assert list(w) == ["cnn", "bilstm", "transformer"]
     assert sum(w.values()) == pytest.approx(1.0) and all(v == pytest.approx(1 / 3) for v in w.values())
@@ -98,7 +98,7 @@ def test_ensemble_weights_are_softmax_and_sum_to_one():
 
 def test_ensemble_probs_is_the_log_of_the_weighted_mixture_and_trains_the_weights():
     torch.manual_seed(0)
-    ens = Report000Ensemble(in_channels=1, num_classes=4, members=["cnn", "transformer"])
+    ens = JointEnsemble(in_channels=1, num_classes=4, members=["cnn", "transformer"])
     with torch.no_grad():
         ens.weight_logits.copy_(torch.tensor([0.5, -0.5]))
     ens.eval()
@@ -117,15 +117,15 @@ def test_ensemble_probs_is_the_log_of_the_weighted_mixture_and_trains_the_weight
 def test_one_member_ensemble_is_its_member(member):
     torch.manual_seed(0)
     x = torch.randn(2, 1, 24, 30)
-    probs = Report000Ensemble(in_channels=1, num_classes=5, members=[member]).eval()
+    probs = JointEnsemble(in_channels=1, num_classes=5, members=[member]).eval()
     assert list(probs.members) == [member] and probs.member_weights() == {member: 1.0}
     assert torch.allclose(probs(x), probs.members[member](x).log_softmax(-1), atol=1e-6)
-    logits = Report000Ensemble(in_channels=1, num_classes=5, members=[member], combine="logits").eval()
+    logits = JointEnsemble(in_channels=1, num_classes=5, members=[member], combine="logits").eval()
     assert torch.allclose(logits(x), logits.members[member](x), atol=1e-6)
 
 
 def test_ensemble_ablation_drops_members():
-    ens = build_model("report000_ensemble", in_channels=1, num_classes=7, members=["cnn", "bilstm"])
+    ens = build_model("joint_ensemble", in_channels=1, num_classes=7, members=["cnn", "bilstm"])
     assert list(ens.members) == ["cnn", "bilstm"] and list(ens.member_weights()) == ["cnn", "bilstm"]
     assert ens.weight_logits.shape == (2,)
 
@@ -133,7 +133,7 @@ def test_ensemble_ablation_drops_members():
 # ----------------------------------------------------------------------------------- attention
 @pytest.mark.parametrize(
     "cls, shape, alpha_dims",
-    [(AttentionFCN, (3, 1, 64, 94), 2), (AttentionFCN2d, (3, 1, 64, 94), 3), (Report000BiLSTM, (3, 1, 64, 50), 2)],
+    [(AttentionFCN, (3, 1, 64, 94), 2), (AttentionFCN2d, (3, 1, 64, 94), 3), (AttentiveBiLSTM, (3, 1, 64, 50), 2)],
 )
 def test_attention_weights_sum_to_one(cls, shape, alpha_dims):
     torch.manual_seed(0)
@@ -142,7 +142,7 @@ def test_attention_weights_sum_to_one(cls, shape, alpha_dims):
     assert logits.shape == (3, 4) and alpha.dim() == alpha_dims and alpha.shape[0] == 3
     assert (alpha >= 0).all()
     assert torch.allclose(alpha.flatten(1).sum(1), torch.ones(3), atol=1e-5)
-    if cls is Report000BiLSTM:
+    if cls is AttentiveBiLSTM:
         assert alpha.shape == (3, 50)  # one weight per frame
 
 
@@ -162,16 +162,16 @@ def test_attention_lambda_controls_sharpness(cls):
 @pytest.mark.parametrize(
     "name, kw, message",
     [
-        ("report000_ensemble", {"members": ["cnn", "gru"]}, r"model\.members=.*'gru'.*\['bilstm', 'cnn', 'transformer'\]"),
-        ("report000_ensemble", {"members": []}, r"model\.members"),
-        ("report000_ensemble", {"members": ["cnn", "cnn"]}, r"model\.members"),
-        ("report000_ensemble", {"members": "cnn"}, r"model\.members"),
-        ("report000_ensemble", {"combine": "mean"}, r"model\.combine='mean'.*\['probs', 'logits'\]"),
-        ("report000_cnn", {"widths": []}, r"model\.widths"),
-        ("report000_cnn", {"dropout": 1.0}, r"model\.dropout"),
-        ("report000_bilstm", {"hidden_size": 0}, r"model\.hidden_size"),
-        ("report000_bilstm", {"lstm_dropout": -0.1}, r"model\.lstm_dropout"),
-        ("report000_transformer", {"d_model": 100, "num_heads": 8}, r"model\.d_model=100.*model\.num_heads=8"),
+        ("joint_ensemble", {"members": ["cnn", "gru"]}, r"model\.members=.*'gru'.*\['bilstm', 'cnn', 'transformer'\]"),
+        ("joint_ensemble", {"members": []}, r"model\.members"),
+        ("joint_ensemble", {"members": ["cnn", "cnn"]}, r"model\.members"),
+        ("joint_ensemble", {"members": "cnn"}, r"model\.members"),
+        ("joint_ensemble", {"combine": "mean"}, r"model\.combine='mean'.*\['probs', 'logits'\]"),
+        ("residual_cnn", {"widths": []}, r"model\.widths"),
+        ("residual_cnn", {"dropout": 1.0}, r"model\.dropout"),
+        ("attentive_bilstm", {"hidden_size": 0}, r"model\.hidden_size"),
+        ("attentive_bilstm", {"lstm_dropout": -0.1}, r"model\.lstm_dropout"),
+        ("cls_transformer", {"d_model": 100, "num_heads": 8}, r"model\.d_model=100.*model\.num_heads=8"),
         ("attention_fcn", {"attention_lambda": 0.0}, r"model\.attention_lambda"),
         ("attention_fcn", {"channels": [5, 10], "kernel_sizes": [11, 5, 3]}, r"model\.channels"),
         ("attention_fcn", {"pool_after": [0, 5]}, r"model\.pool_after"),

@@ -1,4 +1,4 @@
-"""predict.py (issue #5 items 3 and 6) on generated audio and a tiny checkpoint trained on the tiny corpus.
+"""predict.py on generated audio and a tiny checkpoint trained on the tiny corpus.
 
 The checkpoints of the ``trained_members`` fixture were trained on 1.0 s clips at 16 kHz, so the
 prediction window is 1.0 s.
@@ -16,18 +16,18 @@ import pytest
 import soundfile as sf
 from omegaconf import OmegaConf
 
-from ser_lightning.cli.predict import (
+from ser_lightning.cli.predict import predict
+from ser_lightning.data.audio import load_clip
+from ser_lightning.inference.predictor import (
     PredictionFailed,
     check_labels,
     decode_mono,
     find_audio,
     load_model,
     make_window,
-    predict,
     predict_files,
     window_starts,
 )
-from ser_lightning.data.audio import load_clip
 from tests.conftest import run_script
 from tests.test_export import exported  # noqa: F401  (session fixture: export.py output of trained_members[0])
 
@@ -220,3 +220,19 @@ def test_bad_settings(kw, match, audio_dir, trained_members, tmp_path):
     settings = {"ckpt": str(trained_members[0]), "input": str(audio_dir / "long.wav"), **kw}
     with pytest.raises((ValueError, FileNotFoundError), match=match):
         predict(_cfg(tmp_path, **settings))
+
+
+@pytest.mark.parametrize("dbfs, kept", [(-70.0, False), (-50.0, True)])
+def test_predict_applies_the_minus_60_dbfs_silence_rule(tmp_path, dbfs, kept):
+    """A quiet but not all-zero file: -70 dBFS peak is rejected as all-silent, -50 dBFS is decoded."""
+    from ser_lightning.data.audio import AudioDecodeError
+
+    path = tmp_path / "quiet.wav"
+    t = np.arange(16000) / 16000
+    sf.write(path, (10 ** (dbfs / 20) * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000, subtype="FLOAT")
+    if kept:
+        x, info = decode_mono(path, 16000)
+        assert len(x) == 16000 and np.abs(x).max() == pytest.approx(10 ** (dbfs / 20), rel=1e-3)
+    else:
+        with pytest.raises(AudioDecodeError, match="all-silent"):
+            decode_mono(path, 16000)

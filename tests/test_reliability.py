@@ -1,4 +1,4 @@
-"""Reliability (issue #7 items 3-5): checkpoints written atomically, configuration errors that fail before
+"""Reliability: checkpoints written atomically, configuration errors that fail before
 any audio is decoded and name the setting, and bit-identical metrics from two runs with one seed.
 
 The SIGKILL-mid-epoch + ``ckpt_path=last`` resume is tested end to end in ``tests/test_resume.py``;

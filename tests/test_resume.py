@@ -1,4 +1,4 @@
-"""Resume (issue #4 item 7): a run SIGKILLed mid-epoch, resumed with ``ckpt_path=last`` in its own
+"""Resume: a run SIGKILLed mid-epoch, resumed with ``ckpt_path=last`` in its own
 directory, ends with exactly the metrics and per-epoch log of the uninterrupted run (CPU)."""
 
 import csv
@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from ser_lightning.cli.resume import prepare_csv_log, resolve_ckpt_path
+from ser_lightning.callbacks.resume import prepare_csv_log, resolve_ckpt_path
 from tests.conftest import TINY_DATA, run_script
 
 COMMON = [*TINY_DATA, "trainer.max_epochs=4", "callbacks.progress_bar=null", "callbacks.model_summary=null",

@@ -8,7 +8,8 @@ import os
 import pytest
 import torch
 
-from ser_lightning.checkpoints import load_checkpoint, load_classifier
+from ser_lightning.inference.checkpoint import load_classifier
+from ser_lightning.inference.checkpoint import read_checkpoint as load_checkpoint
 from tests.conftest import run_script
 
 

@@ -60,6 +60,19 @@ def test_random_split_warns_about_leakage_and_stratifies(caplog):
     assert "same speakers" in caplog.text
     assert a.count("test") == pytest.approx(0.2 * len(a), abs=4)
     assert _speakers(utts, a, "test") & _speakers(utts, a, "train")  # it does leak
+    # Stratified: every class (72, 72, 48, 48 clips) keeps its share in every split, rounded per class.
+    sizes = [labels.count(c) for c in range(4)]
+    assert sizes == [72, 72, 48, 48]
+    for name, share in (("test", [14, 14, 10, 10]), ("val", [7, 7, 5, 5]), ("train", [51, 51, 33, 33])):
+        assert [sum(1 for y, s in zip(labels, a) if s == name and y == c) for c in range(4)] == share, name
+
+
+def test_random_split_stratifies_an_unbalanced_corpus():
+    utts, _ = _corpus()
+    labels = [0 if i < 200 else 1 for i in range(len(utts))]  # 200 : 40
+    a = assign_splits(utts, labels, mode="random", val_frac=0.1, test_frac=0.2, seed=1)
+    test = [y for y, s in zip(labels, a) if s == "test"]
+    assert (test.count(0), test.count(1)) == (40, 8)  # 20 % of each class
 
 
 @pytest.mark.parametrize(

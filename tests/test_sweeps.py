@@ -1,4 +1,4 @@
-"""Sweeps (issue #4 item 4): Hydra multirun grids, the Optuna sweeper, W&B sweep files, and the
+"""Sweeps: Hydra multirun grids, the Optuna sweeper, W&B sweep files, and the
 summary table written at the end of every multirun."""
 
 import json
@@ -10,7 +10,7 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
-from ser_lightning.cli.sweep_summary import collect_jobs, write_summary
+from ser_lightning.callbacks.sweep_summary import collect_jobs, write_summary
 from tests.conftest import REPO, TINY_DATA
 
 QUICK = [*TINY_DATA, "data.duration_s=0.5", "trainer.max_epochs=1", "trainer.limit_train_batches=2",

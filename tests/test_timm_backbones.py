@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from ser_lightning.features.frontend import LogMelFrontend
 from ser_lightning.features.geometry import report003_hop_length, spectrogram_geometry
-from ser_lightning.models import available_models, build_model
+from ser_lightning.models import build_model, list_models
 from ser_lightning.models import pretrained as offline
 from ser_lightning.models.timm_backbones import ARCHS, TimmBackbone
 
@@ -68,7 +68,7 @@ def _trainable_roots(net: TimmBackbone) -> set[str]:
 
 # --------------------------------------------------------------------------------- building
 def test_all_backbones_registered():
-    assert set(NAMES) <= set(available_models())
+    assert set(NAMES) <= set(list_models())
     assert ARCHS["efficientnet_lite1"] == "tf_efficientnet_lite1"
 
 
@@ -212,7 +212,7 @@ def test_auto_falls_back_to_the_hub_then_fails_with_the_options(monkeypatch):
 
 
 def test_a_checkpoint_reload_fetches_no_weights(monkeypatch):
-    from ser_lightning.checkpoints import weights_from_checkpoint
+    from ser_lightning.models.pretrained import weights_from_checkpoint
 
     monkeypatch.setattr(TimmBackbone, "_create_from_hub", lambda *a: pytest.fail("hub used on reload"))
     monkeypatch.setattr(offline, "offline_state_dict", lambda *a: pytest.fail("offline weights read on reload"))

@@ -118,16 +118,19 @@ def test_validation_batches_are_not_augmented_but_training_batches_are(tiny_ravd
     dm = _dm(tiny_ravdess, tmp_path, augment={"wave": {"shift_max_frac": 0.3, "noise_snr_db": [10, 10], "noise_p": 1.0}})
     dm.setup("fit")
     model = SERClassifier({"name": "homebrew_cnn"}, {"name": "logmel", "sample_rate": 16000}, dm.class_names)
+    batch = next(iter(dm.val_dataloader()))
+    with pytest.raises(RuntimeError, match="set_frontend"):
+        dm.on_after_batch_transfer(batch, training=False)
+    dm.set_frontend(model.frontend)
 
     class FakeTrainer:
-        lightning_module = model
         training = False
 
     dm.trainer = FakeTrainer()
-    batch = next(iter(dm.val_dataloader()))
     a, _ = dm.on_after_batch_transfer(batch, 0)
     b, _ = dm.on_after_batch_transfer(batch, 0)
     assert torch.equal(a, b) and torch.equal(a, model.extract_features(batch[0]))
+    assert torch.equal(dm.on_after_batch_transfer(batch, training=False)[0], a)
     FakeTrainer.training = True
     c, _ = dm.on_after_batch_transfer(batch, 0)
     assert c.shape == a.shape and not torch.equal(a, c)
@@ -135,7 +138,7 @@ def test_validation_batches_are_not_augmented_but_training_batches_are(tiny_ravd
 
 def test_jointly_trained_ensemble_reports_its_learned_weights(tiny_ravdess, tmp_path):
     run = tmp_path / "run"
-    r = run_script("train.py", "debug=fast", "model=report000_ensemble", f"data.root={tiny_ravdess}",
+    r = run_script("train.py", "debug=fast", "model=joint_ensemble", f"data.root={tiny_ravdess}",
                    f"data.cache_dir={tmp_path / 'cache'}", *SMALL, cwd=run)
     assert r.returncode == 0, r.stderr[-3000:]
     weights = json.loads((run / "metrics.json").read_text())["member_weights"]

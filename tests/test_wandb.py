@@ -22,14 +22,14 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from omegaconf import OmegaConf
 from torchmetrics.classification import MulticlassF1Score, MulticlassPrecision, MulticlassRecall
 
-from ser_lightning.cli.common import build_callbacks, build_loggers, finish_wandb
-from ser_lightning.cli.wandb_callback import (
+from ser_lightning.callbacks.wandb_dashboard import (
     EXAMPLES_KEY,
     PER_CLASS_COLUMNS,
     WandbDashboard,
     per_class_rows,
     plot_augmentation_examples,
 )
+from ser_lightning.cli.common import build_callbacks, build_loggers, finish_wandb
 from tests.conftest import TINY_DATA, run_script
 
 _BLOCK, _HEADER = 32768, 7

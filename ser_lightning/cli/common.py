@@ -21,8 +21,8 @@ log = logging.getLogger(__name__)
 def quiet_known_warnings() -> None:
     """Silence warnings that do not apply to this project's design.
 
-    Workers: the cache is a memory map sliced per item, so few workers are needed (issue #6
-    measures this); CUDA init: the torch wheel is a CUDA build that also runs on CPU.
+    Workers: the cache is a memory map sliced per item, so few workers are needed
+    (``benchmarks/pipeline.py`` measures this); CUDA init: the torch wheel is a CUDA build that also runs on CPU.
     """
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*CUDA initialization.*")
@@ -89,7 +89,7 @@ def build_callbacks(cfg: DictConfig | None, run_config: DictConfig | None = None
     """Instantiate every callback under ``callbacks:`` (entries set to null are skipped).
 
     When ``run_config`` (the whole composed config) configures a W&B logger under ``logger:``,
-    a :class:`~ser_lightning.cli.wandb_callback.WandbDashboard` is added too (unless one is
+    a :class:`~ser_lightning.callbacks.wandb_dashboard.WandbDashboard` is added too (unless one is
     configured already). It logs ``run_config``, resolved, plus Hydra's command-line overrides
     (``hydra_overrides``) as the W&B run config, and the best checkpoint when the logger's
     ``log_model`` is true.
@@ -101,7 +101,7 @@ def build_callbacks(cfg: DictConfig | None, run_config: DictConfig | None = None
     Raises:
         ValueError: if a W&B logger's ``log_model`` is not a boolean.
     """
-    from ser_lightning.cli.wandb_callback import WandbDashboard
+    from ser_lightning.callbacks.wandb_dashboard import WandbDashboard
 
     callbacks = [instantiate(c) for c in (cfg or {}).values() if c is not None and "_target_" in c]
     wandb_cfgs = {n: c for n, c in ((run_config or {}).get("logger") or {}).items() if _is_wandb(c)}
@@ -217,29 +217,6 @@ def checkpoint_setting(cfg: DictConfig, what: str = "a train.py checkpoint") -> 
     if not (path or alias):
         raise ValueError(f"ckpt_path=PATH ({what}) is required")
     return str(path or alias)
-
-
-def stored_datamodule_hparams(ckpt_path: str | Path) -> dict[str, Any]:
-    """The datamodule settings a ``train.py`` checkpoint stores (``datamodule_hyper_parameters``).
-
-    Args:
-        ckpt_path: A Lightning checkpoint written by ``train.py``.
-
-    Returns:
-        The ``SERDataModule`` hyper-parameters (audio settings, corpora, label set, split).
-
-    Raises:
-        FileNotFoundError: if the file does not exist.
-        ValueError: if the checkpoint holds no datamodule settings.
-    """
-    from ser_lightning.checkpoints import load_checkpoint
-
-    path = Path(ckpt_path).expanduser()
-    stored = load_checkpoint(path)
-    hp = dict(stored.get("datamodule_hyper_parameters") or {})
-    if not hp:
-        raise ValueError(f"{path}: checkpoint holds no datamodule settings (was it written by train.py?)")
-    return hp
 
 
 def build_classifier(cfg: DictConfig, class_names: list[str], num_samples: int,

@@ -1,7 +1,7 @@
 """``eval.py``: evaluate a checkpoint (or an ensemble of checkpoints) on a split, a corpus or a
 manifest, and write ``metrics.json`` plus a ``report.md`` with its tables and figures.
 
-Which data (issue #5, items 1–2):
+Which data:
 
 * No ``data=`` group: the datamodule is rebuilt from the settings stored in the (first)
   checkpoint (label set, corpora, preprocessing, split seed and fold), so ``split=test`` is
@@ -17,7 +17,7 @@ Which data (issue #5, items 1–2):
 * ``split=all`` scores every clip of the corpus (no train/val/test assignment).
 
 ``calibrate=true`` fits a temperature on the validation split of the checkpoint's own data
-(:func:`~ser_lightning.cli.report.fit_temperature`) and reports the ECE before/after on the
+(:func:`~ser_lightning.evaluation.calibration.fit_temperature`) and reports the ECE before/after on the
 evaluated split.
 """
 
@@ -31,30 +31,31 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ser_lightning.checkpoints import load_classifier
 from ser_lightning.cli.common import (
     build_trainer,
     quiet_known_warnings,
     single_device_overrides,
-    stored_datamodule_hparams,
 )
-from ser_lightning.cli.report import (
+from ser_lightning.data.datamodule import AUDIO_KEYS, SERDataModule
+from ser_lightning.data.splits import SPLITS
+from ser_lightning.evaluation.calibration import (
     ECE_BINS,
-    classification_report,
-    collect_metrics,
     confidence_summary,
     expected_calibration_error,
     fit_temperature,
     nll,
     reliability_bins,
+)
+from ser_lightning.evaluation.report import (
+    classification_report,
+    collect_metrics,
     top_confused_pairs,
     write_metrics,
     write_report,
     write_table_csv,
 )
-from ser_lightning.data.datamodule import AUDIO_KEYS, SERDataModule
-from ser_lightning.data.splits import SPLITS
 from ser_lightning.evaluation.unscorable import predict_unscorable, prediction_counts
+from ser_lightning.inference.checkpoint import load_classifier, stored_datamodule_hparams
 from ser_lightning.modules.classifier import SERClassifier
 
 log = logging.getLogger(__name__)
@@ -209,11 +210,13 @@ def evaluate(cfg: DictConfig) -> dict:
         raise ValueError(f"{source}: model labels {model.class_names} differ from data labels {dm.class_names} "
                          f"(data.label_set={dm.label_set.name})")
     dm.setup("test")
+    dm.set_frontend(model.frontend)
     calibrate = bool(cfg.get("calibrate", False))
     home = None
     if calibrate or (ensemble and cfg.model.combine == "learned"):
         home = SERDataModule(**{**_home_settings(dm_hp, settings), "test_split": "val", "progress": False})
         home.setup("validate")
+        home.set_frontend(model.frontend)
     extra: dict = {}
     if ensemble:
         if cfg.model.combine == "learned":

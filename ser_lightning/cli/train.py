@@ -24,8 +24,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ser_lightning.checkpoints import load_checkpoint
-from ser_lightning.cli.callbacks import EpochTimer
+from ser_lightning.callbacks.epoch_timer import EpochTimer
+from ser_lightning.callbacks.resume import prepare_resume
 from ser_lightning.cli.common import (
     build_classifier,
     build_trainer,
@@ -33,10 +33,10 @@ from ser_lightning.cli.common import (
     quiet_known_warnings,
     single_device_overrides,
 )
-from ser_lightning.cli.report import collect_metrics, write_metrics
-from ser_lightning.cli.resume import prepare_resume
 from ser_lightning.cli.validate import validate_config
+from ser_lightning.evaluation.report import collect_metrics, write_metrics
 from ser_lightning.hardware import describe_trainer
+from ser_lightning.inference.checkpoint import read_checkpoint
 from ser_lightning.modules.classifier import SERClassifier
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def _restore_best_score(trainer: pl.Trainer) -> None:
     cb = trainer.checkpoint_callback
     if cb is None or cb.best_model_score is not None or not Path(cb.best_model_path or "").is_file():
         return
-    ckpt = load_checkpoint(cb.best_model_path)
+    ckpt = read_checkpoint(cb.best_model_path)
     state = ckpt.get("callbacks", {}).get(cb.state_key)
     if state and state.get("best_model_score") is not None:
         cb.best_model_score = state["best_model_score"]
@@ -179,6 +179,7 @@ def train(cfg: DictConfig) -> float | None:
         dm.prepare_data()
     dm.setup("fit")
     model = build_module(cfg, dm)
+    dm.set_frontend(model.frontend)  # one frontend: the datamodule's batch path and the model's forward
     n_params = sum(p.numel() for p in model.parameters())
     with torch.no_grad():
         input_shape = list(model.frontend(torch.zeros(1, dm.audio_cfg.num_samples)).shape[1:])

@@ -1,10 +1,11 @@
-"""Check a composed training config before any audio is decoded (issue #7, item 4).
+"""Check a composed training config before any audio is decoded.
 
 :func:`validate_config` builds every cheap piece of a run from the config alone — the
 ``SERDataModule`` (whose constructor checks the audio, label-set, loader and augmentation
 settings without reading a file), the corpus names, the split settings, the optimiser settings,
 the frontend and the network (from the registry, with the label set's class count) — and pushes one all-zero clip through the
-frontend, SpecAugment and the network. It reads no audio file, scans no corpus directory and
+frontend, SpecAugment and the network
+(:meth:`SERDataModule.on_after_batch_transfer`, the batch path training uses). It reads no audio file, scans no corpus directory and
 creates no cache, so a wrong setting fails in seconds, not after the corpus has been decoded.
 Every error is a one-line ``ValueError`` naming the setting, e.g.::
 
@@ -119,26 +120,25 @@ def _check_data(data: dict[str, Any], augment: dict[str, Any]):
 
 
 def _check_network(cfg: DictConfig, audio, class_names: list[str]):
-    """Build frontend + network with the label set's class count; returns the ``SERClassifier``."""
-    from ser_lightning.features.frontend import _REGISTRY as FRONTENDS
-    from ser_lightning.models import available_models
-    from ser_lightning.models.registry import _MODELS
+    """Check the model and features keys, build frontend + network with the label set's class
+    count (:func:`~ser_lightning.models.build_network`, through ``SERClassifier``); returns the
+    ``SERClassifier``."""
+    from ser_lightning.features.frontend import FRONTENDS, frontend_class
+    from ser_lightning.models import NON_NETWORK_KEYS, frontend_settings, model_info
     from ser_lightning.modules.optim import check_optim_config
 
     model, features = dict(_plain(cfg.model)), dict(_plain(cfg.get("features")))
-    name = model.get("name")
-    if name not in _MODELS:
-        raise ValueError(f"model.name={name!r} is not a registered model; choose one of {available_models()}")
-    waveform_input = model.get("input", "features") == "waveform"
-    check_keys(_MODELS[name], {k: v for k, v in model.items() if k not in ("name", "input", "backbone_lr_mult")},
-               "model", name, ignore=("in_channels", "num_classes", "model_name"))
-    if not waveform_input:
-        frontend = FRONTENDS.get(features.get("name"))
-        if frontend is not None:
-            check_keys(frontend, {k: v for k, v in features.items() if k != "name"}, "features", features["name"])
+    info = model_info(model.get("name"))
+    check_keys(info.builder, {k: v for k, v in model.items() if k not in NON_NETWORK_KEYS},
+               "model", info.name, ignore=("in_channels", "num_classes", "model_name"))
+    if info.input_kind != "waveform":
+        if features.get("name") in FRONTENDS:
+            check_keys(frontend_class(features["name"]), {k: v for k, v in features.items() if k != "name"},
+                       "features", features["name"])
         if features.get("sample_rate", audio.sample_rate) != audio.sample_rate:
             raise ValueError(f"features.sample_rate={features['sample_rate']} differs from data.sample_rate="
                              f"{audio.sample_rate}: the frontend would see audio at the wrong rate")
+    frontend_settings(model, features, audio.num_samples)  # model.input agrees with the registered input kind
     check_optim_config(dict(_plain(cfg.get("optim"))))
     return build_classifier(cfg, class_names, audio.num_samples, class_counts=[1] * len(class_names))
 
@@ -175,19 +175,18 @@ def validate_config(cfg: DictConfig) -> None:
         with warnings.catch_warnings():  # the real build, right after, warns once
             warnings.simplefilter("ignore")
             dm = _check_data(data, dict(_plain(cfg.get("augment"))))
-            audio, label_set, wave_augment, spec_augment = dm.audio_cfg, dm.label_set, dm.wave_augment, dm.spec_augment
+            audio, label_set = dm.audio_cfg, dm.label_set
             module = _check_network(cfg, audio, list(label_set.classes))
+            dm.set_frontend(module.frontend)
             n = label_set.num_classes
-            clip = torch.zeros(2, audio.num_samples)
+            clips, target = torch.zeros(2, audio.num_samples), torch.zeros(2, dtype=torch.long)
             shape = ""
             try:
                 with torch.no_grad():
-                    wave_augment.train()(clip)
-                    module.eval()
-                    feats = module.frontend(clip[:1])
+                    dm.wave_augment.train(), dm.spec_augment.train(), module.eval()
+                    dm.on_after_batch_transfer((clips, target), training=True)  # augmentation → features → SpecAugment
+                    feats, _ = dm.on_after_batch_transfer((clips[:1], target[:1]), training=False)
                     shape = f" (features {tuple(feats.shape)})"
-                    if feats.dim() == 4:
-                        spec_augment.train()(feats.expand(2, *feats.shape[1:]).clone())
                     logits = module.network(feats)
             except (RuntimeError, ValueError, IndexError) as err:
                 first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

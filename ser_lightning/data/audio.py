@@ -5,7 +5,7 @@ deterministic so the cache key can be a hash of :class:`AudioConfig` and the fil
 Libraries: soundfile for I/O (PyAV for phone/browser containers such as .m4a and .webm), soxr for resampling (report 003 §4.1: resampling per item every
 epoch cost 40 min per epoch; we do it once).
 
-Hostile input (issue #7; ``tests/test_hostile_audio.py`` generates every case):
+Hostile input (``tests/test_hostile_audio.py`` generates every case):
 
 * **Handled:** any sample format soundfile reads (8-bit unsigned, 16/24/32-bit integer, 32/64-bit
   float WAV, FLAC...) is read as float32 in [-1, 1]; any channel count is averaged to mono (a

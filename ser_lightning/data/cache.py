@@ -11,7 +11,7 @@ Layout under ``cache_dir``::
 format version and every file's path, size and modification time: any change that affects the
 audio gives a new key and a rebuild.
 
-Integrity (issue #7):
+Integrity:
 
 * **Atomic writes.** A cache is built in a temporary directory and renamed into place
   (``os.replace``) only when complete, so a half-written cache is never used; the temporary

@@ -3,8 +3,9 @@
 Batches leave the dataloaders as fixed-length waveforms ``(batch, time)``. After they reach the
 device, :meth:`SERDataModule.on_after_batch_transfer` runs — batched, on the device — the
 training waveform augmentation (speed, time shift with wrap-around, gain, white noise at an SNR),
-the model's own feature frontend (so every stage computes identical features) and, for training,
-SpecAugment. Validation and test batches are never augmented.
+the feature frontend handed over with :meth:`SERDataModule.set_frontend` (the classifier's own, so
+every stage computes identical features) and, for training, SpecAugment. Validation and test
+batches are never augmented.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, NamedTuple
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ser_lightning.data.audio import AudioConfig
@@ -85,7 +87,7 @@ class CachedWaveDataset(Dataset):
         return torch.from_numpy(self._memmap()[self.rows[i]].astype(np.float32)), int(self.labels[i])
 
     def __getitems__(self, indices: list[int]) -> WaveBatch:
-        """A whole batch with one memory-map read and one float32 conversion (issue #6).
+        """A whole batch with one memory-map read and one float32 conversion.
 
         The DataLoader calls this instead of ``__getitem__`` per index. The result is already the
         batch — the items' waveforms stacked in order — and :func:`collate_batch` passes it on
@@ -139,7 +141,7 @@ def audio_config_from_hparams(hp: dict[str, Any]) -> AudioConfig:
 
 
 class SERDataModule(pl.LightningDataModule):
-    """Speech emotion data for Lightning (issue #2, items 3–7).
+    """Speech emotion data for Lightning.
 
     Args:
         root: Data root holding the corpora (``null`` → ``$SER_DATA_DIR`` → ``./data``).
@@ -260,6 +262,7 @@ class SERDataModule(pl.LightningDataModule):
         self.unscorable_rows: dict[str, int] = {}  # path -> cache row of a dropped clip (unknown_labels=unscorable)
         self.cache: CachedWaves | None = None
         self.datasets: dict[str, CachedWaveDataset] = {}
+        self.frontend: nn.Module | None = None  # set_frontend(): the classifier's, shared
 
     @property
     def class_names(self) -> list[str]:
@@ -427,24 +430,52 @@ class SERDataModule(pl.LightningDataModule):
         """Batches of ``test_split`` (default ``test``), fixed order."""
         return self._loader(self.hparams.test_split, shuffle=False)
 
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """On the device: augment waveforms (training only), compute features with the model's
-        frontend, apply SpecAugment (training only).
+    def set_frontend(self, frontend: nn.Module) -> None:
+        """Hand over the feature frontend the batches go through (the ``SERClassifier``'s own, shared).
+
+        ``train.py`` and ``eval.py`` build the classifier (one frontend from the ``features``
+        settings, :func:`~ser_lightning.models.build_network`) and hand its ``frontend`` here, so
+        training, evaluation, prediction and export compute identical features.
+
+        Args:
+            frontend: Waveforms ``(batch, time)`` → features ``(batch, channels, n_feats, frames)``
+                (or the waveform itself, for a waveform network).
+        """
+        self.frontend = frontend
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int = 0, *, training: bool | None = None):
+        """The batch path, on the device: waveform augmentation → features → SpecAugment.
+
+        Training batches are augmented (speed, time shift, gain, noise), turned into features by
+        the frontend handed over with :meth:`set_frontend`, then SpecAugment-ed; validation and
+        test batches only get the features. Lightning calls this after moving a batch to the
+        device; config validation's dry run, the pipeline benchmark and the W&B augmentation
+        examples call it with ``training`` given.
 
         Args:
             batch: ``(waves (batch, time), target (batch,))``.
+            dataloader_idx: Unused (Lightning's argument).
+            training: Augment or not; ``None``: whether the attached trainer is training.
 
         Returns:
-            ``(features (batch, channels, n_feats, frames), target (batch,))``.
+            ``(features (batch, channels, n_feats, frames), target (batch,))`` (for a waveform
+            network the features are the waveforms ``(batch, time)``).
+
+        Raises:
+            RuntimeError: no frontend handed over, or ``training=None`` without a trainer.
         """
+        if self.frontend is None:
+            raise RuntimeError("SERDataModule has no feature frontend: call dm.set_frontend(model.frontend) "
+                               "before fitting, testing or transforming batches")
+        if training is None:
+            if self.trainer is None:
+                raise RuntimeError("SERDataModule.on_after_batch_transfer needs training=True/False without a trainer")
+            training = bool(self.trainer.training)
         wave, target = batch
-        trainer = self.trainer
-        if trainer is None:
-            return batch
-        training = bool(trainer.training)
         if training:
             wave = self.wave_augment(wave)
-        feats = trainer.lightning_module.extract_features(wave)
+        with torch.no_grad():
+            feats = self.frontend(wave)
         if training and feats.dim() == 4:  # SpecAugment needs a spectrogram, not a raw waveform
             feats = self.spec_augment(feats)
         return feats, target

@@ -1,1 +1,2 @@
-"""Evaluation beyond one split: cross-corpus tables, unscorable clips."""
+"""Evaluation maths and files: metrics, classification report, calibration, cross-corpus tables, unscorable
+clips."""

@@ -1,6 +1,6 @@
 """Export-friendly equivalents of frontend operations that ONNX cannot express as written.
 
-Used only when exporting (:func:`ser_lightning.cli.export.make_exportable` swaps them in on a
+Used only when exporting (:func:`ser_lightning.inference.export.make_exportable` swaps them in on a
 copy of the model); training and evaluation keep torchaudio's modules. The export's parity check
 (:func:`ser_lightning.cli.export.export`) proves each copy computes the same probabilities.
 

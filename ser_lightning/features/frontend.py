@@ -128,7 +128,7 @@ def _per_chunk(fn, x: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor
 
     The STFT frames of a whole batch (32 clips of 3 s at 16 kHz, ``n_fft`` 1024: 25 MB), its complex
     spectrum and power spectrum do not fit in a CPU cache; a few items at a time do, and the same
-    log-mel is about 1.3-1.5x faster (issue #6, ``benchmarks/pipeline.py``). Each item's features
+    log-mel is about 1.3-1.5x faster (``benchmarks/pipeline.py``). Each item's features
     depend on that item alone, so the result equals ``fn(x)`` to float32 rounding. On other
     devices, and while tracing, scripting, exporting or compiling, ``fn(x)`` is returned directly.
 
@@ -152,14 +152,14 @@ def _mel_power(melspec: torchaudio.transforms.MelSpectrogram, x: torch.Tensor) -
     """``melspec(x)`` for a ``power=2`` :class:`~torchaudio.transforms.MelSpectrogram`, faster on CPU.
 
     torchaudio computes the power spectrogram as ``stft.abs().pow(2)``: a complex ``abs`` (a
-    ``hypot`` per bin) that took about half of the CPU time of the whole log-mel frontend (issue #6
+    ``hypot`` per bin) that took about half of the CPU time of the whole log-mel frontend (the pipeline
     benchmark, ``benchmarks/pipeline.py``). Here the STFT is squared as ``real² + imag²`` and the
     module's own mel filterbank is applied. For the usual settings (centred, reflect padding,
     window as long as ``n_fft``, not normalised, one-sided) the STFT is also framed here — reflect
     padding by two flipped slices, ``unfold``, window, ``torch.fft.rfft`` over each frame — and
     the power and mel product are taken in the FFT's own frame-major layout: the same arithmetic as
     ``torch.stft`` in the same order, so the mel power spectrogram is bit-identical to the
-    torchaudio path below, about 1.3x faster (issue #6). Other settings go through
+    torchaudio path below, about 1.3x faster. Other settings go through
     :func:`torchaudio.functional.spectrogram`; the result equals ``melspec(x)`` to float32 rounding
     (relative difference ≲ 3e-7 per bin; ≲ 1e-5 dB after :class:`~torchaudio.transforms.AmplitudeToDB`).
     While tracing, scripting, exporting or compiling, ``melspec(x)`` itself is called, so
@@ -242,6 +242,12 @@ class LogMelFrontend(_Frontend):
     Shapes:
         ``(batch, time)`` or ``(batch, 1, time)`` → ``(batch, 1, n_mels, frames)`` float32, with
         ``frames = time // hop_length + 1``.
+
+        >>> import torch
+        >>> LogMelFrontend(sample_rate=16000, n_mels=64, hop_length=256)(torch.zeros(2, 48000)).shape
+        torch.Size([2, 1, 64, 188])
+        >>> LogMelFrontend(n_mels=64, hop_length=256).output_shape(48000)  # (channels, n_mels, frames)
+        (1, 64, 188)
 
     Raises:
         ValueError: on an invalid setting, naming its ``features.<name>`` key: non-positive
@@ -340,6 +346,10 @@ class MFCCFrontend(_Frontend):
     Shapes:
         ``(batch, time)`` or ``(batch, 1, time)`` → ``(batch, 1 + deltas, n_mfcc, frames)``
         float32; channels are static, Δ, ΔΔ in that order.
+
+        >>> import torch
+        >>> MFCCFrontend(sample_rate=16000, n_mfcc=40, deltas=2, hop_length=256)(torch.zeros(2, 1, 16000)).shape
+        torch.Size([2, 3, 40, 63])
 
     Raises:
         ValueError: on an invalid setting, naming its ``features.<name>`` key: those of
@@ -457,6 +467,17 @@ class RawFrontend(nn.Module):
 _REGISTRY: dict[str, type[nn.Module]] = {"logmel": LogMelFrontend, "mfcc": MFCCFrontend, "raw": RawFrontend}
 
 
+def frontend_class(name: str) -> type[nn.Module]:
+    """The frontend class configured as ``features.name=<name>``.
+
+    Raises:
+        ValueError: for an unknown ``name`` (the message lists the choices).
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"features.name={name!r} is not one of {list(FRONTENDS)}")
+    return _REGISTRY[name]
+
+
 def build_frontend(name: str, **kwargs: Any) -> nn.Module:
     """Build a frontend by config name.
 
@@ -472,6 +493,4 @@ def build_frontend(name: str, **kwargs: Any) -> nn.Module:
     Raises:
         ValueError: for an unknown ``name`` (the message lists the choices) or an invalid setting.
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"features.name={name!r} is not one of {list(FRONTENDS)}")
-    return _REGISTRY[name](**kwargs)
+    return frontend_class(name)(**kwargs)

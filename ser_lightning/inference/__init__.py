@@ -1,1 +1,4 @@
-"""Inference: loading trained or exported models and classifying audio (the Python API and ``predict.py``)."""
+"""Inference: checkpoint loading, the windowed predictor and the Python API, export and parity, model cards,
+ONNX Runtime, and ensembles of trained checkpoints."""
+
+from ser_lightning.inference import ensemble  # noqa: E402,F401  (registers model=ensemble)

@@ -9,7 +9,7 @@
 >>> [p.label for p in model.predict(["a.wav", "b.m4a"])]                            # doctest: +SKIP
 ['happy', 'sad']
 
-Every input goes through :func:`ser_lightning.cli.predict.predict_files`, the function behind ``predict.py``:
+Every input goes through :func:`ser_lightning.inference.predictor.predict_files`, the function behind ``predict.py``:
 the model's own decoding (soundfile, or PyAV for ``.m4a``/``.mp4``/``.webm``), mono, soxr resampling to the
 model's rate, optional silence trimming, sliding windows of the model's clip length (every ``hop_s``
 seconds), and the mean of the windows' probabilities.
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ser_lightning.cli.predict import AudioArray, LoadedModel, predict_files
-from ser_lightning.cli.predict import load_model as _load_any
+from ser_lightning.inference.predictor import AudioArray, LoadedModel, predict_files
+from ser_lightning.inference.predictor import load_model as _load_any
 
 
 @dataclass
@@ -70,7 +70,7 @@ class Prediction:
 
     @classmethod
     def from_record(cls, rec: dict[str, Any]) -> Prediction:
-        """Build from one record of :func:`~ser_lightning.cli.predict.predict_files`."""
+        """Build from one record of :func:`~ser_lightning.inference.predictor.predict_files`."""
         return cls(source=rec["file"], status=rec["status"], label=rec["label"], confidence=rec["confidence"],
                    probabilities=rec["probabilities"], windows=[WindowPrediction(**w) for w in rec["windows"]],
                    duration_s=rec["duration_s"], error=rec["error"])

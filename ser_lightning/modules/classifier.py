@@ -19,28 +19,8 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from ser_lightning.features.frontend import build_frontend
-from ser_lightning.models import build_model
+from ser_lightning.models import build_network
 from ser_lightning.modules.optim import build_optimizers
-
-
-def fit_geometry(features: dict[str, Any], num_samples: int, input_size) -> dict[str, int]:
-    """Frontend ``n_mels`` and ``hop_length`` giving an ``input_size = [H, W]`` spectrogram.
-
-    Args:
-        features: Frontend settings (``sample_rate`` Hz, ``n_fft`` samples).
-        num_samples: Clip length in samples.
-        input_size: ``[n_mels, frames]`` the network expects.
-
-    Returns:
-        ``{"n_mels": H, "hop_length": samples}``.
-    """
-    from ser_lightning.features.geometry import spectrogram_geometry
-
-    sr = int(features["sample_rate"])
-    geo = spectrogram_geometry(sample_rate=sr, duration_s=num_samples / sr, n_fft=int(features.get("n_fft", 1024)),
-                               target_frames=int(input_size[1]), target_bins=int(input_size[0]))
-    return {"n_mels": int(geo["n_mels"]), "hop_length": int(geo["hop_length"])}
 
 
 def _metrics(num_classes: int, prefix: str) -> MetricCollection:
@@ -57,10 +37,11 @@ def _metrics(num_classes: int, prefix: str) -> MetricCollection:
 class SERClassifier(pl.LightningModule):
     """Speech emotion classifier on fixed-length waveforms.
 
-    ``forward`` maps waveforms to logits through the shared frontend, so training, evaluation,
-    prediction and export compute identical features. During ``fit``/``test`` the datamodule
-    computes the features batched on the device (``SERDataModule.on_after_batch_transfer``,
-    which calls :meth:`extract_features`) and the steps receive ``(features, target)``.
+    ``forward`` maps waveforms to logits through the frontend, so evaluation, prediction and
+    export compute the features the network was trained on. During ``fit``/``test`` the
+    datamodule computes the features batched on the device with this same frontend (handed to it
+    with ``SERDataModule.set_frontend(model.frontend)``; ``SERDataModule.on_after_batch_transfer``)
+    and the steps receive ``(features, target)``.
 
     Metrics: UA (unweighted accuracy = macro-averaged recall), WA (weighted accuracy = overall
     accuracy), macro-F1; on test also per-class recall and the confusion matrix.
@@ -98,14 +79,8 @@ class SERClassifier(pl.LightningModule):
         self.save_hyperparameters()
         n = len(class_names)
         self.class_names = list(class_names)
-        feat, net = dict(features), dict(model)
-        self.backbone_lr_mult = float(net.pop("backbone_lr_mult", 1.0))
-        if net.pop("input", "features") == "waveform":  # Wav2Vec2, checkpoint ensembles
-            feat = {"name": "raw", "sample_rate": feat.get("sample_rate", 16000)}
-        if net.get("input_size") and num_samples:
-            feat.update(fit_geometry(feat, num_samples, net["input_size"]))
-        self.frontend = build_frontend(feat.pop("name"), **feat)
-        self.network = build_model(net.pop("name"), in_channels=self.frontend.out_channels, num_classes=n, **net)
+        self.backbone_lr_mult = float(model.get("backbone_lr_mult", 1.0))
+        self.frontend, self.network = build_network(dict(model), dict(features), n, num_samples)
         if str(model.get("pretrained", "")).lower() == "auto" and hasattr(self.network, "pretrained"):
             # Record what auto resolved to, so a reload rebuilds the same architecture (e.g. TF pooling).
             self.hparams["model"]["pretrained"] = self.network.pretrained

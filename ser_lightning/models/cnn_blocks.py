@@ -27,9 +27,9 @@ Parameter counts at input 1 × 128 × 94, 7 classes (PyTorch parameters / + BN r
 =============================  ==================  ==================  ======================
 model                          report (train/all)  batchnorm=channel   batchnorm=time
 =============================  ==================  ==================  ======================
-``report001_cnn``              27,191 / 27,495     27,111 / 27,335     27,191 / 27,495
-``report001_parallel_cnn``     54,375 / 54,983     54,215 / 54,663     54,375 / 54,983
-``report001_cnn_transformer``  848,359 / 848,967   848,199 / 848,647   848,359 / 848,967
+``plain_cnn``              27,191 / 27,495     27,111 / 27,335     27,191 / 27,495
+``parallel_cnn``     54,375 / 54,983     54,215 / 54,663     54,375 / 54,983
+``cnn_transformer``  848,359 / 848,967   848,199 / 848,647   848,359 / 848,967
 =============================  ==================  ==================  ======================
 
 The default (``channel``) differs by −0.3 % / −0.6 % (−0.02 % / −0.04 % with the transformer):
@@ -161,8 +161,8 @@ class CNNBlock(nn.Module):
         return self.layers(x).flatten(1)
 
 
-@register_model("report001_cnn")
-class Report001CNN(nn.Module):
+@register_model("plain_cnn", default_input_size=(128, 94), min_input_size=(32, 32), source="report 001 §4.3.1")
+class PlainCNN(nn.Module):
     """Report 001 §4.3: one CNN block (see :class:`CNNBlock`) and a linear classifier.
 
     27,111 parameters (+224 BN running stats) at 1 × 128 × 94 and 7 classes; the report has 27,191
@@ -202,8 +202,8 @@ class Report001CNN(nn.Module):
         return self.classifier(self.block(x))
 
 
-@register_model("report001_parallel_cnn")
-class Report001ParallelCNN(nn.Module):
+@register_model("parallel_cnn", default_input_size=(128, 94), min_input_size=(32, 32), source="report 001 §4.4")
+class ParallelCNN(nn.Module):
     """Report 001 §4.4: two independent CNN blocks on the same input, flattened outputs
     concatenated (2 · 512 at the report's input) → linear classifier.
 
@@ -245,8 +245,8 @@ class Report001ParallelCNN(nn.Module):
         return self.classifier(torch.cat([b(x) for b in self.blocks], dim=1))
 
 
-@register_model("report001_cnn_transformer")
-class Report001CNNTransformer(nn.Module):
+@register_model("cnn_transformer", default_input_size=(128, 94), min_input_size=(32, 32), source="report 001 §4.5")
+class CNNTransformer(nn.Module):
     """Report 001 §4.5: two CNN blocks and a Transformer encoder in parallel; the encoder's
     time-averaged output and both flattened CNN outputs are concatenated (128 + 512 + 512 = 1152
     at the report's input) → linear classifier.

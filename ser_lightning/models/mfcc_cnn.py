@@ -36,8 +36,8 @@ from ser_lightning.models.registry import register_model
 from ser_lightning.models.settings import dropout_prob, int_list, positive_int
 
 
-@register_model("report002_cnn")
-class Report002CNN(nn.Module):
+@register_model("mfcc_cnn", default_input_size=(39, 94), min_input_size=(4, 4), source="report 002 §3")
+class MFCCCNN(nn.Module):
     """Report 002's CNN: conv blocks ``Conv k×k (same) → ReLU → MaxPool → Dropout`` (32, 64
     channels, pool 2, dropout 0.2), adaptive max-pool to ``pool_grid``, flatten, then linear layers
     256 → 128 (ReLU) → ``num_classes``.

@@ -5,15 +5,15 @@ RAVDESS + TESS + CREMA-D, 7 classes, 128 log-mel bins × 94 frames at 16 kHz / 3
 §5.2 (residual connections in the CNN blocks, attention in LSTM and Transformer, BatchNorm) and §7.1
 (ablation: the ensemble with one member removed).
 
-* ``report000_cnn`` (§3.3.1): three stages 64-128-256, each a residual block (two 3×3 conv →
+* ``residual_cnn`` (§3.3.1): three stages 64-128-256, each a residual block (two 3×3 conv →
   BatchNorm [→ ReLU] with an identity/1×1-projection shortcut, He et al. 2016) → ReLU → 2×2 max-pool,
   then global average pooling → FC 128 → ReLU → Dropout 0.3 → FC classes.
-* ``report000_bilstm`` (§3.3.2): each frame's ``C · n_feats`` values → 3-layer bidirectional LSTM
+* ``attentive_bilstm`` (§3.3.2): each frame's ``C · n_feats`` values → 3-layer bidirectional LSTM
   → additive attention pooling over time → FC 128 → BatchNorm → ReLU → Dropout 0.3 → FC classes.
-* ``report000_transformer`` (§3.3.3): each frame → Linear 256 → [CLS] token + sinusoidal positional
+* ``cls_transformer`` (§3.3.3): each frame → Linear 256 → [CLS] token + sinusoidal positional
   encoding → 4 encoder layers × 8 heads → the CLS output → FC 128 → LayerNorm → GELU → Dropout 0.2
   → FC classes.
-* ``report000_ensemble`` (§3.3.4): ``w_cnn · CNN + w_lstm · LSTM + w_tr · Transformer`` with
+* ``joint_ensemble`` (§3.3.4): ``w_cnn · CNN + w_lstm · LSTM + w_tr · Transformer`` with
   ``w = softmax(learnable vector)``, all trained jointly (report's learned weights: 0.311 / 0.375 /
   0.314).
 
@@ -37,9 +37,9 @@ Interpretations:
 * The BiLSTM's BatchNorm uses its running statistics for a training batch of one item (a plain
   ``BatchNorm1d`` raises there).
 
-Parameter counts (1 input channel, 8 classes; independent of the input size): ``report000_cnn``
-1,221,000 (report 1.1 M), ``report000_bilstm`` 4,274,568 (report 1.2 M, see above),
-``report000_transformer`` 2,176,392 (report 1.0 M), ``report000_ensemble`` 7,671,963 (report
+Parameter counts (1 input channel, 8 classes; independent of the input size): ``residual_cnn``
+1,221,000 (report 1.1 M), ``attentive_bilstm`` 4,274,568 (report 1.2 M, see above),
+``cls_transformer`` 2,176,392 (report 1.0 M), ``joint_ensemble`` 7,671,963 (report
 3,313,689).
 
 Input-size handling: the CNN works on any ``n_feats × frames`` (ceil-mode pooling, global pooling).
@@ -113,8 +113,8 @@ class _ResidualBlock(nn.Module):
         return self.pool(F.relu(y))
 
 
-@register_model("report000_cnn")
-class Report000CNN(nn.Module):
+@register_model("residual_cnn", default_input_size=(128, 94), source="report 000 §3.3.1")
+class ResidualCNN(nn.Module):
     """Residual CNN 64-128-256 with global average pooling and an FC-128 head (report 000 §3.3.1).
 
     Args:
@@ -176,8 +176,8 @@ class Report000CNN(nn.Module):
         return self.head(self.features(x))
 
 
-@register_model("report000_bilstm")
-class Report000BiLSTM(nn.Module):
+@register_model("attentive_bilstm", default_input_size=(128, 94), source="report 000 §3.3.2")
+class AttentiveBiLSTM(nn.Module):
     """3-layer bidirectional LSTM with attention pooling over time (report 000 §3.3.2).
 
     Args:
@@ -255,8 +255,8 @@ def sinusoidal_positions(length: int, dim: int, device=None, dtype=None) -> torc
     return pe.to(dtype) if dtype is not None else pe
 
 
-@register_model("report000_transformer")
-class Report000Transformer(nn.Module):
+@register_model("cls_transformer", default_input_size=(128, 94), source="report 000 §3.3.3")
+class CLSTransformer(nn.Module):
     """Transformer encoder over frames with a CLS token (report 000 §3.3.3).
 
     Args:
@@ -334,14 +334,14 @@ class Report000Transformer(nn.Module):
 
 
 MEMBERS: dict[str, type[nn.Module]] = {
-    "cnn": Report000CNN,
-    "bilstm": Report000BiLSTM,
-    "transformer": Report000Transformer,
+    "cnn": ResidualCNN,
+    "bilstm": AttentiveBiLSTM,
+    "transformer": CLSTransformer,
 }
 
 
-@register_model("report000_ensemble")
-class Report000Ensemble(nn.Module):
+@register_model("joint_ensemble", default_input_size=(128, 94), source="report 000 §3.3.4")
+class JointEnsemble(nn.Module):
     """CNN + BiLSTM + Transformer with learned softmax-normalised weights (report 000 §3.3.4).
 
     The members (their default settings) and the weight vector train jointly under one loss on

@@ -32,7 +32,7 @@ from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
-from ser_lightning.checkpoints import load_checkpoint
+from ser_lightning.inference.checkpoint import read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def prepare_csv_log(metrics_csv: str | Path, resume_step: int | None) -> None:
 
 def checkpoint_step(ckpt_path: str | Path) -> int:
     """The ``global_step`` stored in a Lightning checkpoint (optimiser steps taken)."""
-    return int(load_checkpoint(ckpt_path)["global_step"])
+    return int(read_checkpoint(ckpt_path)["global_step"])
 
 
 def prepare_resume(ckpt_path: str | None, output_dir: str | Path, write_log: bool = True) -> str | None:

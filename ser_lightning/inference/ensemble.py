@@ -18,7 +18,7 @@ from ser_lightning.models.registry import register_model
 COMBINE_MODES = ("mean", "learned")
 
 
-@register_model("ensemble")
+@register_model("ensemble", input_kind="waveform", source="late fusion of trained checkpoints")
 class CheckpointEnsemble(nn.Module):
     """Frozen member checkpoints combined in probability space.
 
@@ -50,7 +50,7 @@ class CheckpointEnsemble(nn.Module):
         super().__init__()
         from pathlib import Path
 
-        from ser_lightning.checkpoints import load_classifier
+        from ser_lightning.inference.checkpoint import load_classifier
 
         if not members:
             raise ValueError("model.members is empty: list the member checkpoint paths")

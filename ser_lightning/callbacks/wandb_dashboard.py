@@ -37,7 +37,7 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
-from ser_lightning.cli.report import plot_confusion  # also selects matplotlib's Agg backend
+from ser_lightning.evaluation.report import plot_confusion  # also selects matplotlib's Agg backend
 
 log = logging.getLogger(__name__)
 
@@ -189,11 +189,11 @@ class WandbDashboard(pl.Callback):
             return
         original = dm.on_after_batch_transfer
 
-        def recording(batch, dataloader_idx: int):
+        def recording(batch, dataloader_idx: int = 0, **kwargs):
             if self._raw is None and trainer.training and isinstance(batch, (tuple, list)) and len(batch) == 2:
                 wave, target = batch
                 self._raw = (wave[: self.num_examples].detach().clone(), target[: self.num_examples].detach().clone())
-            return original(batch, dataloader_idx)
+            return original(batch, dataloader_idx, **kwargs)
 
         dm.on_after_batch_transfer = recording
         self._patched_dm = dm
@@ -206,20 +206,19 @@ class WandbDashboard(pl.Callback):
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
         """Log ``augment/examples`` for the first training batch, then stop recording."""
-        if self._patched_dm is None:
+        dm = self._patched_dm
+        if dm is None:
             return
         self._unpatch()
         raw, self._raw = self._raw, None
         self._examples_logged = True
         after = batch[0] if isinstance(batch, (tuple, list)) else None
-        extract = getattr(pl_module, "extract_features", None)
-        if raw is None or extract is None or not torch.is_tensor(after) or after.dim() != 4:
+        if raw is None or not torch.is_tensor(after) or after.dim() != 4:
             log.info("W&B: the training batches are not spectrograms, so no augmentation examples")
             return
         wave, target = raw
         n = len(wave)
-        with torch.no_grad():
-            before = extract(wave)
+        before, _ = dm.on_after_batch_transfer((wave, target), training=False)  # the same batch path, not augmented
         names = list(getattr(pl_module, "class_names", []))
         titles = [names[int(t)] if int(t) < len(names) else str(int(t)) for t in target]
         import wandb

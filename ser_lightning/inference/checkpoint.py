@@ -1,0 +1,158 @@
+"""Loading a ``train.py`` checkpoint safely: its datamodule settings, the classifier and its audio preprocessing.
+
+The one place that reads a checkpoint: ``train.py`` (best score, resume step), ``eval.py``, ``predict.py``,
+``export.py`` and the checkpoint ensemble use these functions. Every read is weights-only
+(``torch.load(..., weights_only=True)``: tensors, numbers, strings and plain containers), so a checkpoint from
+a stranger cannot run code: one whose pickle names any other callable (a command, a class) is refused with one
+line naming the file, before anything in it runs. Rebuilding a classifier fetches no pretrained weights (hub,
+packaged files): the checkpoint's state dict replaces them
+(:func:`ser_lightning.models.pretrained.weights_from_checkpoint`).
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ser_lightning.data.audio import AudioConfig
+from ser_lightning.data.datamodule import audio_config_from_hparams
+from ser_lightning.models.pretrained import weights_from_checkpoint
+
+
+def _refusal(path: Path, err: Exception) -> ValueError:
+    why = " ".join(str(err).split())
+    if "Unsupported global" in why or "weights_only" in why.lower():
+        start = why.find("Unsupported global")
+        detail = why[start:start + 160] if start >= 0 else why[:160]
+        return ValueError(
+            f"{path}: refusing to load: the checkpoint's pickle names code, not only tensors and plain values "
+            f"({detail}); loading it could run that code. Load only checkpoints from a source you trust"
+        )
+    return ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}: {why[:160]})")
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint file without running pickled code (``torch.load(..., weights_only=True)``).
+
+    Args:
+        path: A ``.ckpt``/``.pt`` file.
+        map_location: Where tensors go (default CPU).
+
+    Returns:
+        The checkpoint dictionary.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the pickle refers to code (a class or function beyond tensors and plain containers), or
+            the file is not a checkpoint; one line naming the file.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError) as err:
+        raise _refusal(path, err) from None
+
+
+def load_classifier(path: str | Path, map_location: str | torch.device = "cpu"):
+    """``SERClassifier.load_from_checkpoint`` with ``weights_only=True`` and no pretrained-weight fetching.
+
+    The checkpoint is first read with :func:`read_checkpoint` (so a malicious one fails with one line before
+    Lightning touches it), then rebuilt by Lightning from the same file.
+
+    Args:
+        path: A checkpoint written by ``train.py``.
+        map_location: Where tensors go.
+
+    Returns:
+        The ``SERClassifier`` in eval mode.
+
+    Raises:
+        FileNotFoundError, ValueError: see :func:`read_checkpoint`.
+    """
+    from ser_lightning.modules.classifier import SERClassifier
+
+    read_checkpoint(path, map_location="cpu")
+    with weights_from_checkpoint():
+        model = SERClassifier.load_from_checkpoint(Path(path).expanduser(), map_location=map_location,
+                                                   weights_only=True)
+    return model.eval()
+
+
+def stored_datamodule_hparams(ckpt_path: str | Path) -> dict[str, Any]:
+    """The datamodule settings a ``train.py`` checkpoint stores (``datamodule_hyper_parameters``).
+
+    Args:
+        ckpt_path: A Lightning checkpoint written by ``train.py``.
+
+    Returns:
+        The ``SERDataModule`` hyper-parameters (audio settings, corpora, label set, split).
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: if the checkpoint holds no datamodule settings, or it is unsafe (see :func:`read_checkpoint`).
+    """
+    path = Path(ckpt_path).expanduser()
+    stored = read_checkpoint(path)
+    hp = dict(stored.get("datamodule_hyper_parameters") or {})
+    if not hp:
+        raise ValueError(f"{path}: checkpoint holds no datamodule settings (was it written by train.py?)")
+    return hp
+
+
+class ProbabilityModel(nn.Module):
+    """Frontend + network + softmax of a :class:`~ser_lightning.modules.classifier.SERClassifier`.
+
+    Args:
+        frontend: The classifier's feature frontend (waveform → features).
+        network: The classifier's network (features → logits).
+
+    Shapes:
+        ``(batch, num_samples)`` float32 waveform → ``(batch, n_classes)`` float32 probabilities
+        (rows sum to 1).
+    """
+
+    def __init__(self, frontend: nn.Module, network: nn.Module) -> None:
+        super().__init__()
+        self.frontend = frontend
+        self.network = network
+
+    @classmethod
+    def from_classifier(cls, classifier: nn.Module) -> ProbabilityModel:
+        """Wrap a classifier's ``frontend`` and ``network`` (shared, not copied), in eval mode."""
+        return cls(classifier.frontend, classifier.network).eval()
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Class probabilities ``(batch, n_classes)`` from waveforms ``(batch, num_samples)``."""
+        return torch.softmax(self.network(self.frontend(waveform)).float(), dim=-1)
+
+
+def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[nn.Module, AudioConfig]:
+    """Load a ``train.py`` checkpoint: the classifier (eval mode) and its audio preprocessing.
+
+    Args:
+        path: Lightning checkpoint of a ``SERClassifier`` written by ``train.py``.
+        map_location: Device the weights are loaded onto.
+
+    Returns:
+        ``(classifier, audio_cfg)``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the checkpoint holds no datamodule settings, or its classifier's clip length
+            (``num_samples``) differs from the datamodule's ``sample_rate × duration_s``.
+    """
+    path = Path(path).expanduser()
+    dm_hp = stored_datamodule_hparams(path)
+    audio_cfg = audio_config_from_hparams(dm_hp)
+    model = load_classifier(path, map_location=map_location)
+    num_samples = model.hparams.get("num_samples")
+    if num_samples and int(num_samples) != audio_cfg.num_samples:
+        raise ValueError(f"ckpt_path={path}: model num_samples={num_samples} differs from the datamodule's "
+                         f"{audio_cfg.num_samples} (sample_rate {audio_cfg.sample_rate} Hz × {audio_cfg.duration_s} s)")
+    return model, audio_cfg

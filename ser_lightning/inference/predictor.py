@@ -1,0 +1,580 @@
+"""Classify the emotion of audio files with a trained model (the library behind ``predict.py``).
+
+``python predict.py ckpt_path=MODEL input=FILE_OR_DIR [hop_s=1.5] [trim_silence=true] [output=DIR]``
+
+``MODEL`` is a ``train.py`` checkpoint (``.ckpt``, run with PyTorch), or a file written by
+``export.py``: ``.onnx`` (run with ONNX Runtime) or ``.torchscript.pt`` (TorchScript); the
+exported files read their labels and preprocessing from the model card next to them
+(``<name>.card.json``) or, without it, from the card embedded in the file.
+
+Every file goes through the checkpoint's own preprocessing, built from
+:mod:`ser_lightning.data.audio` (the functions that decoded the training data): any format
+soundfile or PyAV (.m4a, .mp4, .webm) reads, channels averaged to mono, resampled with soxr (HQ) to the model's rate,
+optionally silence-trimmed (energy-based, leading and trailing). The clip is then cut into
+windows of the model's training duration, every ``hop_s`` seconds, the last window aligned with
+the end of the file (so every sample is covered and no window is padded unless the whole file is
+shorter than one window); each window is normalised like a training clip (peak/RMS) and a file
+shorter than a window is padded the training way. A file's label is the arg-max of the mean of its
+windows' probabilities. For a file no longer than one window this is exactly
+:func:`ser_lightning.data.audio.load_clip`, i.e. what the model saw in training.
+
+Outputs (:func:`write_outputs`; ``predict.py`` also prints a table): in ``output`` (default: the run directory
+``outputs/predict/<timestamp>/``) ``predictions.json`` (per file, with every window),
+``predictions.csv`` (one row per file) and ``windows.csv`` (one row per window).
+
+Bad files (unreadable, empty, shorter than 25 ms, NaN/inf samples, all-silent) get
+``status=error`` and a one-line ``error`` in every output while the other files are classified.
+
+Exit code: 0 when at least one file was classified (failures are listed in the outputs and
+counted in a warning); 1 when no file could be classified, with ``strict=true`` when any file
+failed, or on a configuration error (bad ``ckpt_path``, ``input``, setting, or a model whose labels do
+not match ``labels=``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soxr
+import torch
+
+from ser_lightning.data.audio import (
+    AUDIO_EXTENSIONS,
+    AudioConfig,
+    AudioDecodeError,
+    check_audio,
+    fix_length,
+    normalize,
+    read_audio,
+    trim_silence,
+)
+from ser_lightning.data.labels import LABEL_SETS, canonical_emotion, get_label_set
+from ser_lightning.inference.card import ONNX_CARD_KEY, TS_CARD_FILE, audio_config_from_card
+from ser_lightning.inference.checkpoint import ProbabilityModel, load_checkpoint
+from ser_lightning.inference.runners import OnnxRunner
+
+log = logging.getLogger(__name__)
+
+
+
+class PredictionFailed(ValueError):
+    """No file could be classified (or, with ``strict=true``, some file failed)."""
+
+
+# --------------------------------------------------------------------------------------- model
+@dataclass
+class LoadedModel:
+    """A model ready for prediction, whatever its format.
+
+    Attributes:
+        run: ``(batch, num_samples)`` float32 array → ``(batch, n_classes)`` probabilities.
+        labels: Class names in output order.
+        audio_cfg: Preprocessing the model expects (sample rate Hz, clip length, normalisation...).
+        name: Network name (``model.name``).
+        backend: ``pytorch``, ``torchscript`` or ``onnxruntime``.
+        source: Model file.
+    """
+
+    run: Callable[[np.ndarray], np.ndarray]
+    labels: list[str]
+    audio_cfg: AudioConfig
+    name: str
+    backend: str
+    source: str
+
+
+def _torch_device(device: str) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"device={device!r} is not a torch device (cpu, cuda, cuda:1, ...)") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r}: no CUDA device is available here; use device=cpu")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return dev
+
+
+def _torch_runner(module: Any, device: torch.device) -> Callable[[np.ndarray], np.ndarray]:
+    def run(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            probs = module(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device))
+        return probs.float().cpu().numpy()
+
+    return run
+
+
+def _card_path(model_path: Path) -> Path:
+    name = model_path.name
+    for suffix in (".torchscript.pt", ".onnx", ".pt"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return model_path.with_name(f"{name}.card.json")
+
+
+def load_model(path: str | Path, device: str = "cpu", card: str | Path | None = None) -> LoadedModel:
+    """Load a checkpoint or an exported model for prediction.
+
+    Args:
+        path: ``train.py`` checkpoint (``.ckpt``), ONNX (``.onnx``) or TorchScript (``.pt``) file.
+        device: ``cpu`` (default) or a CUDA device (``cuda``, ``cuda:0``).
+        card: Model card JSON of an exported model; ``None`` = ``<name>.card.json`` next to it,
+            else the card embedded in the file.
+
+    Returns:
+        The :class:`LoadedModel`.
+
+    Raises:
+        FileNotFoundError: the model or the given card does not exist.
+        ValueError: unknown file type, unusable checkpoint, no model card, or a device that is
+            not available.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt_path={path}: no such model file")
+    dev = _torch_device(device)
+    suffix = path.suffix.lower()
+    if suffix == ".ckpt":
+        classifier, audio_cfg = load_checkpoint(path, map_location=str(dev))
+        module = ProbabilityModel.from_classifier(classifier).to(dev)
+        return LoadedModel(_torch_runner(module, dev), list(classifier.class_names), audio_cfg,
+                           str(classifier.hparams["model"].get("name")), "pytorch", str(path))
+    if suffix not in (".onnx", ".pt"):
+        raise ValueError(f"ckpt_path={path}: unknown model file type {suffix!r}; expected .ckpt (train.py), "
+                         ".onnx or .torchscript.pt (export.py)")
+    card_file = Path(card).expanduser() if card else _card_path(path)
+    if card and not card_file.is_file():
+        raise FileNotFoundError(f"card={card_file}: no such model card")
+    embedded: str | None = None
+    if suffix == ".onnx":
+        providers = ["CPUExecutionProvider"]
+        if dev.type == "cuda":
+            import onnxruntime as ort
+
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise ValueError(f"device={device!r}: this onnxruntime has no CUDAExecutionProvider; use device=cpu")
+            providers = [("CUDAExecutionProvider", {"device_id": dev.index or 0}), "CPUExecutionProvider"]
+        runner = OnnxRunner(path, providers=providers)
+        embedded = runner.metadata().get(ONNX_CARD_KEY)
+        run, backend = runner, "onnxruntime"
+    else:
+        extra = {TS_CARD_FILE: ""}
+        module = torch.jit.load(str(path), map_location=dev, _extra_files=extra).eval()
+        embedded = extra[TS_CARD_FILE] or None
+        run, backend = _torch_runner(module, dev), "torchscript"
+    if card_file.is_file():
+        info = json.loads(card_file.read_text())
+    elif embedded:
+        info = json.loads(embedded)
+    else:
+        raise ValueError(f"ckpt_path={path}: no model card ({card_file} is missing and the file embeds none); "
+                         "pass card=PATH")
+    audio_cfg = audio_config_from_card(info)
+    return LoadedModel(run, list(info["labels"]), audio_cfg, str(info.get("model_name")), backend, str(path))
+
+
+def check_labels(requested: str | Sequence[str] | None, model_labels: Sequence[str], source: str = "") -> None:
+    """Check that a model predicts exactly the requested classes (in any order).
+
+    Args:
+        requested: ``None`` (no check), a label-set name (``ravdess8``, ``ekman7``, ``core6``,
+            ``quad4``) or emotion names in any known spelling (``ANG``, ``fearful``, ...).
+        model_labels: The model's class names.
+        source: Model file, named in the message.
+
+    Raises:
+        ValueError: the class sets differ (the message lists what is missing and what is extra)
+            or a requested name is not a known emotion / label set.
+    """
+    if requested is None:
+        return
+    if isinstance(requested, str):
+        if requested in LABEL_SETS:
+            wanted = list(get_label_set(requested).classes)
+        else:
+            wanted = [canonical_emotion(x, "labels") for x in requested.split(",") if x.strip()]
+    else:
+        wanted = [canonical_emotion(x, "labels") for x in requested]
+    have = [canonical_emotion(x) for x in model_labels]
+    if set(wanted) != set(have):
+        missing = [x for x in wanted if x not in have]
+        extra = [x for x in have if x not in wanted]
+        raise ValueError(f"labels={wanted}: model {source} predicts {list(model_labels)} "
+                         f"(requested but not predicted: {missing}; predicted but not requested: {extra})")
+
+
+# --------------------------------------------------------------------------------------- audio
+@dataclass(frozen=True)
+class AudioArray:
+    """In-memory audio to classify (the Python API's ``model.predict(array, sample_rate)``).
+
+    Attributes:
+        samples: ``(time,)`` mono, or ``(frames, channels)`` as soundfile returns it (numpy); a torch tensor
+            ``(channels, time)`` as torchaudio returns it is accepted by :meth:`from_any`.
+        sample_rate: Rate in Hz.
+        name: Shown in results and messages.
+    """
+
+    samples: np.ndarray
+    sample_rate: int
+    name: str = "<array>"
+
+    @classmethod
+    def from_any(cls, samples: Any, sample_rate: int, name: str = "<array>") -> AudioArray:
+        """Normalise a numpy array or torch tensor to float32 ``(frames, channels)``.
+
+        Raises:
+            ValueError: ``sample_rate`` missing or not positive, or more than 2 dimensions.
+        """
+        if sample_rate is None or int(sample_rate) <= 0:
+            raise ValueError(f"{name}: sample_rate (Hz) is required with an array, got {sample_rate!r}")
+        if isinstance(samples, torch.Tensor):
+            x = samples.detach().cpu().float().numpy()
+            x = x[:, None] if x.ndim == 1 else x.T  # torchaudio: (channels, time)
+        else:
+            x = np.asarray(samples, dtype=np.float32)
+            x = x[:, None] if x.ndim == 1 else x
+        if x.ndim != 2:
+            raise ValueError(f"{name}: expected (time,) or (frames, channels) audio, got shape {tuple(x.shape)}")
+        return cls(np.ascontiguousarray(x, dtype=np.float32), int(sample_rate), name)
+
+
+def to_model_rate(audio: np.ndarray, sr: int, sample_rate: int, name: str | Path,
+                  silence_dbfs: float = -60.0) -> tuple[np.ndarray, dict]:
+    """Mono float32 waveform at ``sample_rate`` Hz from ``(frames, channels)`` audio, as training did.
+
+    Mean of the channels, soxr HQ resampling; the all-silent check on the result.
+
+    Args:
+        audio: ``(frames, channels)`` float32 samples at ``sr`` Hz (checked by
+            :func:`~ser_lightning.data.audio.check_audio`).
+        sr: Its rate in Hz.
+        sample_rate: Target rate in Hz.
+        name: File or array name, first in messages.
+        silence_dbfs: Audio whose peak is below this level (dB re full scale) is all-silent.
+
+    Returns:
+        ``(waveform (time,), info)`` with ``info = {"duration_s", "source_sample_rate" (Hz), "channels",
+        "peak_dbfs"}``.
+
+    Raises:
+        AudioDecodeError: too short to resample, or all-silent.
+    """
+    x = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
+    if sr != sample_rate:
+        x = soxr.resample(x, sr, sample_rate, quality="HQ")
+        if len(x) == 0:
+            raise AudioDecodeError(f"{name}: too short to resample ({audio.shape[0]} samples at {sr} Hz)")
+    peak = float(np.max(np.abs(x)))
+    peak_dbfs = 20 * math.log10(peak) if peak > 0 else -math.inf
+    info = {"duration_s": audio.shape[0] / sr, "source_sample_rate": sr, "channels": int(audio.shape[1]),
+            "peak_dbfs": round(peak_dbfs, 2) if math.isfinite(peak_dbfs) else None}
+    if peak_dbfs < silence_dbfs:
+        level = f"{peak_dbfs:.1f} dBFS" if math.isfinite(peak_dbfs) else "digital silence"
+        raise AudioDecodeError(f"{name}: all-silent audio (peak {level} < silence_dbfs={silence_dbfs:g})")
+    return np.ascontiguousarray(x, dtype=np.float32), info
+
+
+def decode_mono(path: str | Path | AudioArray, sample_rate: int, silence_dbfs: float = -60.0) -> tuple[np.ndarray, dict]:
+    """Decode a file (or take an :class:`AudioArray`) to a mono float32 waveform at ``sample_rate`` Hz.
+
+    Same steps as :func:`ser_lightning.data.audio.load_clip` before trimming: decode
+    (:func:`~ser_lightning.data.audio.read_audio`), mean of the channels, soxr HQ resampling
+    (:func:`to_model_rate`).
+
+    Args:
+        path: Audio file in any format :func:`~ser_lightning.data.audio.read_audio` decodes, or an
+            :class:`AudioArray`.
+        sample_rate: Target rate in Hz.
+        silence_dbfs: A file whose peak is below this level (dB re full scale) is all-silent.
+
+    Returns:
+        ``(waveform (time,), info)``; see :func:`to_model_rate`.
+
+    Raises:
+        AudioDecodeError: unreadable/corrupt, empty, shorter than
+            :data:`~ser_lightning.data.audio.MIN_DURATION_S`, NaN/inf samples, too short to resample, or
+            all-silent.
+    """
+    if isinstance(path, AudioArray):
+        audio, sr, name = check_audio(path.samples, path.sample_rate, path.name), path.sample_rate, path.name
+    else:
+        (audio, sr), name = read_audio(path), path
+    return to_model_rate(audio, sr, sample_rate, name, silence_dbfs)
+
+
+def window_starts(n_samples: int, window: int, hop: int) -> list[int]:
+    """Start samples of sliding windows covering a signal.
+
+    Args:
+        n_samples: Signal length in samples.
+        window: Window length in samples.
+        hop: Hop in samples (≥ 1).
+
+    Returns:
+        ``[0]`` when ``n_samples <= window``; else ``0, hop, 2·hop, …`` while the window fits,
+        plus one window ending at the last sample if those do not reach it.
+    """
+    if n_samples <= window:
+        return [0]
+    starts = list(range(0, n_samples - window + 1, hop))
+    if starts[-1] + window < n_samples:
+        starts.append(n_samples - window)
+    return starts
+
+
+def make_window(x: np.ndarray, start: int, cfg: AudioConfig) -> np.ndarray:
+    """One model input: ``cfg.num_samples`` samples from ``start``, normalised and padded as in training.
+
+    Args:
+        x: Mono waveform ``(time,)`` at ``cfg.sample_rate``.
+        start: First sample.
+        cfg: The model's preprocessing (``normalize``, ``target_rms_dbfs``, ``pad_mode``).
+
+    Returns:
+        float32 ``(cfg.num_samples,)``.
+    """
+    seg = normalize(x[start : start + cfg.num_samples], cfg.normalize, cfg.target_rms_dbfs)
+    return fix_length(np.ascontiguousarray(seg, dtype=np.float32), cfg.num_samples, cfg.pad_mode, cfg.crop)
+
+
+def find_audio(inputs: str | Path | Sequence[str | Path], extensions: Iterable[str] | None = None) -> list[tuple[Path, str]]:
+    """The files to classify.
+
+    Args:
+        inputs: A file, a directory (searched recursively) or a list of them.
+        extensions: File name extensions (no dot, any case) taken from directories; ``None`` =
+            every format :func:`~ser_lightning.data.audio.read_audio` decodes. Files named explicitly are always taken.
+
+    Returns:
+        ``[(path, display_name)]`` in sorted order per input; a directory's files are shown
+        relative to it.
+
+    Raises:
+        FileNotFoundError: an input does not exist.
+        ValueError: no input, or no audio file found.
+    """
+    items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs or [])
+    if not items:
+        raise ValueError("input=FILE_OR_DIR is required")
+    exts = {e.lower().lstrip(".") for e in extensions} if extensions else AUDIO_EXTENSIONS
+    found: list[tuple[Path, str]] = []
+    for item in items:
+        p = Path(str(item)).expanduser()
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower().lstrip(".") in exts)
+            found += [(f, str(f.relative_to(p))) for f in files]
+        elif p.is_file():
+            found.append((p, str(item)))
+        else:
+            raise FileNotFoundError(f"input={item}: no such file or directory")
+    if not found:
+        raise ValueError(f"input={[str(i) for i in items]}: no audio files found (extensions {sorted(exts)})")
+    return found
+
+
+# ----------------------------------------------------------------------------------- prediction
+@dataclass
+class _Pending:
+    index: int
+    wave: np.ndarray
+    starts: list[int]
+    probs: list[np.ndarray | None] = field(default_factory=list)
+    offset: int = 0  # samples trimmed off the start (window times are reported in the original file)
+
+
+def predict_files(
+    files: Sequence[tuple[Path, str]],
+    model: LoadedModel,
+    *,
+    hop_s: float | None = None,
+    batch_size: int = 16,
+    trim: bool | None = None,
+    trim_db: float | None = None,
+    silence_dbfs: float = -60.0,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Classify files with sliding windows; bad files become error records, never exceptions.
+
+    Args:
+        files: ``[(path or AudioArray, display_name)]`` (see :func:`find_audio`).
+        model: The :class:`LoadedModel`.
+        hop_s: Hop between windows in seconds, in ``(0, duration_s]``; ``None`` = half the
+            model's clip duration.
+        batch_size: Windows per forward pass (windows of several files share a batch).
+        trim: Trim leading/trailing silence; ``None`` = as the model was trained.
+        trim_db: Trimming threshold in dB below the loudest 25 ms frame; ``None`` = the model's.
+        silence_dbfs: Files whose peak is below this many dBFS are reported as all-silent.
+        progress: Show a progress bar (stderr).
+
+    Returns:
+        One record per file, in input order: ``file``, ``path``, ``status`` (``ok``/``error``),
+        ``error``, ``duration_s`` (the file), ``analysed_s`` (after silence trimming),
+        ``source_sample_rate`` (Hz), ``channels``, ``n_windows``,
+        ``label``, ``confidence``, ``probabilities`` (label → mean window probability) and
+        ``windows`` (``start_s``, ``end_s``, ``label``, ``confidence``, ``probabilities``).
+
+    Raises:
+        ValueError: ``hop_s``, ``batch_size`` or ``trim_db`` out of range; a model whose output
+            width differs from its label count.
+        RuntimeError: the model fails on a batch.
+    """
+    cfg = model.audio_cfg
+    window = cfg.num_samples
+    hop_s = cfg.duration_s / 2 if hop_s is None else float(hop_s)
+    if not 0 < hop_s <= cfg.duration_s:
+        raise ValueError(f"hop_s={hop_s} must be in (0, {cfg.duration_s}] seconds (the model's window duration_s)")
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be at least 1")
+    trim = cfg.trim_silence if trim is None else bool(trim)
+    trim_db = cfg.trim_db if trim_db is None else float(trim_db)
+    if trim_db <= 0:
+        raise ValueError(f"trim_db={trim_db} must be positive (dB below the loudest frame)")
+    hop = max(1, int(round(hop_s * cfg.sample_rate)))
+    records: list[dict[str, Any]] = []
+    pending: list[_Pending] = []
+    queue: list[tuple[_Pending, int]] = []  # (file, window index) not yet computed
+
+    def flush(all_: bool) -> None:
+        while queue and (all_ or len(queue) >= batch_size):
+            chunk, queue[:] = queue[:batch_size], queue[batch_size:]
+            batch = np.stack([make_window(p.wave, p.starts[i], cfg) for p, i in chunk])
+            try:
+                probs = np.asarray(model.run(batch), dtype=np.float64)
+            except Exception as err:  # a model failure is not a per-file problem: stop here
+                raise RuntimeError(f"model {model.source} failed on a batch of shape {batch.shape}: {err}") from err
+            if probs.shape != (len(chunk), len(model.labels)):
+                raise ValueError(f"ckpt_path={model.source}: the model returned shape {probs.shape} for {len(chunk)} windows, "
+                                 f"but its card lists {len(model.labels)} labels")
+            for (p, i), row in zip(chunk, probs):
+                p.probs[i] = row
+        done = [p for p in pending if all(r is not None for r in p.probs)]
+        for p in done:
+            _finish(records[p.index], p, model.labels, cfg.sample_rate, window)
+            pending.remove(p)
+
+    bar, task = None, None
+    if progress:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        bar = Progress(TextColumn("predict"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       console=Console(stderr=True), transient=True)
+        bar.start()
+        task = bar.add_task("files", total=len(files))
+    try:
+        for path, display in files:
+            where = path.name if isinstance(path, AudioArray) else str(Path(path).resolve())
+            rec: dict[str, Any] = {"file": display, "path": where, "status": "ok", "error": "",
+                                   "duration_s": None, "source_sample_rate": None, "channels": None,
+                                   "analysed_s": None, "n_windows": 0, "label": None, "confidence": None,
+                                   "probabilities": None, "windows": []}
+            records.append(rec)
+            try:
+                wave, info = decode_mono(path, cfg.sample_rate, silence_dbfs)
+                rec.update(duration_s=round(info["duration_s"], 4), source_sample_rate=info["source_sample_rate"],
+                           channels=info["channels"])
+                offset = 0
+                if trim:
+                    trimmed = trim_silence(wave, cfg.sample_rate, trim_db)
+                    # trim_silence returns a slice (a view) of its input: its offset is where the kept part starts
+                    if np.shares_memory(trimmed, wave):
+                        offset = (trimmed.ctypes.data - wave.ctypes.data) // wave.itemsize
+                    wave = trimmed
+                rec["analysed_s"] = round(len(wave) / cfg.sample_rate, 4)
+            except AudioDecodeError as err:
+                msg, shown = str(err), path.name if isinstance(path, AudioArray) else str(path)
+                rec.update(status="error", error=msg[len(shown) + 2:] if msg.startswith(f"{shown}: ") else msg)
+                log.warning("%s", msg)
+            else:
+                starts = window_starts(len(wave), window, hop)
+                p = _Pending(len(records) - 1, wave, starts, [None] * len(starts), offset)
+                pending.append(p)
+                queue.extend((p, i) for i in range(len(starts)))
+                flush(all_=False)
+            if bar is not None:
+                bar.advance(task)
+        flush(all_=True)
+    finally:
+        if bar is not None:
+            bar.stop()
+    return records
+
+
+def _finish(rec: dict[str, Any], p: _Pending, labels: list[str], sample_rate: int, window: int) -> None:
+    """Fill a file record from its windows' probabilities (aggregate = mean of the windows)."""
+    probs = np.stack(p.probs)  # (windows, classes)
+    mean = probs.mean(axis=0)
+    n, o = len(p.wave), p.offset
+    rec["n_windows"] = len(p.starts)
+    rec["label"] = labels[int(mean.argmax())]
+    rec["confidence"] = float(mean.max())
+    rec["probabilities"] = {c: float(v) for c, v in zip(labels, mean)}
+    rec["windows"] = [
+        {"start_s": round((o + s) / sample_rate, 4), "end_s": round((o + min(n, s + window)) / sample_rate, 4),
+         "label": labels[int(row.argmax())], "confidence": float(row.max()),
+         "probabilities": {c: float(v) for c, v in zip(labels, row)}}
+        for s, row in zip(p.starts, probs)
+    ]
+
+
+# -------------------------------------------------------------------------------------- outputs
+def write_outputs(records: list[dict[str, Any]], out_dir: str | Path, header: dict[str, Any]) -> dict[str, Path]:
+    """Write ``predictions.json``, ``predictions.csv`` and ``windows.csv``.
+
+    Args:
+        records: Output of :func:`predict_files`.
+        out_dir: Directory (created).
+        header: Model and settings, stored as ``model`` in the JSON.
+
+    Returns:
+        ``{"json", "csv", "windows_csv"}`` paths.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = list(header["labels"])
+    n_ok = sum(r["status"] == "ok" for r in records)
+    doc = {"model": header, "summary": {"files": len(records), "ok": n_ok, "errors": len(records) - n_ok},
+           "files": records}
+    paths = {"json": out / "predictions.json", "csv": out / "predictions.csv", "windows_csv": out / "windows.csv"}
+    paths["json"].write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    cols = ["file", "status", "error", "label", "confidence", "n_windows", "duration_s", "analysed_s",
+            "source_sample_rate", "channels", "path"]
+    with open(paths["csv"], "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(cols + [f"p_{c}" for c in labels])
+        for r in records:
+            probs = r["probabilities"] or {}
+            w.writerow([_fmt(r.get(c)) for c in cols] + [_fmt(probs.get(c)) for c in labels])
+    with open(paths["windows_csv"], "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "window", "start_s", "end_s", "label", "confidence"] + [f"p_{c}" for c in labels])
+        for r in records:
+            for i, win in enumerate(r["windows"]):
+                w.writerow([r["file"], i, win["start_s"], win["end_s"], win["label"], _fmt(win["confidence"])]
+                           + [_fmt(win["probabilities"][c]) for c in labels])
+    return paths
+
+
+def _fmt(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return v
+

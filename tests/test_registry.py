@@ -1,0 +1,108 @@
+"""Model registry: facts carried by each network, the one builder, deprecated names, and an
+old-format checkpoint (written before the networks were renamed) that still loads in eval and predict."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from hydra import compose, initialize_config_dir
+
+import ser_lightning.inference  # noqa: F401  (registers model=ensemble)
+from ser_lightning.models import build_network, is_model, list_models, model_info
+from ser_lightning.models.cnn_blocks import PlainCNN
+from tests.conftest import REPO, make_ravdess, run_script
+
+#: A report001_cnn checkpoint (widths 4-4-8, MFCC + deltas, 1 s clips, 8 classes) written by
+#: train.py before the networks were renamed; model.name in its hyper-parameters is the old name.
+OLD_CKPT = REPO / "tests" / "data" / "old_format_report001_cnn.ckpt"
+OLD_NAMES = {"report000_cnn": "residual_cnn", "report000_bilstm": "attentive_bilstm",
+             "report000_transformer": "cls_transformer", "report000_ensemble": "joint_ensemble",
+             "report001_cnn": "plain_cnn", "report001_parallel_cnn": "parallel_cnn",
+             "report001_cnn_transformer": "cnn_transformer", "report002_cnn": "mfcc_cnn"}
+
+
+def test_models_carry_their_facts():
+    assert model_info("wav2vec2").input_kind == "waveform" and model_info("ensemble").input_kind == "waveform"
+    assert model_info("homebrew_cnn").input_kind == "spectrogram"
+    inception = model_info("inception_v3")
+    assert (inception.default_input_size, inception.min_input_size) == ((299, 299), (75, 75))
+    assert "offline" in inception.pretrained and "offline" not in model_info("vgg16").pretrained
+    assert model_info("mobilenetv3_large_100").default_input_size == (224, 224)
+    assert model_info("plain_cnn").source.startswith("report 001")
+    assert all(model_info(n).source for n in list_models())
+
+
+def test_old_names_are_deprecated_aliases_of_the_same_network():
+    for old, new in OLD_NAMES.items():
+        assert is_model(old) and is_model(new) and old not in list_models() and new in list_models()
+        assert old in list_models(include_deprecated=True)
+        with pytest.warns(FutureWarning, match=f"{old} is deprecated.*model={new}"):
+            assert model_info(old) is model_info(new)
+    assert not is_model("resnet9000")
+    with pytest.raises(ValueError, match="not a registered model"):
+        model_info("resnet9000")
+
+
+def test_builder_gives_a_waveform_network_the_raw_frontend_and_fits_a_backbones_geometry():
+    features = {"name": "logmel", "sample_rate": 16000, "n_mels": 64, "n_fft": 1024, "hop_length": 256}
+    frontend, _ = build_network({"name": "wav2vec2", "config": "tiny"}, features, 4, 16000)
+    assert type(frontend).__name__ == "RawFrontend"
+    frontend, net = build_network({"name": "efficientnet_lite0", "input_size": [64, 48]}, features, 4, 16000)
+    assert tuple(frontend(torch.zeros(1, 16000)).shape) == (1, 1, 64, 48) and net.input_size == (64, 48)
+    frontend, _ = build_network({"name": "homebrew_cnn"}, features, 4, 16000)
+    assert tuple(frontend(torch.zeros(1, 16000)).shape) == (1, 1, 64, 63)  # the features group's own geometry
+    with pytest.raises(ValueError, match="contradicts"):
+        build_network({"name": "homebrew_cnn", "input": "waveform"}, features, 4, 16000)
+
+
+@pytest.mark.parametrize("old", ["report001_cnn", "report000_ensemble"])
+def test_old_model_config_names_still_compose(old):
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[f"model={old}"])
+        new = compose("train", overrides=[f"model={OLD_NAMES[old]}"])
+    assert cfg.model.name == old and {**cfg.model, "name": None} == {**new.model, "name": None}
+
+
+@pytest.fixture(scope="module")
+def old_data(tmp_path_factory) -> Path:
+    return make_ravdess(tmp_path_factory.mktemp("old"), actors=range(1, 7), statements=(1,))
+
+
+def test_old_checkpoint_loads_with_a_warning():
+    from ser_lightning.inference.checkpoint import load_checkpoint
+
+    assert OLD_CKPT.is_file() and OLD_CKPT.stat().st_size < 400_000
+    stored = torch.load(OLD_CKPT, map_location="cpu", weights_only=True)
+    assert stored["hyper_parameters"]["model"]["name"] == "report001_cnn"
+    with pytest.warns(FutureWarning, match="report001_cnn is deprecated"):
+        model, audio = load_checkpoint(OLD_CKPT)
+    assert isinstance(model.network, PlainCNN) and audio.num_samples == 16000
+    for key, value in stored["state_dict"].items():  # every stored weight went back in place
+        assert torch.equal(model.state_dict()[key], value), key
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.randn(2, 16000) * 0.1), -1)
+    assert torch.allclose(probs.sum(-1), torch.ones(2))
+
+
+def test_old_checkpoint_runs_in_eval_and_predict(old_data, tmp_path):
+    r = run_script("eval.py", f"ckpt_path={OLD_CKPT}", f"data.root={old_data}", f"data.cache_dir={tmp_path / 'c'}",
+                   "split=test", cwd=tmp_path / "eval")
+    assert r.returncode == 0, r.stderr[-3000:]
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["n"] == 16 and 0.0 <= metrics["ua"] <= 1.0  # 2 test speakers x 8 emotions
+    wav = tmp_path / "in.wav"
+    sf.write(wav, (0.3 * np.sin(2 * np.pi * 220 * np.arange(24000) / 16000)).astype(np.float32), 16000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = run_script("predict.py", f"ckpt={OLD_CKPT}", f"input={wav}", f"output={tmp_path / 'p'}", "progress=false",
+                       cwd=tmp_path / "pred")
+    assert r.returncode == 0, r.stderr[-3000:]
+    doc = json.loads((tmp_path / "p" / "predictions.json").read_text())
+    (rec,) = doc["files"]
+    assert rec["status"] == "ok" and rec["label"] in doc["model"]["labels"] and len(doc["model"]["labels"]) == 8
