@@ -6,9 +6,9 @@ from omegaconf import DictConfig
 
 @hydra.main(config_path="conf", config_name="cross_corpus", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    """Hydra entry point; see :func:`ser_lightning.evaluation.cross_corpus.run_cross_corpus`."""
+    """Hydra entry point; see :func:`ser_lightning.cli.cross_corpus.run_cross_corpus`."""
     from ser_lightning.cli.common import run_cli
-    from ser_lightning.evaluation.cross_corpus import run_cross_corpus
+    from ser_lightning.cli.cross_corpus import run_cross_corpus
 
     run_cli(run_cross_corpus, cfg)
 

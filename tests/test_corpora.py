@@ -18,9 +18,8 @@ from ser_lightning.data.corpora import (
     parse_ravdess,
     parse_savee,
     parse_tess,
-    scan_corpora,
-    scan_corpus,
 )
+from ser_lightning.data.scan import scan_corpora, scan_corpus
 
 
 def clip(path: Path, sample_rate: int = 16000) -> Path:

@@ -16,8 +16,8 @@ from ser_lightning.data.corpora import (
     parse_jlcorpus,
     parse_msppodcast,
     parse_shemo,
-    scan_corpus,
 )
+from ser_lightning.data.scan import scan_corpus
 from tests.test_corpora import by_name, clip
 
 

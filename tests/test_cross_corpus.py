@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from ser_lightning.evaluation.cross_corpus import present_corpora, scorable_scores, training_sets
+from ser_lightning.cli.cross_corpus import present_corpora, scorable_scores, training_sets
 from tests.conftest import make_ravdess, run_script
 from tests.test_unknown_labels import make_emodb
 

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from ser_lightning.data.corpora import scan_corpus
+from ser_lightning.data.scan import scan_corpus
 from tests.conftest import run_script
 
 pytestmark = pytest.mark.real_data

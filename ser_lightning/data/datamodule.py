@@ -25,9 +25,9 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ser_lightning.data.audio import AudioConfig
 from ser_lightning.data.cache import CachedWaves, build_or_load
-from ser_lightning.data.corpora import scan_corpora
 from ser_lightning.data.labels import VOCABULARY, class_counts, get_label_set
 from ser_lightning.data.manifest import Utterance
+from ser_lightning.data.scan import scan_corpora
 from ser_lightning.data.splits import SPLITS, assign_splits
 from ser_lightning.features.augment import build_spec_augment, build_wave_augment
 
