@@ -49,6 +49,7 @@ def test_fast_dev_run_in_bf16_mixed_on_cpu(name, tiny_ravdess, tmp_path, request
     dm.prepare_data()
     dm.setup("fit")
     model = build_module(cfg, dm)
+    dm.set_frontend(model.frontend)
     trainer = pl.Trainer(accelerator="cpu", devices=1, precision="bf16-mixed", fast_dev_run=True, logger=False,
                          enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path))
     if name == "ensemble":  # a checkpoint ensemble is not trained: it is evaluated (eval.py)
