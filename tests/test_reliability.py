@@ -97,7 +97,7 @@ def test_unknown_override_key_is_named_and_appended_ones_list_the_valid_keys():
         (["augment.wave.noise_snr_db=[30,15]"], "augment.wave.noise_snr_db=[30, 15] is reversed"),
         (["features.n_mels=600"], "features.n_mels=600 is larger than the n_fft // 2 + 1 = 513"),
         (["model=inception_v3", "model.input_size=[32,32]"], "model.input_size=[32, 32] is smaller than inception_v3's minimum"),
-        (["data.corpora=[nope]"], "unknown corpus 'nope'; choose one of ['cremad', 'ravdess', 'savee', 'tess']"),
+        (["data.corpora=[nope]"], "unknown corpus 'nope'; choose one of ['aesdd', 'cafe', 'cremad', 'emodb'"),
         (["data.label_set=nope"], "data.label_set='nope' is not a known label set; choose one of ['ravdess8'"),
         (["+model.nope=1"], "model.nope is not a setting of model (homebrew_cnn); valid settings: ['widths'"),
         (["+augment.spec.nope=1"], "augment.spec.nope is not a setting of augment.spec"),

@@ -143,10 +143,10 @@ def evaluate_on_corpus(cfg: DictConfig, ckpt: str | Path, target: str, out_dir: 
     Returns:
         The table row fields: scores (:func:`scorable_scores`) and ``unscorable`` (clips).
     """
-    from ser_lightning.cli.common import build_trainer, stored_datamodule_hparams
+    from ser_lightning.cli.common import build_trainer
     from ser_lightning.cli.eval import eval_data_settings
     from ser_lightning.data.datamodule import SERDataModule
-    from ser_lightning.modules.classifier import SERClassifier
+    from ser_lightning.inference.checkpoint import load_classifier, stored_datamodule_hparams
 
     stored = stored_datamodule_hparams(ckpt)
     data = OmegaConf.to_container(cfg.data, resolve=True)
@@ -157,7 +157,8 @@ def evaluate_on_corpus(cfg: DictConfig, ckpt: str | Path, target: str, out_dir: 
     dm = SERDataModule(**{**settings, "test_split": cfg.cross.get("target_split", "all"), "run_dir": str(out_dir),
                           "progress": False})
     dm.setup("test")
-    model = SERClassifier.load_from_checkpoint(ckpt, map_location="cpu")
+    model = load_classifier(ckpt, map_location="cpu")
+    dm.set_frontend(model.frontend)
     trainer = build_trainer(cfg, callbacks=[], logger=False, devices=1, num_nodes=1, strategy="auto",
                             sync_batchnorm=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.test(model, datamodule=dm, verbose=False)
