@@ -105,3 +105,21 @@ def test_emobox_preset_composes_and_splits_generated_ravdess_into_emobox_groups(
         bad = compose("train", overrides=["folds=emobox_ravdess", "data.fold=6"])
     with pytest.raises(ValueError, match=r"data.fold=6 must be an integer in 0..5 \(6 groups in data.speaker_folds\)"):
         validate_config(bad)
+
+
+def test_make_cv_emobox_runs_the_preset_over_six_folds():
+    import re
+    import shlex
+
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    recipe = re.search(r"^cv-emobox:.*\n\t\$\(PY\) train\.py (.*) \$\(ARGS\)$", (REPO / "Makefile").read_text(), re.M)
+    assert recipe, "Makefile has no cv-emobox target running train.py"
+    args = [a for a in shlex.split(recipe.group(1)) if a != "-m"]
+    jobs = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(args), max_batch_size=None)[0]
+    assert len(jobs) == 6
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        folds = [compose("train", overrides=list(job)).data for job in jobs]
+    assert [f.fold for f in folds] == list(range(6)) and all(f.split == "kfold" for f in folds)
+    assert [list(g) for g in folds[0].speaker_folds] == EMOBOX_RAVDESS
