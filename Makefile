@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lock train cv test lint data bench bench-zoo bench-latency clean
+.PHONY: install lock train cv cv-emobox test lint data bench bench-zoo bench-latency clean
 
 install: $(STAMP)
 
@@ -35,6 +35,11 @@ train: install
 ## as test folds); summary.csv / summary.md land in the sweep directory.
 cv: install
 	$(PY) train.py -m data.split=kfold 'data.fold=range(0,6)' $(ARGS)
+
+## The same 6-fold cross-validation on EmoBox's RAVDESS actor groups (conf/folds/emobox_ravdess.yaml: test actors
+## 1/11/20/21, 4/10/12/14, 8/9/19/23, 3/5/7/24, 2/15/16/18, 6/13/17/22), for rows comparable with EmoBox.
+cv-emobox: install
+	$(PY) train.py -m folds=emobox_ravdess 'data.fold=range(0,6)' $(ARGS)
 
 ## Fast CPU test suite (generated audio + one real-RAVDESS integration test if SER_DATA_DIR is set).
 test: install

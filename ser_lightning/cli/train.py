@@ -2,7 +2,8 @@
 
 The run directory (Hydra's output dir) ends up holding ``.hydra/`` (composed config and
 overrides), ``config_resolved.yaml``, ``split.csv``, ``skipped.csv``, ``class_counts.csv``,
-``checkpoints/best.ckpt`` and ``last.ckpt``, ``csv/metrics.csv`` (per-epoch log),
+``checkpoints/best.ckpt`` and ``last.ckpt``, ``csv/metrics.csv`` (per-epoch log), ``curves.png``
+(loss and UA per epoch, train and validation, drawn from that log after ``fit``),
 ``metrics.json`` (test UA, WA, macro-F1, per-class recall, confusion matrix, label names) and
 ``confusion_matrix.png``.
 
@@ -35,6 +36,7 @@ from ser_lightning.cli.common import (
 )
 from ser_lightning.cli.validate import validate_config
 from ser_lightning.evaluation.report import collect_metrics, write_metrics
+from ser_lightning.evaluation.results import plot_curves
 from ser_lightning.hardware import describe_trainer
 from ser_lightning.inference.checkpoint import read_checkpoint
 from ser_lightning.modules.classifier import SERClassifier
@@ -143,6 +145,29 @@ def _tester(cfg: DictConfig, trainer: pl.Trainer) -> pl.Trainer:
     return tester
 
 
+def write_curves(trainer: pl.Trainer, out_dir: Path, title: str = "") -> Path | None:
+    """Draw ``<out_dir>/curves.png`` from the trainer's CSV log (``logger=csv``, the default).
+
+    Args:
+        trainer: The trainer after ``fit``.
+        out_dir: The run directory.
+        title: Figure title.
+
+    Returns:
+        The PNG path, or ``None`` (logged) without a CSV logger or per-epoch values.
+    """
+    from lightning.pytorch.loggers import CSVLogger
+
+    logs = [Path(lg.log_dir) / "metrics.csv" for lg in trainer.loggers if isinstance(lg, CSVLogger)]
+    if not logs or not logs[0].is_file():
+        log.info("no CSV training log (logger=csv): no curves.png")
+        return None
+    path = plot_curves(logs[0], out_dir / "curves.png", title=title)
+    if path:
+        log.info("training curves: %s", path)
+    return path
+
+
 def train(cfg: DictConfig) -> float | None:
     """Train and test one configuration.
 
@@ -194,6 +219,7 @@ def train(cfg: DictConfig) -> float | None:
         spawned = _spawned(trainer)
         if spawned:
             _restore_best_score(trainer)
+        write_curves(trainer, out_dir, title=f"{cfg.model.name}: {out_dir.name}")
         # ddp_spawn: the workers' epoch count and timings do not come back to this process.
         epochs = None if spawned else int(trainer.current_epoch)
         fit_metrics = dict(trainer.callback_metrics)

@@ -104,7 +104,12 @@ def _check_data(data: dict[str, Any], augment: dict[str, Any]):
         raise ValueError(f"data.cache_dtype={hp.cache_dtype!r} is not one of {list(CACHE_DTYPES)}")
     if hp.split not in SPLIT_MODES:
         raise ValueError(f"data.split={hp.split!r} is not one of {list(SPLIT_MODES)}")
-    if hp.split == "kfold":
+    groups = hp.get("speaker_folds")
+    if hp.split == "kfold" and groups is not None:  # their shape was checked by the constructor
+        if not isinstance(hp.fold, int) or isinstance(hp.fold, bool) or not 0 <= hp.fold < len(groups):
+            raise ValueError(f"data.fold={hp.fold} must be an integer in 0..{len(groups) - 1} "
+                             f"({len(groups)} groups in data.speaker_folds)")
+    elif hp.split == "kfold":
         if not isinstance(hp.n_folds, int) or hp.n_folds < 2:
             raise ValueError(f"data.n_folds={hp.n_folds} must be an integer of at least 2")
         if not isinstance(hp.fold, int) or not 0 <= hp.fold < hp.n_folds:

@@ -28,7 +28,7 @@ from ser_lightning.data.cache import CachedWaves, build_or_load
 from ser_lightning.data.labels import VOCABULARY, class_counts, get_label_set
 from ser_lightning.data.manifest import Utterance
 from ser_lightning.data.scan import scan_corpora
-from ser_lightning.data.splits import SPLITS, assign_splits
+from ser_lightning.data.splits import SPLITS, assign_splits, check_speaker_folds
 from ser_lightning.features.augment import build_spec_augment, build_wave_augment
 
 log = logging.getLogger(__name__)
@@ -170,6 +170,10 @@ class SERDataModule(pl.LightningDataModule):
         split: ``speaker``/``kfold``/``random``/``partition``/``session`` (see
             :mod:`ser_lightning.data.splits`).
         fold, n_folds, val_speakers, test_speakers, val_frac, test_frac: split settings.
+        speaker_folds: With ``split=kfold``: explicit speaker groups, one test fold each (e.g.
+            EmoBox's RAVDESS actor groups, ``folds=emobox_ravdess``), speakers named as the corpus
+            names them (``[[1, 11, 20, 21], [4, 10, 12, 14], ...]``); ``None``: ``n_folds``
+            contiguous folds (:func:`~ser_lightning.data.splits.resolve_speaker_folds`).
         seed: Split seed.
         batch_size: Items per batch. num_workers: DataLoader workers.
         pin_memory: Pin host memory for faster host-to-GPU copies: ``true``, ``false`` or ``"auto"``
@@ -211,6 +215,7 @@ class SERDataModule(pl.LightningDataModule):
         split: str = "speaker",
         fold: int | None = None,
         n_folds: int = 6,
+        speaker_folds: list[list[int | str]] | None = None,
         val_speakers: int = 4,
         test_speakers: int = 4,
         val_frac: float = 0.1,
@@ -245,6 +250,11 @@ class SERDataModule(pl.LightningDataModule):
             raise ValueError(f"data.batch_size={batch_size} must be at least 1")
         if num_workers < 0:
             raise ValueError(f"data.num_workers={num_workers} must be 0 (load in the main process) or more")
+        if speaker_folds is not None:
+            check_speaker_folds(speaker_folds)
+            if split != "kfold":
+                raise ValueError(f"data.speaker_folds is set but data.split={split}: speaker groups are the test folds "
+                                 "of data.split=kfold")
         if pin_memory not in (True, False, "auto"):
             raise ValueError(f"data.pin_memory={pin_memory!r} must be true, false or auto")
         augment = augment or {}
@@ -354,6 +364,7 @@ class SERDataModule(pl.LightningDataModule):
             self.utterances, self.labels.tolist(), mode=hp.split, seed=hp.seed,
             val_speakers=hp.val_speakers, test_speakers=hp.test_speakers, fold=hp.fold,
             n_folds=hp.n_folds, val_frac=hp.val_frac, test_frac=hp.test_frac,
+            speaker_groups=hp.get("speaker_folds"),
         )
         assign = np.asarray(self.assignment)
         waves_path = self.cache.directory / "waves.npy"

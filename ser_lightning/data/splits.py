@@ -7,6 +7,11 @@ Modes (``data.split``):
 * ``kfold`` – fold ``data.fold`` of ``data.n_folds`` contiguous speaker folds is the test set
   (RAVDESS, 6 folds: actors 1–4, 5–8, …, 21–24); ``val_speakers`` of the remaining speakers,
   drawn with the seed, validate. ``n_folds`` = number of speakers gives leave-one-speaker-out.
+  With ``data.speaker_folds`` (a list of speaker groups, e.g. EmoBox's RAVDESS actor groups,
+  ``folds=emobox_ravdess``) group ``data.fold`` is the test set instead and ``n_folds`` is
+  unused; validation speakers still come from that fold's training speakers only. Speakers are
+  named as the corpus names them (RAVDESS actor ``1`` or ``"01"``) or by their full id
+  (``ravdess_01``); see :func:`resolve_speaker_folds`.
 * ``random`` – stratified random split of files. Speakers leak between sets: a warning is logged.
 * ``partition`` – the corpus's own partition, ``fields["partition"]`` (MSP-Podcast's
   ``Split_Set``, EmoBox's official fold ``data.fold``): ``train``, ``val``, ``test``; any other
@@ -24,6 +29,7 @@ import random
 import re
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -61,6 +67,98 @@ def speaker_folds(speakers: Sequence[str], n_folds: int) -> list[list[str]]:
     return [list(f) for f in np.array_split(np.array(ordered, dtype=object), n_folds)]
 
 
+def _local_name(speaker: str, corpus: str) -> str:
+    """The corpus's own name of a speaker id: ``ravdess_01`` → ``01`` (ids are ``<corpus>_<name>``)."""
+    prefix = f"{corpus}_"
+    return speaker[len(prefix):] if corpus and speaker.startswith(prefix) else speaker
+
+
+def _matches(name: str, speaker: str, corpus: str) -> bool:
+    """Whether config name ``name`` denotes speaker id ``speaker``: the full id, the corpus's own
+    name, or the same number (``1`` denotes RAVDESS actor ``01``)."""
+    local = _local_name(speaker, corpus)
+    if name in (speaker, local):
+        return True
+    return name.isdigit() and local.isdigit() and int(name) == int(local)
+
+
+def check_speaker_folds(groups: Any, setting: str = "data.speaker_folds") -> None:
+    """Check the shape of speaker groups without the corpus (see :func:`resolve_speaker_folds`).
+
+    Raises:
+        ValueError: not a list of at least two non-empty lists of speaker names (numbers or
+            strings); the message names ``setting``.
+    """
+    if isinstance(groups, (str, bytes)) or not isinstance(groups, Sequence) or len(groups) < 2 or any(
+            isinstance(g, (str, bytes)) or not isinstance(g, Sequence) or not g for g in groups):
+        raise ValueError(f"{setting}={_show(groups)} must be a list of at least two non-empty speaker lists, "
+                         "e.g. [[1, 11, 20, 21], [4, 10, 12, 14]]")
+    for k, group in enumerate(groups):
+        for name in group:
+            if isinstance(name, bool) or not isinstance(name, (int, str)):
+                raise ValueError(f"{setting}: {name!r} in group {k} is not a speaker name (a number or a string)")
+
+
+def _show(value: Any) -> str:
+    try:
+        from omegaconf import OmegaConf
+
+        return repr(OmegaConf.to_container(value)) if OmegaConf.is_config(value) else repr(value)
+    except ImportError:  # pragma: no cover
+        return repr(value)
+
+
+def resolve_speaker_folds(groups: Sequence[Sequence[str | int]], speakers: dict[str, str],
+                          setting: str = "data.speaker_folds") -> list[list[str]]:
+    """Turn speaker groups as written in the config into lists of speaker ids.
+
+    A name matches a speaker id when it is the full id (``ravdess_01``), the corpus's own name of
+    the speaker (the id without its ``<corpus>_`` prefix: ``01``, ``Ses01F``, ``1001``), or the
+    same number (``1`` matches actor ``01``).
+
+    Args:
+        groups: At least two non-empty lists of speaker names (``int`` or ``str``).
+        speakers: Every speaker id of the corpus → its corpus name (``{"ravdess_01": "ravdess"}``).
+        setting: Config setting named in error messages.
+
+    Returns:
+        One list of speaker ids per group, in the given order.
+
+    Raises:
+        ValueError: not a list of at least two non-empty lists; a name that matches no speaker
+            of the corpus, or several (two corpora with an actor ``01``: give the full id); a
+            speaker in two groups. Speakers in no group are not an error: they always train
+            (or validate) and are logged.
+    """
+    check_speaker_folds(groups, setting)
+    ordered = sorted(speakers, key=_natural_key)
+    out: list[list[str]] = []
+    where: dict[str, int] = {}
+    for k, group in enumerate(groups):
+        ids = []
+        for name in group:
+            hits = [s for s in ordered if _matches(str(name), s, speakers[s])]
+            if not hits:
+                shown = ", ".join(ordered[:6]) + (", ..." if len(ordered) > 6 else "")
+                raise ValueError(f"{setting}: speaker {name!r} of group {k} is not a speaker of the corpus "
+                                 f"({len(ordered)} speakers: {shown})")
+            if len(hits) > 1:
+                raise ValueError(f"{setting}: speaker {name!r} of group {k} is ambiguous ({', '.join(hits)}); "
+                                 "give the full speaker id")
+            sid = hits[0]
+            if sid in where:
+                raise ValueError(f"{setting}: speaker {sid} is in group {where[sid]} and group {k}; "
+                                 "each speaker may be in one group only")
+            where[sid] = k
+            ids.append(sid)
+        out.append(ids)
+    outside = [s for s in ordered if s not in where]
+    if outside:
+        log.warning("%s: %d speaker(s) in no group always train or validate, never test: %s", setting,
+                    len(outside), outside)
+    return out
+
+
 def _balanced_draw(candidates: Sequence[str], k: int, gender: dict[str, str | None], rng: random.Random) -> list[str]:
     """Draw k speakers, alternating genders where known."""
     groups: dict[str | None, list[str]] = defaultdict(list)
@@ -88,6 +186,7 @@ def assign_splits(
     n_folds: int = 6,
     val_frac: float = 0.1,
     test_frac: float = 0.2,
+    speaker_groups: Sequence[Sequence[str | int]] | None = None,
 ) -> list[str]:
     """Assign every utterance to ``"train"``, ``"val"`` or ``"test"``.
 
@@ -98,19 +197,26 @@ def assign_splits(
         seed: Seed; the same seed and inputs give the same split.
         val_speakers: Validation speakers (``speaker`` and ``kfold``).
         test_speakers: Test speakers (``speaker``).
-        fold: Test fold index for ``kfold``, 0 … ``n_folds - 1``.
-        n_folds: Number of speaker folds for ``kfold``.
+        fold: Test fold index for ``kfold``, 0 … ``n_folds - 1`` (0 … number of groups − 1 with
+            ``speaker_groups``).
+        n_folds: Number of contiguous speaker folds for ``kfold`` (unused with ``speaker_groups``).
         val_frac: Validation fraction for ``random``.
         test_frac: Test fraction for ``random``.
+        speaker_groups: ``data.speaker_folds``: explicit speaker groups for ``kfold``, named as
+            :func:`resolve_speaker_folds` reads them; ``None`` for contiguous folds.
 
     Returns:
         One split name per utterance (``"unused"`` for a ``partition`` the split does not use).
 
     Raises:
-        ValueError: unknown mode, a fold out of range, or too few speakers for the request.
+        ValueError: unknown mode, a fold out of range, too few speakers for the request, speaker
+            groups with another mode than ``kfold``, or bad groups (:func:`resolve_speaker_folds`).
     """
     if mode not in SPLIT_MODES:
         raise ValueError(f"data.split={mode!r} is not one of {list(SPLIT_MODES)}")
+    if speaker_groups is not None and mode != "kfold":
+        raise ValueError(f"data.speaker_folds is set but data.split={mode}: speaker groups are the test folds of "
+                         "data.split=kfold")
     if mode == "partition":
         return _partition_splits(utterances, labels, seed, val_speakers, val_frac)
     if mode == "session":
@@ -140,9 +246,15 @@ def assign_splits(
     gender = {u.speaker: u.gender for u in utterances}
     speakers = sorted(gender, key=_natural_key)
     if mode == "kfold":
-        folds = speaker_folds(speakers, n_folds)
-        if fold is None or not 0 <= fold < n_folds:
-            raise ValueError(f"data.fold={fold} must be an integer in 0..{n_folds - 1} (data.n_folds={n_folds})")
+        if speaker_groups is not None:
+            folds = resolve_speaker_folds(speaker_groups, {u.speaker: u.corpus for u in utterances})
+            if fold is None or isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < len(folds):
+                raise ValueError(f"data.fold={fold} must be an integer in 0..{len(folds) - 1} "
+                                 f"({len(folds)} groups in data.speaker_folds)")
+        else:
+            folds = speaker_folds(speakers, n_folds)
+            if fold is None or not 0 <= fold < n_folds:
+                raise ValueError(f"data.fold={fold} must be an integer in 0..{n_folds - 1} (data.n_folds={n_folds})")
         test = set(folds[fold])
     else:
         if test_speakers < 1 or val_speakers < 1 or test_speakers + val_speakers >= len(speakers):
