@@ -70,7 +70,7 @@ def test_eval_ckpt_path_default(tiny_default, tiny_ravdess, tmp_path):
                                          f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path / 'cache'}",
                                          "trainer.accelerator=cpu", "trainer.devices=1"])
     metrics = evaluate(cfg)
-    assert metrics["n"] == 16 and 0.0 <= metrics["ua"] <= 1.0  # 2 test speakers x 8 emotions
+    assert metrics["n"] == 32 and 0.0 <= metrics["ua"] <= 1.0  # 2 test speakers x 8 emotions x 2 statements
     assert (tmp_path / "eval" / "metrics.json").is_file()
 
 

@@ -191,7 +191,8 @@ def model_card_markdown(card: dict[str, Any], results: dict[str, Any] | None = N
     corpora = train.get("corpora") or []
     name = card.get("model_name") or "model"
     lines = [f"# Model card: {name} speech emotion classifier", "",
-             f"Written by `export.py` (ser_lightning) on {card.get('exported_at', 'an unknown date')}; "
+             f"Written by ser_lightning (`export.py`, or `benchmarks/build_default_model.py` for the shipped model) on "
+             f"{card.get('exported_at', 'an unknown date')}; "
              "the machine-readable card is the `.card.json` file beside this one.", "",
              "## What it predicts", "",
              f"One of {len(labels)} emotion classes for a recording of speech: " + ", ".join(f"`{c}`" for c in labels)
@@ -232,8 +233,11 @@ def model_card_markdown(card: dict[str, Any], results: dict[str, Any] | None = N
               "a model uses, demonstrations on acted speech. The output says which acted emotion category a "
               "recording sounds most like to this model, nothing more.", "",
               "## Limitations", "",
-              "- Trained on acted English speech from 24 actors reading two fixed sentences in a studio: "
-              "spontaneous speech, other languages, accents, ages, microphones and noise are outside what it saw.",
+              ("- Trained on acted English speech from 24 actors reading two fixed sentences in a studio: "
+               "spontaneous speech, other languages, accents, ages, microphones and noise are outside what it saw."
+               if {Path(c).stem.lower() for c in corpora} <= {"ravdess"} else
+               f"- Trained on {', '.join(corpora) or 'the corpora above'} only: speech unlike those recordings "
+               "(spontaneous speech, other languages, accents, microphones, noise) is outside what it saw."),
               "- Accuracy drops on other corpora and languages (cross-corpus results are far below the "
               "within-corpus numbers above); measure it on your own data before relying on it.",
               "- It is not a measure of a person's inner state: it classifies how a voice sounds against acted "
