@@ -3,9 +3,9 @@
 Python API::
 
     import ser_lightning as ser
-    model = ser.load_model("outputs/train/<run>/checkpoints/best.ckpt")
+    model = ser.load_model("default")            # the shipped model, or "outputs/train/<run>/checkpoints/best.ckpt"
     result = model.predict("clip.wav")          # or model.predict(array, sample_rate), model.predict([...])
-    result.label, result.probabilities
+    result.status, result.label, result.probabilities   # status "no speech" (label None) for audio without speech
 
 See :func:`load_model` and :class:`ser_lightning.inference.api.EmotionModel`.
 """

@@ -150,13 +150,13 @@ def test_cli_bad_files_among_good_and_onnx_gives_same_labels(audio_dir, trained_
         out = tmp_path / kind
         if kind == "onnx":  # through the command line (exit code, table)
             r = run_script("predict.py", f"ckpt={model}", f"input={audio_dir}", f"output={out}", "progress=false",
-                           "labels=ravdess8", cwd=tmp_path / f"run_{kind}")
+                           "labels=ravdess8", "vad.enabled=false", cwd=tmp_path / f"run_{kind}")
             assert r.returncode == 0, r.stderr[-3000:]  # some files failed, the others were classified
             assert "long.wav" in r.stdout and "all-silent" in r.stdout  # the table
         else:  # in-process, same function
             predict(_cfg(tmp_path, ckpt=str(model), input=str(audio_dir), output=str(out), labels="ravdess8"))
         doc = json.loads((out / "predictions.json").read_text())
-        assert doc["summary"] == {"files": len(GOOD) + len(BAD), "ok": len(GOOD), "errors": len(BAD)}
+        assert doc["summary"] == {"files": len(GOOD) + len(BAD), "ok": len(GOOD), "no_speech": 0, "errors": len(BAD)}
         recs = _by_file(doc["files"])
         for name in GOOD:
             assert recs[name]["status"] == "ok" and recs[name]["label"] in doc["model"]["labels"], name
@@ -181,7 +181,7 @@ def _cfg(tmp_path, **kw):
     return OmegaConf.create({"paths": {"output_dir": str(tmp_path / "run")}, "output": None, "card": None,
                              "labels": None, "hop_s": None, "batch_size": 4, "trim_silence": None, "trim_db": None,
                              "silence_dbfs": -60.0, "device": "cpu", "extensions": None, "strict": False,
-                             "progress": False, **kw})
+                             "progress": False, "vad": {"enabled": False}, **kw})
 
 
 def test_labels_mismatch_is_an_error(audio_dir, trained_members, tmp_path):

@@ -198,24 +198,30 @@ def run_cli(fn, cfg: DictConfig):
         raise SystemExit(1) from None
 
 
-def checkpoint_setting(cfg: DictConfig, what: str = "a train.py checkpoint") -> str:
+def checkpoint_setting(cfg: DictConfig, what: str = "a train.py checkpoint", default: str | None = None) -> str:
     """The model file of a task: ``ckpt_path=`` (the one name in every task), or its alias ``ckpt=``.
+
+    ``default`` (the name of the shipped model, see :mod:`ser_lightning.inference.default_model`) is
+    passed through as given: the loaders resolve it.
 
     Args:
         cfg: A composed task config (``conf/predict.yaml``, ``conf/export.yaml``, ...).
         what: What the file may be, named in the error.
+        default: Returned when neither is set (``predict.py``: ``"default"``); ``None`` = required.
 
     Returns:
         The path as given.
 
     Raises:
-        ValueError: neither is set, or both are set to different files.
+        ValueError: neither is set (and no ``default``), or both are set to different files.
     """
     path, alias = cfg.get("ckpt_path"), cfg.get("ckpt")
     if path and alias and str(path) != str(alias):
         raise ValueError(f"ckpt_path={path} and its alias ckpt={alias} name different files; give ckpt_path only")
     if not (path or alias):
-        raise ValueError(f"ckpt_path=PATH ({what}) is required")
+        if default is not None:
+            return default
+        raise ValueError(f"ckpt_path=PATH ({what}, or `default` for the shipped model) is required")
     return str(path or alias)
 
 

@@ -56,6 +56,7 @@ from ser_lightning.evaluation.report import (
 )
 from ser_lightning.evaluation.unscorable import predict_unscorable, prediction_counts
 from ser_lightning.inference.checkpoint import load_classifier, stored_datamodule_hparams
+from ser_lightning.inference.default_model import resolve_model_path
 from ser_lightning.modules.classifier import SERClassifier
 
 log = logging.getLogger(__name__)
@@ -193,8 +194,9 @@ def evaluate(cfg: DictConfig) -> dict:
         dm_hp, source = stored[0], members[0]
     else:
         if not cfg.get("ckpt_path"):
-            raise ValueError("ckpt_path is required (or model=ensemble model.members=[...])")
-        source = Path(cfg.ckpt_path).expanduser()
+            raise ValueError("ckpt_path is required (a checkpoint, `default` for the shipped model, or "
+                             "model=ensemble model.members=[...])")
+        source = resolve_model_path(cfg.ckpt_path)
         dm_hp = stored_datamodule_hparams(source)
     settings, ignored = eval_data_settings(dm_hp, request, _explicit_data_keys())
     if ignored:

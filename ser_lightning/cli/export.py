@@ -3,7 +3,8 @@
 ``python export.py ckpt_path=outputs/train/<run>/checkpoints/best.ckpt [format=onnx|torchscript|both]``
 
 The task: load the checkpoint, export it (:mod:`ser_lightning.inference.export`), check parity,
-write the model card (:mod:`ser_lightning.inference.card`).
+write the model cards (:mod:`ser_lightning.inference.card`): ``<name>.card.json`` for programs and
+``<name>.card.md`` for people (classes, training data and licence, results, intended use, limitations).
 """
 
 from __future__ import annotations
@@ -16,8 +17,19 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from ser_lightning.inference.card import ONNX_CARD_KEY, TS_CARD_FILE, model_card
-from ser_lightning.inference.checkpoint import ProbabilityModel, load_checkpoint
+from ser_lightning.inference.card import (
+    ONNX_CARD_KEY,
+    TS_CARD_FILE,
+    model_card,
+    model_card_markdown,
+    training_summary,
+)
+from ser_lightning.inference.checkpoint import (
+    ProbabilityModel,
+    load_checkpoint,
+    stored_datamodule_hparams,
+)
+from ser_lightning.inference.default_model import resolve_model_path
 from ser_lightning.inference.export import (
     export_onnx,
     export_torchscript,
@@ -38,15 +50,18 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         cfg: The composed ``conf/export.yaml``: ``ckpt_path`` (alias ``ckpt``; Lightning checkpoint), ``format``
             (``onnx``/``torchscript``/``both``), ``output`` (directory; ``null`` = the run
             directory), ``name`` (file stem), ``opset``, ``tolerance`` (largest allowed absolute
-            probability difference), ``seed`` (parity noise).
+            probability difference), ``seed`` (parity noise), ``results`` (JSON file of cross-validation
+            results for the Markdown card, see :func:`~ser_lightning.inference.card.model_card_markdown`;
+            ``null`` = a placeholder).
 
     Returns:
-        The model card (also written to ``<output>/<name>.card.json``).
+        The model card (also written to ``<output>/<name>.card.json``; the Markdown card to
+        ``<output>/<name>.card.md``).
 
     Raises:
-        ValueError: unknown ``format``, non-positive ``tolerance``, a bad checkpoint, or a parity
-            difference above ``tolerance`` (after the files and the card are written).
-        FileNotFoundError: the checkpoint does not exist.
+        ValueError: unknown ``format``, non-positive ``tolerance``, a bad checkpoint or results file, or a
+            parity difference above ``tolerance`` (after the files and the cards are written).
+        FileNotFoundError: the checkpoint or the results file does not exist.
     """
     from ser_lightning.cli.common import checkpoint_setting, quiet_known_warnings
 
@@ -60,11 +75,20 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(f"tolerance={tolerance} must be a positive absolute probability difference")
     out_dir = Path(cfg.get("output") or cfg.paths.output_dir).expanduser()
     name = str(cfg.get("name") or "model")
-    source = Path(ckpt_path).expanduser()
+    source = resolve_model_path(ckpt_path)
+    results = _read_results(cfg.get("results"))
     classifier, audio_cfg = load_checkpoint(source)
     module = ProbabilityModel.from_classifier(classifier)
     n = audio_cfg.num_samples
     card = model_card(classifier, audio_cfg, source)
+    try:
+        card["training_data"] = training_summary(stored_datamodule_hparams(source))
+    except ValueError as err:  # a checkpoint without datamodule settings still exports; its card says so
+        log.warning("%s; the model card names no training data", err)
+    run_metrics = source.parent.parent / "metrics.json"  # train.py's run directory: <run>/checkpoints/<name>.ckpt
+    if run_metrics.is_file():
+        m = json.loads(run_metrics.read_text())
+        card["test_metrics"] = {k: m.get(k) for k in ("split", "n", "ua", "wa", "macro_f1")}
     card_json = json.dumps(card, indent=2)
     inputs = parity_inputs(n, audio_cfg.sample_rate, int(cfg.get("seed", 0)))
     card["files"], card["parity"] = {}, {"tolerance": tolerance, "inputs": {
@@ -93,11 +117,34 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     card["parity"]["passed"] = not failures
     card_path = out_dir / f"{name}.card.json"
     card_path.write_text(json.dumps(card, indent=2) + "\n")
+    text_card = out_dir / f"{name}.card.md"
+    text_card.write_text(model_card_markdown(card, results), encoding="utf-8")
     for kind, diff in ((k, v) for k, v in card["parity"].items() if isinstance(v, dict) and "max_abs_diff" in v):
         print(f"{kind} parity: max |p_{kind} - p_torch| = {max(diff['max_abs_diff'].values()):.3g} "
               f"(tolerance {tolerance:g}) -> {out_dir / card['files'][kind]}")
-    print(f"model card: {card_path}")
+    print(f"model cards: {card_path} (for programs), {text_card} (for people)")
     if failures:
         raise ValueError(f"export parity check failed above tolerance={tolerance:g}: {'; '.join(failures)} "
                          f"(files and card with parity.passed=false kept in {out_dir})")
     return card
+
+
+def _read_results(path: Any) -> dict[str, Any] | None:
+    """The cross-validation results file (``results=PATH``) for the Markdown card, or ``None``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a JSON object with a ``folds`` list.
+    """
+    if not path:
+        return None
+    file = Path(str(path)).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(f"results={file}: no such results file")
+    try:
+        doc = json.loads(file.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"results={file}: not JSON ({err})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("folds", []), list):
+        raise ValueError(f"results={file}: expected a JSON object with a 'folds' list")
+    return doc

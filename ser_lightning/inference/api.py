@@ -11,8 +11,11 @@
 
 Every input goes through :func:`ser_lightning.inference.predictor.predict_files`, the function behind ``predict.py``:
 the model's own decoding (soundfile, or PyAV for ``.m4a``/``.mp4``/``.webm``), mono, soxr resampling to the
-model's rate, optional silence trimming, sliding windows of the model's clip length (every ``hop_s``
-seconds), and the mean of the windows' probabilities.
+model's rate, voice activity detection (a file or window without speech gets ``status="no speech"`` and no
+emotion), optional silence trimming, sliding windows of the model's clip length (every ``hop_s`` seconds) or the
+detected speech segments (``segment="vad"``), and the mean of the speech windows' probabilities.
+
+``ser.load_model("default")`` loads the model shipped with the package.
 """
 
 from __future__ import annotations
@@ -23,25 +26,30 @@ from typing import Any
 
 from ser_lightning.inference.predictor import AudioArray, LoadedModel, predict_files
 from ser_lightning.inference.predictor import load_model as _load_any
+from ser_lightning.inference.vad import NO_SPEECH, VadSettings
 
 
 @dataclass
 class WindowPrediction:
-    """One analysis window of a long input.
+    """One analysis window of a long input (with ``segment="vad"``: one speech segment).
 
     Attributes:
         start_s: Window start in seconds from the start of the input.
         end_s: Window end in seconds.
-        label: Arg-max class of the window.
+        label: Arg-max class of the window; ``None`` when it holds no speech.
         confidence: Its probability.
         probabilities: Class name → probability.
+        status: ``"ok"``, or ``"no speech"`` when the voice activity detector found too little speech.
+        speech_fraction: Share of the window the detector marks as speech (``None`` without detection).
     """
 
     start_s: float
     end_s: float
-    label: str
-    confidence: float
-    probabilities: dict[str, float]
+    label: str | None
+    confidence: float | None
+    probabilities: dict[str, float] | None
+    status: str = "ok"
+    speech_fraction: float | None = None
 
 
 @dataclass
@@ -50,13 +58,16 @@ class Prediction:
 
     Attributes:
         source: File path or array name.
-        status: ``"ok"`` or ``"error"`` (lists only: a single input that fails raises instead).
-        label: Predicted class (arg-max of the mean window probabilities), ``None`` on error.
+        status: ``"ok"``, ``"no speech"`` (the voice activity detector found no speech: a tone, noise,
+            silence...) or ``"error"`` (lists only: a single input that fails raises instead).
+        label: Predicted class (arg-max of the mean probabilities of the speech windows), ``None`` when
+            ``status`` is not ``"ok"``.
         confidence: Its mean probability.
         probabilities: Class name → mean probability over the windows.
         windows: Per-window results (one window for inputs no longer than the model's clip).
         duration_s: Input duration in seconds.
         error: One-line reason when ``status == "error"``.
+        speech_fraction: Share of the input the detector marks as speech (``None`` without detection).
     """
 
     source: str
@@ -67,13 +78,19 @@ class Prediction:
     windows: list[WindowPrediction] = field(default_factory=list)
     duration_s: float | None = None
     error: str = ""
+    speech_fraction: float | None = None
+
+    @property
+    def has_speech(self) -> bool:
+        """False when the voice activity detector found no speech in the input."""
+        return self.status != NO_SPEECH
 
     @classmethod
     def from_record(cls, rec: dict[str, Any]) -> Prediction:
         """Build from one record of :func:`~ser_lightning.inference.predictor.predict_files`."""
         return cls(source=rec["file"], status=rec["status"], label=rec["label"], confidence=rec["confidence"],
                    probabilities=rec["probabilities"], windows=[WindowPrediction(**w) for w in rec["windows"]],
-                   duration_s=rec["duration_s"], error=rec["error"])
+                   duration_s=rec["duration_s"], error=rec["error"], speech_fraction=rec.get("speech_fraction"))
 
 
 class EmotionModel:
@@ -84,7 +101,15 @@ class EmotionModel:
         hop_s: Seconds between window starts for long inputs; ``None`` = half the model's clip.
         batch_size: Windows per forward pass.
         trim_silence: Trim leading/trailing silence; ``None`` = as the model was trained.
-        silence_dbfs: Inputs whose peak is below this level (dBFS) are rejected as all-silent.
+        silence_dbfs: Inputs whose peak is below this level (dBFS) are all-silent (no speech; rejected with
+            ``vad=False``).
+        vad: Voice activity detection: ``True`` (default settings), ``False`` (classify every window),
+            a :class:`~ser_lightning.inference.vad.VadSettings` or a dict of its fields (``threshold``,
+            ``min_speech_fraction``, ``min_speech_s``, ``min_silence_s``, ``speech_pad_s``).
+        segment: ``"window"`` (fixed windows every ``hop_s``) or ``"vad"`` (the detected speech segments).
+
+    Raises:
+        ValueError: a ``vad`` setting out of range or an unknown ``segment``.
 
     Attributes:
         labels: Class names in output order.
@@ -93,10 +118,17 @@ class EmotionModel:
     """
 
     def __init__(self, loaded: LoadedModel, hop_s: float | None = None, batch_size: int = 16,
-                 trim_silence: bool | None = None, silence_dbfs: float = -60.0) -> None:
+                 trim_silence: bool | None = None, silence_dbfs: float = -60.0,
+                 vad: bool | dict[str, Any] | VadSettings = True, segment: str = "window") -> None:
+        from ser_lightning.inference.vad import SEGMENT_MODES
+
         self._model = loaded
         self.hop_s, self.batch_size, self.trim_silence = hop_s, int(batch_size), trim_silence
         self.silence_dbfs = float(silence_dbfs)
+        self.vad = VadSettings.from_any(vad)
+        if segment not in SEGMENT_MODES:
+            raise ValueError(f"segment={segment!r} is not one of {list(SEGMENT_MODES)}")
+        self.segment = segment
         self.labels = list(loaded.labels)
         self.sample_rate = int(loaded.audio_cfg.sample_rate)
         self.duration_s = float(loaded.audio_cfg.duration_s)
@@ -116,21 +148,23 @@ class EmotionModel:
 
         Returns:
             A :class:`Prediction` for a single input; a list (same order) for a list, where inputs that
-            cannot be classified have ``status="error"`` and a one-line ``error``.
+            cannot be read have ``status="error"`` and a one-line ``error``. Inputs without speech
+            have ``status="no speech"`` and ``label=None`` (single inputs too: it is an answer).
 
         Raises:
-            ValueError: a single input cannot be classified (unreadable, too short, all-silent...), or an
-                array without ``sample_rate``.
+            ValueError: a single input cannot be read (unreadable, too short, all-silent with ``vad=False``...),
+                or an array without ``sample_rate``.
             FileNotFoundError: a path does not exist.
         """
         single = not isinstance(audio, (list, tuple))
         items = [audio] if single else list(audio)
         inputs = [self._as_input(x, sample_rate, i) for i, x in enumerate(items)]
         records = predict_files(inputs, self._model, hop_s=self.hop_s, batch_size=self.batch_size,
-                                trim=self.trim_silence, silence_dbfs=self.silence_dbfs)
+                                trim=self.trim_silence, silence_dbfs=self.silence_dbfs, vad=self.vad,
+                                segment=self.segment)
         results = [Prediction.from_record(r) for r in records]
         if single:
-            if results[0].status != "ok":
+            if results[0].status == "error":
                 raise ValueError(f"{results[0].source}: {results[0].error}")
             return results[0]
         return results
@@ -150,18 +184,18 @@ def load_model(path: str | Path, device: str = "cpu", card: str | Path | None = 
     """Load a trained model for prediction.
 
     Args:
-        path: ``train.py`` checkpoint (``.ckpt``; loaded weights-only, no pickled code runs), or an
-            ``export.py`` model (``.onnx``, ``.torchscript.pt``).
+        path: ``"default"`` (the model shipped with the package), a ``train.py`` checkpoint (``.ckpt``; loaded
+            weights-only, no pickled code runs), or an ``export.py`` model (``.onnx``, ``.torchscript.pt``).
         device: ``cpu`` or a CUDA device (``cuda``, ``cuda:0``).
         card: Model card JSON of an exported model; ``None`` = next to it, else the embedded one.
         **settings: :class:`EmotionModel` settings (``hop_s``, ``batch_size``, ``trim_silence``,
-            ``silence_dbfs``).
+            ``silence_dbfs``, ``vad``, ``segment``).
 
     Returns:
         The :class:`EmotionModel`.
 
     Raises:
-        FileNotFoundError: no such model file.
+        FileNotFoundError: no such model file (or ``"default"`` and the shipped model is not installed).
         ValueError: unusable or unsafe checkpoint, unknown file type, missing model card.
     """
     return EmotionModel(_load_any(path, device, card), **settings)

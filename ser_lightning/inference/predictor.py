@@ -18,14 +18,22 @@ shorter than a window is padded the training way. A file's label is the arg-max 
 windows' probabilities. For a file no longer than one window this is exactly
 :func:`ser_lightning.data.audio.load_clip`, i.e. what the model saw in training.
 
+Voice activity detection (``vad.enabled=true``, the default of ``predict.py`` and the Python API;
+:mod:`ser_lightning.inference.vad`, Silero VAD on the CPU) runs on each decoded file first: a window
+with too little speech (``vad.min_speech_fraction``) is reported as ``status="no speech"`` with its
+speech fraction instead of an emotion, the file's emotion is the mean over its speech windows, and a
+file without speech (a tone, a constant signal, noise, digital silence) is ``no speech`` as a whole.
+``segment=vad`` cuts a file at the detected speech segments instead of fixed windows, each reported
+with its start and end in seconds.
+
 Outputs (:func:`write_outputs`; ``predict.py`` also prints a table): in ``output`` (default: the run directory
 ``outputs/predict/<timestamp>/``) ``predictions.json`` (per file, with every window),
-``predictions.csv`` (one row per file) and ``windows.csv`` (one row per window).
+``predictions.csv`` (one row per file) and ``windows.csv`` (one row per window or speech segment).
 
-Bad files (unreadable, empty, shorter than 25 ms, NaN/inf samples, all-silent) get
+Bad files (unreadable, empty, shorter than 25 ms, NaN/inf samples; all-silent without the detector) get
 ``status=error`` and a one-line ``error`` in every output while the other files are classified.
 
-Exit code: 0 when at least one file was classified (failures are listed in the outputs and
+Exit code: 0 when at least one file was answered (classified or ``no speech``) (failures are listed in the outputs and
 counted in a warning); 1 when no file could be classified, with ``strict=true`` when any file
 failed, or on a configuration error (bad ``ckpt_path``, ``input``, setting, or a model whose labels do
 not match ``labels=``).
@@ -37,7 +45,7 @@ import csv
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +67,15 @@ from ser_lightning.data.audio import (
 from ser_lightning.data.labels import LABEL_SETS, canonical_emotion, get_label_set
 from ser_lightning.inference.card import ONNX_CARD_KEY, TS_CARD_FILE, audio_config_from_card
 from ser_lightning.inference.checkpoint import ProbabilityModel, load_checkpoint
+from ser_lightning.inference.default_model import resolve_model_path
 from ser_lightning.inference.runners import OnnxRunner
+from ser_lightning.inference.vad import (
+    NO_SPEECH,
+    SEGMENT_MODES,
+    VadSettings,
+    speech_fraction,
+    speech_segments,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +83,18 @@ log = logging.getLogger(__name__)
 
 class PredictionFailed(ValueError):
     """No file could be classified (or, with ``strict=true``, some file failed)."""
+
+
+class SilentAudioError(AudioDecodeError):
+    """All-silent audio (peak below ``silence_dbfs``): an error without voice activity detection, no speech with it.
+
+    Attributes:
+        info: ``duration_s``, ``source_sample_rate`` (Hz), ``channels`` and ``peak_dbfs`` of the audio.
+    """
+
+    def __init__(self, message: str, info: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.info = info
 
 
 # --------------------------------------------------------------------------------------- model
@@ -125,7 +153,8 @@ def load_model(path: str | Path, device: str = "cpu", card: str | Path | None = 
     """Load a checkpoint or an exported model for prediction.
 
     Args:
-        path: ``train.py`` checkpoint (``.ckpt``), ONNX (``.onnx``) or TorchScript (``.pt``) file.
+        path: ``train.py`` checkpoint (``.ckpt``), ONNX (``.onnx``) or TorchScript (``.pt``) file, or
+            ``"default"``: the shipped default model (:mod:`ser_lightning.inference.default_model`).
         device: ``cpu`` (default) or a CUDA device (``cuda``, ``cuda:0``).
         card: Model card JSON of an exported model; ``None`` = ``<name>.card.json`` next to it,
             else the card embedded in the file.
@@ -134,11 +163,11 @@ def load_model(path: str | Path, device: str = "cpu", card: str | Path | None = 
         The :class:`LoadedModel`.
 
     Raises:
-        FileNotFoundError: the model or the given card does not exist.
+        FileNotFoundError: the model or the given card does not exist (or the shipped default is not installed).
         ValueError: unknown file type, unusable checkpoint, no model card, or a device that is
             not available.
     """
-    path = Path(path).expanduser()
+    path = resolve_model_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ckpt_path={path}: no such model file")
     dev = _torch_device(device)
@@ -267,7 +296,8 @@ def to_model_rate(audio: np.ndarray, sr: int, sample_rate: int, name: str | Path
         "peak_dbfs"}``.
 
     Raises:
-        AudioDecodeError: too short to resample, or all-silent.
+        AudioDecodeError: too short to resample.
+        SilentAudioError: all-silent (a subclass of ``AudioDecodeError``).
     """
     x = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
     if sr != sample_rate:
@@ -280,7 +310,7 @@ def to_model_rate(audio: np.ndarray, sr: int, sample_rate: int, name: str | Path
             "peak_dbfs": round(peak_dbfs, 2) if math.isfinite(peak_dbfs) else None}
     if peak_dbfs < silence_dbfs:
         level = f"{peak_dbfs:.1f} dBFS" if math.isfinite(peak_dbfs) else "digital silence"
-        raise AudioDecodeError(f"{name}: all-silent audio (peak {level} < silence_dbfs={silence_dbfs:g})")
+        raise SilentAudioError(f"{name}: all-silent audio (peak {level} < silence_dbfs={silence_dbfs:g})", info)
     return np.ascontiguousarray(x, dtype=np.float32), info
 
 
@@ -384,12 +414,40 @@ def find_audio(inputs: str | Path | Sequence[str | Path], extensions: Iterable[s
 
 # ----------------------------------------------------------------------------------- prediction
 @dataclass
+class _Unit:
+    """One reported span of a file (a window, or a speech segment with ``segment="vad"``), in wave samples."""
+
+    start: int
+    end: int
+    speech_fraction: float | None
+    starts: list[int]  # model windows inside the span, relative to ``start``; empty = not classified (no speech)
+    probs: list[np.ndarray | None] = field(default_factory=list)
+
+
+@dataclass
 class _Pending:
     index: int
     wave: np.ndarray
-    starts: list[int]
-    probs: list[np.ndarray | None] = field(default_factory=list)
-    offset: int = 0  # samples trimmed off the start (window times are reported in the original file)
+    units: list[_Unit]
+    offset: int = 0  # samples trimmed off the start (times are reported in the original file)
+
+    def done(self) -> bool:
+        return all(r is not None for u in self.units for r in u.probs)
+
+
+def _units(wave: np.ndarray, offset: int, window: int, hop: int, segment: str, vad: VadSettings | None,
+           speech: list[tuple[int, int]] | None) -> list[_Unit]:
+    """Split a (possibly trimmed) wave into reported spans and the model windows inside them."""
+    n = len(wave)
+    if segment == "vad":
+        return [_Unit(a, b, 1.0, window_starts(b - a, window, hop)) for a, b in speech or []]
+    units = []
+    for s in window_starts(n, window, hop):
+        e = min(n, s + window)
+        frac = None if speech is None else speech_fraction(speech, offset + s, offset + e)
+        keep = frac is None or (frac > 0 and frac >= vad.min_speech_fraction)
+        units.append(_Unit(s, e, frac, [0] if keep else []))
+    return units
 
 
 def predict_files(
@@ -401,9 +459,20 @@ def predict_files(
     trim: bool | None = None,
     trim_db: float | None = None,
     silence_dbfs: float = -60.0,
+    vad: VadSettings | bool | Mapping[str, Any] | None = None,
+    segment: str = "window",
     progress: bool = False,
 ) -> list[dict[str, Any]]:
-    """Classify files with sliding windows; bad files become error records, never exceptions.
+    """Classify files with sliding windows (or speech segments); bad files become error records, never exceptions.
+
+    With voice activity detection (``vad``, :mod:`ser_lightning.inference.vad`), the detector runs
+    on the whole decoded file first. ``segment="window"``: a window whose share of speech is below
+    ``vad.min_speech_fraction`` (or zero) gets ``status="no speech"`` and no emotion, and the file's
+    emotion is the mean over its speech windows only. ``segment="vad"``: the file is cut at the
+    detector's speech segments instead of fixed windows (silence trimming is then not needed and
+    not applied); each segment is classified (a segment longer than the model's clip by sliding
+    windows inside it, a shorter one padded as in training) and reported with its start and end in
+    seconds. A file without any speech window or segment, or all-silent, gets ``status="no speech"``.
 
     Args:
         files: ``[(path or AudioArray, display_name)]`` (see :func:`find_audio`).
@@ -413,19 +482,25 @@ def predict_files(
         batch_size: Windows per forward pass (windows of several files share a batch).
         trim: Trim leading/trailing silence; ``None`` = as the model was trained.
         trim_db: Trimming threshold in dB below the loudest 25 ms frame; ``None`` = the model's.
-        silence_dbfs: Files whose peak is below this many dBFS are reported as all-silent.
+        silence_dbfs: Files whose peak is below this many dBFS are all-silent (an error without the
+            detector, ``no speech`` with it).
+        vad: Detector settings: a :class:`~ser_lightning.inference.vad.VadSettings`, a mapping of its
+            fields, ``True`` (defaults) or ``None``/``False`` (no detection: every window is classified).
+        segment: ``"window"`` (fixed sliding windows) or ``"vad"`` (speech segments; needs ``vad``).
         progress: Show a progress bar (stderr).
 
     Returns:
-        One record per file, in input order: ``file``, ``path``, ``status`` (``ok``/``error``),
+        One record per file, in input order: ``file``, ``path``, ``status`` (``ok``/``no speech``/``error``),
         ``error``, ``duration_s`` (the file), ``analysed_s`` (after silence trimming),
-        ``source_sample_rate`` (Hz), ``channels``, ``n_windows``,
-        ``label``, ``confidence``, ``probabilities`` (label → mean window probability) and
-        ``windows`` (``start_s``, ``end_s``, ``label``, ``confidence``, ``probabilities``).
+        ``source_sample_rate`` (Hz), ``channels``, ``speech_fraction`` (share of the file the detector
+        marks as speech; ``None`` without it), ``n_windows``,
+        ``label``, ``confidence``, ``probabilities`` (label → mean probability of the classified windows) and
+        ``windows`` (``start_s``, ``end_s``, ``status``, ``speech_fraction``, ``label``, ``confidence``,
+        ``probabilities``; with ``segment="vad"`` one entry per speech segment).
 
     Raises:
-        ValueError: ``hop_s``, ``batch_size`` or ``trim_db`` out of range; a model whose output
-            width differs from its label count.
+        ValueError: ``hop_s``, ``batch_size``, ``trim_db``, ``segment`` or a ``vad`` setting out of range;
+            ``segment="vad"`` with the detector off; a model whose output width differs from its label count.
         RuntimeError: the model fails on a batch.
     """
     cfg = model.audio_cfg
@@ -439,15 +514,24 @@ def predict_files(
     trim_db = cfg.trim_db if trim_db is None else float(trim_db)
     if trim_db <= 0:
         raise ValueError(f"trim_db={trim_db} must be positive (dB below the loudest frame)")
+    vad_cfg = VadSettings.from_any(vad)
+    vad_on = vad_cfg.enabled
+    if segment not in SEGMENT_MODES:
+        raise ValueError(f"segment={segment!r} is not one of {list(SEGMENT_MODES)}")
+    if segment == "vad" and not vad_on:
+        raise ValueError("segment=vad cuts files at speech segments and needs the voice activity detector "
+                         "(vad.enabled=true)")
+    if segment == "vad":
+        trim = False
     hop = max(1, int(round(hop_s * cfg.sample_rate)))
     records: list[dict[str, Any]] = []
     pending: list[_Pending] = []
-    queue: list[tuple[_Pending, int]] = []  # (file, window index) not yet computed
+    queue: list[tuple[_Unit, np.ndarray, int]] = []  # (span, its samples, window index) not yet computed
 
     def flush(all_: bool) -> None:
         while queue and (all_ or len(queue) >= batch_size):
             chunk, queue[:] = queue[:batch_size], queue[batch_size:]
-            batch = np.stack([make_window(p.wave, p.starts[i], cfg) for p, i in chunk])
+            batch = np.stack([make_window(seg, u.starts[i], cfg) for u, seg, i in chunk])
             try:
                 probs = np.asarray(model.run(batch), dtype=np.float64)
             except Exception as err:  # a model failure is not a per-file problem: stop here
@@ -455,11 +539,10 @@ def predict_files(
             if probs.shape != (len(chunk), len(model.labels)):
                 raise ValueError(f"ckpt_path={model.source}: the model returned shape {probs.shape} for {len(chunk)} windows, "
                                  f"but its card lists {len(model.labels)} labels")
-            for (p, i), row in zip(chunk, probs):
-                p.probs[i] = row
-        done = [p for p in pending if all(r is not None for r in p.probs)]
-        for p in done:
-            _finish(records[p.index], p, model.labels, cfg.sample_rate, window)
+            for (u, _, i), row in zip(chunk, probs):
+                u.probs[i] = row
+        for p in [p for p in pending if p.done()]:
+            _finish(records[p.index], p, model.labels, cfg.sample_rate)
             pending.remove(p)
 
     bar, task = None, None
@@ -482,13 +565,16 @@ def predict_files(
             where = path.name if isinstance(path, AudioArray) else str(Path(path).resolve())
             rec: dict[str, Any] = {"file": display, "path": where, "status": "ok", "error": "",
                                    "duration_s": None, "source_sample_rate": None, "channels": None,
-                                   "analysed_s": None, "n_windows": 0, "label": None, "confidence": None,
-                                   "probabilities": None, "windows": []}
+                                   "analysed_s": None, "speech_fraction": None, "n_windows": 0, "label": None,
+                                   "confidence": None, "probabilities": None, "windows": []}
             records.append(rec)
             try:
                 wave, info = decode_mono(path, cfg.sample_rate, silence_dbfs)
                 rec.update(duration_s=round(info["duration_s"], 4), source_sample_rate=info["source_sample_rate"],
                            channels=info["channels"])
+                speech = speech_segments(wave, cfg.sample_rate, vad_cfg) if vad_on else None
+                if speech is not None:
+                    rec["speech_fraction"] = round(speech_fraction(speech, 0, len(wave)), 4)
                 offset = 0
                 if trim:
                     trimmed = trim_silence(wave, cfg.sample_rate, trim_db)
@@ -497,15 +583,24 @@ def predict_files(
                         offset = (trimmed.ctypes.data - wave.ctypes.data) // wave.itemsize
                     wave = trimmed
                 rec["analysed_s"] = round(len(wave) / cfg.sample_rate, 4)
+            except SilentAudioError as err:
+                if not vad_on:
+                    _record_error(rec, err, path)
+                else:  # digital silence has no speech: an answer, not a failure
+                    rec.update(status=NO_SPEECH, speech_fraction=0.0, duration_s=round(err.info["duration_s"], 4),
+                               source_sample_rate=err.info["source_sample_rate"], channels=err.info["channels"],
+                               analysed_s=0.0)
             except AudioDecodeError as err:
-                msg, shown = str(err), path.name if isinstance(path, AudioArray) else str(path)
-                rec.update(status="error", error=msg[len(shown) + 2:] if msg.startswith(f"{shown}: ") else msg)
-                log.warning("%s", msg)
+                _record_error(rec, err, path)
             else:
-                starts = window_starts(len(wave), window, hop)
-                p = _Pending(len(records) - 1, wave, starts, [None] * len(starts), offset)
+                units = _units(wave, offset, window, hop, segment, vad_cfg, speech)
+                for u in units:
+                    u.probs = [None] * len(u.starts)
+                p = _Pending(len(records) - 1, wave, units, offset)
                 pending.append(p)
-                queue.extend((p, i) for i in range(len(starts)))
+                for u in units:
+                    seg = wave[u.start : u.end]
+                    queue.extend((u, seg, i) for i in range(len(u.starts)))
                 flush(all_=False)
             if bar is not None:
                 bar.advance(task)
@@ -516,21 +611,36 @@ def predict_files(
     return records
 
 
-def _finish(rec: dict[str, Any], p: _Pending, labels: list[str], sample_rate: int, window: int) -> None:
-    """Fill a file record from its windows' probabilities (aggregate = mean of the windows)."""
-    probs = np.stack(p.probs)  # (windows, classes)
-    mean = probs.mean(axis=0)
-    n, o = len(p.wave), p.offset
-    rec["n_windows"] = len(p.starts)
+def _record_error(rec: dict[str, Any], err: Exception, path: Any) -> None:
+    msg, shown = str(err), path.name if isinstance(path, AudioArray) else str(path)
+    rec.update(status="error", error=msg[len(shown) + 2:] if msg.startswith(f"{shown}: ") else msg)
+    log.warning("%s", msg)
+
+
+def _finish(rec: dict[str, Any], p: _Pending, labels: list[str], sample_rate: int) -> None:
+    """Fill a file record from its spans' window probabilities (aggregate = mean of the classified windows)."""
+    o = p.offset
+    rows = [r for u in p.units for r in u.probs]
+    rec["n_windows"] = len(p.units)
+    windows = []
+    for u in p.units:
+        win: dict[str, Any] = {"start_s": round((o + u.start) / sample_rate, 4), "end_s": round((o + u.end) / sample_rate, 4),
+                               "status": "ok" if u.probs else NO_SPEECH,
+                               "speech_fraction": None if u.speech_fraction is None else round(u.speech_fraction, 4),
+                               "label": None, "confidence": None, "probabilities": None}
+        if u.probs:
+            mean = np.stack(u.probs).mean(axis=0)
+            win.update(label=labels[int(mean.argmax())], confidence=float(mean.max()),
+                       probabilities={c: float(v) for c, v in zip(labels, mean)})
+        windows.append(win)
+    rec["windows"] = windows
+    if not rows:
+        rec["status"] = NO_SPEECH
+        return
+    mean = np.stack(rows).mean(axis=0)
     rec["label"] = labels[int(mean.argmax())]
     rec["confidence"] = float(mean.max())
     rec["probabilities"] = {c: float(v) for c, v in zip(labels, mean)}
-    rec["windows"] = [
-        {"start_s": round((o + s) / sample_rate, 4), "end_s": round((o + min(n, s + window)) / sample_rate, 4),
-         "label": labels[int(row.argmax())], "confidence": float(row.max()),
-         "probabilities": {c: float(v) for c, v in zip(labels, row)}}
-        for s, row in zip(p.starts, probs)
-    ]
 
 
 # -------------------------------------------------------------------------------------- outputs
@@ -548,13 +658,14 @@ def write_outputs(records: list[dict[str, Any]], out_dir: str | Path, header: di
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     labels = list(header["labels"])
-    n_ok = sum(r["status"] == "ok" for r in records)
-    doc = {"model": header, "summary": {"files": len(records), "ok": n_ok, "errors": len(records) - n_ok},
+    count = {k: sum(r["status"] == k for r in records) for k in ("ok", NO_SPEECH, "error")}
+    doc = {"model": header, "summary": {"files": len(records), "ok": count["ok"], "no_speech": count[NO_SPEECH],
+                                        "errors": count["error"]},
            "files": records}
     paths = {"json": out / "predictions.json", "csv": out / "predictions.csv", "windows_csv": out / "windows.csv"}
     paths["json"].write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    cols = ["file", "status", "error", "label", "confidence", "n_windows", "duration_s", "analysed_s",
-            "source_sample_rate", "channels", "path"]
+    cols = ["file", "status", "error", "label", "confidence", "speech_fraction", "n_windows", "duration_s",
+            "analysed_s", "source_sample_rate", "channels", "path"]
     with open(paths["csv"], "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(cols + [f"p_{c}" for c in labels])
@@ -563,11 +674,14 @@ def write_outputs(records: list[dict[str, Any]], out_dir: str | Path, header: di
             w.writerow([_fmt(r.get(c)) for c in cols] + [_fmt(probs.get(c)) for c in labels])
     with open(paths["windows_csv"], "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["file", "window", "start_s", "end_s", "label", "confidence"] + [f"p_{c}" for c in labels])
+        w.writerow(["file", "window", "start_s", "end_s", "status", "speech_fraction", "label", "confidence"]
+                   + [f"p_{c}" for c in labels])
         for r in records:
             for i, win in enumerate(r["windows"]):
-                w.writerow([r["file"], i, win["start_s"], win["end_s"], win["label"], _fmt(win["confidence"])]
-                           + [_fmt(win["probabilities"][c]) for c in labels])
+                probs = win.get("probabilities") or {}
+                w.writerow([r["file"], i, win["start_s"], win["end_s"], win.get("status", "ok"),
+                            _fmt(win.get("speech_fraction")), _fmt(win["label"]), _fmt(win["confidence"])]
+                           + [_fmt(probs.get(c)) for c in labels])
     return paths
 
 
