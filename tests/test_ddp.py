@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import multiprocessing
+import os
 import subprocess
 import sys
 import time
@@ -140,7 +141,8 @@ def _validate(ckpt: Path, trainer_option: str, tmp_path: Path) -> dict:
     script.write_text(VALIDATE_SCRIPT)
     out = tmp_path / f"val_{trainer_option}.json"
     r = subprocess.run([sys.executable, str(script), str(ckpt), trainer_option, str(out), str(tmp_path),
-                        str(REPO / "conf")], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+                        str(REPO / "conf")], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])})
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(out.read_text())
 
