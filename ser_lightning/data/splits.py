@@ -7,6 +7,8 @@ Modes (``data.split``):
 * ``kfold`` – fold ``data.fold`` of ``data.n_folds`` contiguous speaker folds is the test set
   (RAVDESS, 6 folds: actors 1–4, 5–8, …, 21–24); ``val_speakers`` of the remaining speakers,
   drawn with the seed, validate. ``n_folds`` = number of speakers gives leave-one-speaker-out.
+  ``data.speaker_folds`` (a list of speaker-id lists) gives the folds explicitly instead, e.g.
+  EmoBox's RAVDESS actor groups.
 * ``random`` – stratified random split of files. Speakers leak between sets: a warning is logged.
 * ``partition`` – the corpus's own partition, ``fields["partition"]`` (MSP-Podcast's
   ``Split_Set``, EmoBox's official fold ``data.fold``): ``train``, ``val``, ``test``; any other
@@ -61,6 +63,35 @@ def speaker_folds(speakers: Sequence[str], n_folds: int) -> list[list[str]]:
     return [list(f) for f in np.array_split(np.array(ordered, dtype=object), n_folds)]
 
 
+def explicit_folds(folds: Sequence[Sequence[str]], speakers: Sequence[str]) -> list[list[str]]:
+    """Check explicit speaker folds (``data.speaker_folds``) against the corpus's speakers.
+
+    Args:
+        folds: Lists of speaker ids, one list per fold (at least two; speakers in no fold always train).
+        speakers: Speaker ids present in the data.
+
+    Returns:
+        The folds as lists of strings.
+
+    Raises:
+        ValueError: fewer than two folds, an empty fold, a speaker that is not in the data, or a
+            speaker in two folds (the message names it).
+    """
+    out = [[str(s) for s in f] for f in folds]
+    if len(out) < 2 or any(not f for f in out):
+        raise ValueError(f"data.speaker_folds must hold at least two non-empty lists of speaker ids, got {out}")
+    known, seen = set(speakers), set()
+    for f in out:
+        for s in f:
+            if s not in known:
+                raise ValueError(f"data.speaker_folds names speaker {s!r}, which is not in the data "
+                                 f"(speakers: {sorted(known, key=_natural_key)[:6]}...)")
+            if s in seen:
+                raise ValueError(f"data.speaker_folds lists speaker {s!r} in more than one fold")
+            seen.add(s)
+    return out
+
+
 def _balanced_draw(candidates: Sequence[str], k: int, gender: dict[str, str | None], rng: random.Random) -> list[str]:
     """Draw k speakers, alternating genders where known."""
     groups: dict[str | None, list[str]] = defaultdict(list)
@@ -88,6 +119,7 @@ def assign_splits(
     n_folds: int = 6,
     val_frac: float = 0.1,
     test_frac: float = 0.2,
+    folds: Sequence[Sequence[str]] | None = None,
 ) -> list[str]:
     """Assign every utterance to ``"train"``, ``"val"`` or ``"test"``.
 
@@ -102,12 +134,15 @@ def assign_splits(
         n_folds: Number of speaker folds for ``kfold``.
         val_frac: Validation fraction for ``random``.
         test_frac: Test fraction for ``random``.
+        folds: Explicit speaker folds for ``kfold`` (lists of speaker ids; ``n_folds`` is then
+            their number); ``None``: ``n_folds`` contiguous folds.
 
     Returns:
         One split name per utterance (``"unused"`` for a ``partition`` the split does not use).
 
     Raises:
-        ValueError: unknown mode, a fold out of range, or too few speakers for the request.
+        ValueError: unknown mode, a fold out of range, too few speakers for the request, or
+            explicit folds naming unknown or repeated speakers.
     """
     if mode not in SPLIT_MODES:
         raise ValueError(f"data.split={mode!r} is not one of {list(SPLIT_MODES)}")
@@ -140,7 +175,11 @@ def assign_splits(
     gender = {u.speaker: u.gender for u in utterances}
     speakers = sorted(gender, key=_natural_key)
     if mode == "kfold":
-        folds = speaker_folds(speakers, n_folds)
+        if folds is not None:
+            folds = explicit_folds(folds, speakers)
+            n_folds = len(folds)
+        else:
+            folds = speaker_folds(speakers, n_folds)
         if fold is None or not 0 <= fold < n_folds:
             raise ValueError(f"data.fold={fold} must be an integer in 0..{n_folds - 1} (data.n_folds={n_folds})")
         test = set(folds[fold])
