@@ -198,9 +198,10 @@ def test_layer_decay_reaches_the_optimiser():
 def _tiny_wavlm(tmp_path: Path) -> Path:
     from transformers import WavLMConfig, WavLMModel
 
+    # wav2vec2's 320-sample frame hop (7 convolutions), so a 6 s clip gives 300 frames
     cfg = WavLMConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                      conv_dim=(16, 16), conv_kernel=(10, 3), conv_stride=(5, 2), num_conv_pos_embeddings=16,
-                      num_conv_pos_embedding_groups=2)
+                      conv_dim=(16,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
+                      num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
     torch.manual_seed(0)
     WavLMModel(cfg).save_pretrained(tmp_path / "wavlm")
     return tmp_path / "wavlm"
