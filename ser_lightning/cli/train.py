@@ -40,6 +40,7 @@ from ser_lightning.evaluation.results import plot_curves
 from ser_lightning.hardware import describe_trainer
 from ser_lightning.inference.checkpoint import read_checkpoint
 from ser_lightning.modules.classifier import SERClassifier
+from ser_lightning.modules.embedding import frozen_feature_path, use_frozen_features
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +211,16 @@ def train(cfg: DictConfig) -> float | None:
         input_shape = list(model.frontend(torch.zeros(1, dm.audio_cfg.num_samples)).shape[1:])
     weights = str(getattr(model.network, "weights_source", "random initialisation"))
     log.info("model %s: %d parameters; weights: %s", cfg.model.name, n_params, weights)
+    cached_path, why = frozen_feature_path(model, dm, _plain(cfg.model))
+    log.info("training input: %s", why)
+    extraction = None
+    if cached_path:
+        accelerator = "gpu" if trainer.strategy.root_device.type == "cuda" else "cpu"
+        cached = use_frozen_features(model, dm, _plain(cfg.model), accelerator=accelerator,
+                                     progress=bool(cfg.trainer.get("enable_progress_bar", True)))
+        extraction = {"embedding_cache": str(cached.directory), "built": cached.built, "extract_s": cached.extract_s}
+        log.info("embedding cache %s: %s", cached.directory,
+                 f"computed in {cached.extract_s} s" if cached.built else "reused")
 
     try:
         trainer.fit(model, datamodule=dm, ckpt_path=prepare_resume(cfg.get("ckpt_path"), out_dir, write_log=is_zero),
@@ -243,6 +254,8 @@ def train(cfg: DictConfig) -> float | None:
             hardware=describe_trainer(trainer),
             weights=weights,
             run_dir=str(out_dir),
+            training_input=why,
+            frozen_features=extraction,
         )
         if hasattr(model.network, "member_weights"):  # report 000's jointly trained ensemble
             metrics["member_weights"] = model.network.member_weights()

@@ -34,6 +34,7 @@ import soxr
 NORMALIZE_MODES = ("peak", "rms", "none")
 PAD_MODES = ("zero", "reflect", "loop")
 CROP_MODES = ("center", "start")
+CLIP_LENGTHS = ("fixed", "whole")
 
 #: Shortest usable recording in seconds (at the file's own rate): 25 ms, one speech analysis
 #: frame, shorter than a typical phone; a file with fewer samples (e.g. 1 sample) is rejected, not
@@ -66,6 +67,11 @@ class AudioConfig:
         trim_db: Silence threshold in dB below the loudest 25 ms frame.
         pad_mode: ``"zero"``, ``"reflect"`` or ``"loop"`` padding at the end.
         crop: ``"center"`` or ``"start"`` crop of longer clips.
+        clip_length: ``"fixed"`` (every clip cropped or padded to ``duration_s``, for the
+            spectrogram networks) or ``"whole"`` (each clip keeps its own length up to the maximum
+            ``duration_s``; it is zero-padded to ``duration_s`` for storage and its length in
+            samples is kept, so batches carry lengths and pooling ignores the padding; needs
+            ``pad_mode="zero"``).
     """
 
     sample_rate: int = 16000
@@ -76,6 +82,7 @@ class AudioConfig:
     trim_db: float = 40.0
     pad_mode: str = "zero"
     crop: str = "center"
+    clip_length: str = "fixed"
 
     def __post_init__(self) -> None:
         if self.sample_rate <= 0:
@@ -88,6 +95,11 @@ class AudioConfig:
             raise ValueError(f"data.pad_mode={self.pad_mode!r} is not one of {list(PAD_MODES)}")
         if self.crop not in CROP_MODES:
             raise ValueError(f"data.crop={self.crop!r} is not one of {list(CROP_MODES)}")
+        if self.clip_length not in CLIP_LENGTHS:
+            raise ValueError(f"data.clip_length={self.clip_length!r} is not one of {list(CLIP_LENGTHS)}")
+        if self.clip_length == "whole" and self.pad_mode != "zero":
+            raise ValueError(f"data.clip_length=whole keeps each clip's own length and pads with zeros; "
+                             f"data.pad_mode={self.pad_mode!r} must be zero")
         if self.trim_db <= 0:
             raise ValueError(f"data.trim_db={self.trim_db} must be positive (dB below the loudest frame)")
 
@@ -300,7 +312,7 @@ def normalize(x: np.ndarray, mode: str, target_rms_dbfs: float = -20.0) -> np.nd
     return x
 
 
-def load_clip(path: str | Path, cfg: AudioConfig) -> np.ndarray:
+def load_clip(path: str | Path, cfg: AudioConfig, return_length: bool = False):
     """Decode, downmix, resample, trim, normalise and fix the length of one file.
 
     Args:
@@ -311,8 +323,12 @@ def load_clip(path: str | Path, cfg: AudioConfig) -> np.ndarray:
     → :func:`check_not_silent` → optional :func:`trim_silence` → :func:`normalize` (over the
     whole, possibly trimmed, recording) → :func:`fix_length` (crop or pad to ``duration_s``).
 
+        return_length: Also return the clip's valid length in samples (at most
+            ``cfg.num_samples``; the samples after it are padding).
+
     Returns:
-        float32 waveform ``(cfg.num_samples,)`` at ``cfg.sample_rate`` Hz, every sample finite.
+        float32 waveform ``(cfg.num_samples,)`` at ``cfg.sample_rate`` Hz, every sample finite;
+        with ``return_length``, ``(waveform, length)``.
 
     Raises:
         AudioDecodeError: unreadable, corrupt, empty, too short, non-finite or all-silent audio
@@ -331,4 +347,4 @@ def load_clip(path: str | Path, cfg: AudioConfig) -> np.ndarray:
     out = fix_length(np.ascontiguousarray(x, dtype=np.float32), cfg.num_samples, cfg.pad_mode, cfg.crop)
     if not np.isfinite(out).all():  # e.g. float samples near 3e38 overflowing in the channel mean
         raise AudioDecodeError(f"{path}: non-finite samples after down-mixing and resampling (values out of range)")
-    return out
+    return (out, min(len(x), cfg.num_samples)) if return_length else out

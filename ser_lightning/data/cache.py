@@ -3,7 +3,7 @@
 Layout under ``cache_dir``::
 
     <key>/waves.npy      (n_files, num_samples) float16 or float32, row i = file i
-    <key>/index.json     paths, per-file ok flag, skip reasons, settings, size and SHA-256 of
+    <key>/index.json     paths, per-file ok flag and valid length in samples, skip reasons, settings, size and SHA-256 of
                          waves.npy, SHA-256 of index.json's own content (written last)
     <key>.lock           advisory lock held while building or checking
 
@@ -54,7 +54,7 @@ from ser_lightning.data.audio import AudioConfig, AudioDecodeError, load_clip
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT_VERSION = 2  # 2: size and SHA-256 of waves.npy and of index.json in index.json
+CACHE_FORMAT_VERSION = 3  # 2: size and SHA-256 of waves.npy and of index.json in index.json; 3: clip lengths
 CACHE_DTYPES = ("float16", "float32")
 
 
@@ -69,6 +69,8 @@ class CachedWaves:
     Attributes:
         waves: Read-only memory map ``(n_files, num_samples)``; rows of skipped files are zeros.
         ok: Boolean mask ``(n_files,)``: ``False`` where the file could not be decoded.
+        lengths: Valid samples per clip ``(n_files,)`` int64 (at most ``num_samples``; the rest of
+            the row is padding; 0 for skipped files).
         skipped: ``(path, reason)`` for every file that could not be decoded.
         directory: The cache directory (``cache_dir/<key>``).
         built: ``True`` when this call decoded the files, ``False`` when it reused a cache.
@@ -79,6 +81,7 @@ class CachedWaves:
     waves: np.ndarray
     ok: np.ndarray
     skipped: list[tuple[str, str]]
+    lengths: np.ndarray
     directory: Path
     built: bool
     rebuilt_because: str | None = None
@@ -153,7 +156,8 @@ def _open(directory: Path, paths: Sequence[str], cfg: AudioConfig, dtype: str, v
         raise CacheCorrupt(f"index.json is not a format-{CACHE_FORMAT_VERSION} cache index")
     if index.get("index_sha256") != _index_digest(index):
         raise CacheCorrupt("index.json was modified after the build (its checksum does not match its content)")
-    missing = [k for k in ("paths", "settings", "dtype", "ok", "skipped", "waves_bytes", "waves_sha256") if k not in index]
+    missing = [k for k in ("paths", "settings", "dtype", "ok", "lengths", "skipped", "waves_bytes", "waves_sha256")
+               if k not in index]
     if missing:
         raise CacheCorrupt(f"index.json lacks {missing}")
     if index["paths"] != list(paths) or index["settings"] != cfg.as_dict() or index["dtype"] != dtype:
@@ -175,7 +179,10 @@ def _open(directory: Path, paths: Sequence[str], cfg: AudioConfig, dtype: str, v
     ok = np.asarray(index["ok"], dtype=bool)
     if len(ok) != len(paths):
         raise CacheCorrupt(f"index.json has {len(ok)} ok flags for {len(paths)} files")
-    return CachedWaves(waves, ok, [tuple(x) for x in index["skipped"]], directory, built)
+    lengths = np.asarray(index["lengths"], dtype=np.int64)
+    if lengths.shape != ok.shape or bool((lengths < 0).any()) or bool((lengths > cfg.num_samples).any()):
+        raise CacheCorrupt(f"index.json's clip lengths do not fit {len(paths)} clips of at most {cfg.num_samples} samples")
+    return CachedWaves(waves, ok, [tuple(x) for x in index["skipped"]], lengths, directory, built)
 
 
 def _warm_up_soundfile() -> None:
@@ -192,11 +199,12 @@ def _warm_up_soundfile() -> None:
 
 def _decode_all(paths: Sequence[str], cfg: AudioConfig, out: np.ndarray, workers: int, progress: bool):
     ok = np.ones(len(paths), dtype=bool)
+    lengths = np.zeros(len(paths), dtype=np.int64)
     skipped: list[tuple[str, str]] = []
 
     def job(i: int) -> None:
         try:
-            out[i] = load_clip(paths[i], cfg)
+            out[i], lengths[i] = load_clip(paths[i], cfg, return_length=True)
         except AudioDecodeError as err:
             ok[i] = False
             skipped.append((paths[i], str(err)))
@@ -215,7 +223,7 @@ def _decode_all(paths: Sequence[str], cfg: AudioConfig, out: np.ndarray, workers
             for _ in pool.map(job, range(1, len(paths))):
                 bar.advance(task)
     skipped.sort()
-    return ok, skipped
+    return ok, lengths, skipped
 
 
 def _build(directory: Path, paths: Sequence[str], cfg: AudioConfig, dtype: str, workers: int,
@@ -226,10 +234,11 @@ def _build(directory: Path, paths: Sequence[str], cfg: AudioConfig, dtype: str, 
     try:
         log.info("decoding %d files into cache %s", len(paths), directory)
         out = np.lib.format.open_memmap(tmp / "waves.npy", mode="w+", dtype=dtype, shape=(len(paths), cfg.num_samples))
-        ok, skipped = _decode_all(paths, cfg, out, workers, progress)
+        ok, lengths, skipped = _decode_all(paths, cfg, out, workers, progress)
         out.flush()
         del out
-        index = {"format": CACHE_FORMAT_VERSION, "paths": list(paths), "ok": ok.tolist(), "skipped": skipped,
+        index = {"format": CACHE_FORMAT_VERSION, "paths": list(paths), "ok": ok.tolist(),
+                 "lengths": lengths.tolist(), "skipped": skipped,
                  "settings": cfg.as_dict(), "dtype": dtype, "waves_bytes": (tmp / "waves.npy").stat().st_size,
                  "waves_sha256": sha256_file(tmp / "waves.npy")}
         index["index_sha256"] = _index_digest(index)

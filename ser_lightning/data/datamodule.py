@@ -46,6 +46,32 @@ class WaveBatch(NamedTuple):
     target: torch.Tensor
 
 
+class WholeClipBatch(NamedTuple):
+    """A batch of whole clips (``data.clip_length=whole``): zero-padded waveforms and their lengths.
+
+    Attributes:
+        waves: ``(batch, time)`` float32 waveforms, zero after each clip's length.
+        target: ``(batch,)`` int64 class indices.
+        lengths: ``(batch,)`` int64 valid samples per clip.
+    """
+
+    waves: torch.Tensor
+    target: torch.Tensor
+    lengths: torch.Tensor
+
+
+class EmbeddingBatch(NamedTuple):
+    """A batch of cached clip embeddings (the frozen-encoder path, :meth:`SERDataModule.use_embeddings`).
+
+    Attributes:
+        embeddings: ``(batch, *embedding_shape)`` float32, e.g. ``(batch, hidden_states, pooled_dim)``.
+        target: ``(batch,)`` int64 class indices.
+    """
+
+    embeddings: torch.Tensor
+    target: torch.Tensor
+
+
 def collate_batch(items: WaveBatch | list) -> Any:
     """DataLoader ``collate_fn``: a :class:`WaveBatch` is already a batch; anything else goes to ``default_collate``.
 
@@ -55,7 +81,7 @@ def collate_batch(items: WaveBatch | list) -> Any:
     Returns:
         ``(waves (batch, time), target (batch,))``.
     """
-    if isinstance(items, WaveBatch):
+    if isinstance(items, (WaveBatch, WholeClipBatch, EmbeddingBatch)):
         return items
     return default_collate(items)
 
@@ -66,18 +92,27 @@ class CachedWaveDataset(Dataset):
     The memory map is opened lazily in each worker process, so nothing large is pickled.
 
     Args:
-        waves_path: The cache's ``waves.npy``.
+        waves_path: The cache's ``waves.npy`` (or any ``.npy`` with one row per clip, e.g. the
+            frozen-feature cache's ``embeddings.npy``).
         rows: Row index per item.
         labels: Class index per item.
+        lengths: Valid samples per item (whole clips): batches are then :class:`WholeClipBatch`
+            cut to their longest clip; ``None``: fixed-length :class:`WaveBatch`.
+        embeddings: The rows are cached clip embeddings: batches are :class:`EmbeddingBatch`.
 
     Item:
         ``(waveform (time,) float32, class index)``.
     """
 
-    def __init__(self, waves_path: str | Path, rows: np.ndarray, labels: np.ndarray) -> None:
+    def __init__(self, waves_path: str | Path, rows: np.ndarray, labels: np.ndarray,
+                 lengths: np.ndarray | None = None, embeddings: bool = False) -> None:
         self.waves_path = str(waves_path)
         self.rows = np.asarray(rows, dtype=np.int64)
         self.labels = np.asarray(labels, dtype=np.int64)
+        self.lengths = None if lengths is None else np.asarray(lengths, dtype=np.int64)
+        if self.lengths is not None and self.lengths.shape != self.rows.shape:
+            raise ValueError(f"CachedWaveDataset: {len(self.lengths)} lengths for {len(self.rows)} rows")
+        self.embeddings = bool(embeddings)
         self._waves: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -94,11 +129,20 @@ class CachedWaveDataset(Dataset):
         as it is, instead of splitting it into items and copying them back together.
 
         Returns:
-            ``WaveBatch(waves (len(indices), time) float32, target (len(indices),) int64)``.
+            ``WaveBatch(waves (len(indices), time) float32, target (len(indices),) int64)``; with
+            lengths a :class:`WholeClipBatch` whose time axis ends at its longest clip; for
+            embeddings an :class:`EmbeddingBatch`.
         """
         idx = np.asarray(indices, dtype=np.int64)
+        target = torch.from_numpy(self.labels[idx])
+        if self.lengths is not None:
+            lengths = self.lengths[idx]
+            block = self._memmap()[self.rows[idx], : int(lengths.max())]
+            return WholeClipBatch(torch.from_numpy(block.astype(np.float32)), target, torch.from_numpy(lengths))
         block = torch.from_numpy(self._memmap()[self.rows[idx]].astype(np.float32))  # (batch, time)
-        return WaveBatch(block, torch.from_numpy(self.labels[idx]))
+        if self.embeddings:
+            return EmbeddingBatch(block, target)
+        return WaveBatch(block, target)
 
     def _memmap(self) -> np.ndarray:
         """The cache's ``(clips, time)`` array, memory-mapped on first use in this process."""
@@ -118,7 +162,7 @@ def resolve_data_root(root: str | None) -> Path:
 
 #: Datamodule settings that define how a clip is decoded (``AudioConfig``); a checkpoint stores
 #: them in ``datamodule_hyper_parameters``, and eval/predict/export reuse them from there.
-AUDIO_KEYS = ("sample_rate", "duration_s", "normalize", "trim_silence", "pad_mode", "crop")
+AUDIO_KEYS = ("sample_rate", "duration_s", "normalize", "trim_silence", "pad_mode", "crop", "clip_length")
 #: ``data.unknown_labels`` choices (see :class:`SERDataModule`).
 UNKNOWN_LABEL_POLICIES = ("error", "drop", "unscorable")
 
@@ -166,6 +210,10 @@ class SERDataModule(pl.LightningDataModule):
         sample_rate: Hz. duration_s: clip length in seconds. normalize: ``peak``/``rms``/``none``.
         trim_silence: Trim leading/trailing silence. pad_mode: ``zero``/``reflect``/``loop``.
         crop: ``center``/``start``.
+        clip_length: ``fixed`` (every clip cropped/padded to ``duration_s``; the spectrogram
+            networks) or ``whole`` (each clip keeps its own length up to ``duration_s``; batches
+            are ``((waves, lengths), target)`` for the encoder networks, see
+            :meth:`on_after_batch_transfer`).
         cache_dir: Where decoded waveforms are cached. cache_dtype: ``float16``/``float32``.
         split: ``speaker``/``kfold``/``random``/``partition``/``session`` (see
             :mod:`ser_lightning.data.splits`).
@@ -210,6 +258,7 @@ class SERDataModule(pl.LightningDataModule):
         trim_silence: bool = False,
         pad_mode: str = "zero",
         crop: str = "center",
+        clip_length: str = "fixed",
         cache_dir: str = ".ser_cache",
         cache_dtype: str = "float16",
         split: str = "speaker",
@@ -260,6 +309,9 @@ class SERDataModule(pl.LightningDataModule):
         augment = augment or {}
         self.wave_augment = build_wave_augment(sample_rate=sample_rate, **dict(augment.get("wave") or {}))
         self.spec_augment = build_spec_augment(**dict(augment.get("spec") or {}))
+        if self.audio_cfg.clip_length == "whole" and len(self.wave_augment):
+            raise ValueError("data.clip_length=whole does not take waveform augmentation (a time shift or speed "
+                             "change would move the padding into the clip); use augment=none")
         self.run_dir = Path(run_dir) if run_dir else None
         self.decode_workers = decode_workers
         self.progress = progress
@@ -273,6 +325,7 @@ class SERDataModule(pl.LightningDataModule):
         self.cache: CachedWaves | None = None
         self.datasets: dict[str, CachedWaveDataset] = {}
         self.frontend: nn.Module | None = None  # set_frontend(): the classifier's, shared
+        self.embedding_path: Path | None = None  # use_embeddings(): the frozen-feature cache in use
 
     @property
     def class_names(self) -> list[str]:
@@ -372,7 +425,8 @@ class SERDataModule(pl.LightningDataModule):
             sel = np.flatnonzero(assign == name)
             if len(sel) == 0:
                 raise ValueError(f"split {name!r} is empty (data.split={hp.split}); check the speaker settings")
-            self.datasets[name] = CachedWaveDataset(waves_path, rows[sel], self.labels[sel])
+            lengths = self.cache.lengths[rows[sel]] if self.audio_cfg.clip_length == "whole" else None
+            self.datasets[name] = CachedWaveDataset(waves_path, rows[sel], self.labels[sel], lengths)
         for name in names:
             counts = class_counts(self.datasets[name].labels.tolist(), self.label_set)
             n_spk = len({u.speaker for u, a in zip(self.utterances, self.assignment) if a == name})
@@ -441,6 +495,55 @@ class SERDataModule(pl.LightningDataModule):
         """Batches of ``test_split`` (default ``test``), fixed order."""
         return self._loader(self.hparams.test_split, shuffle=False)
 
+    @property
+    def waveform_augmented(self) -> bool:
+        """True when training batches get waveform augmentation (the encoder's input changes per epoch)."""
+        return len(self.wave_augment) > 0
+
+    def cache_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every cache row a split uses, sorted, with its valid length in samples (after :meth:`setup`).
+
+        Returns:
+            ``(rows (n,), lengths (n,))`` int64: the clips to embed for the frozen-feature cache.
+        """
+        rows = np.unique(np.concatenate([d.rows for d in self.datasets.values()]))
+        return rows, self.cache.lengths[rows]
+
+    def all_clips_dataloader(self, rows: np.ndarray) -> DataLoader:
+        """Whole clips of the given cache rows, in order, as :class:`WholeClipBatch` (targets are
+        the row indices), for the frozen-feature extraction loop.
+
+        Args:
+            rows: Cache rows ``(n,)``.
+        """
+        lengths = self.cache.lengths[rows] if self.audio_cfg.clip_length == "whole" else \
+            np.full(len(rows), self.audio_cfg.num_samples, dtype=np.int64)
+        ds = CachedWaveDataset(self.cache.directory / "waves.npy", rows, rows, lengths)
+        return DataLoader(ds, batch_size=self.hparams.batch_size, shuffle=False, num_workers=self.hparams.num_workers,
+                          collate_fn=collate_batch)
+
+    def use_embeddings(self, embeddings_path: str | Path, rows: np.ndarray) -> None:
+        """Serve cached clip embeddings instead of waveforms (the frozen-encoder path).
+
+        Every split's dataset reads ``embeddings_path`` (one row per entry of ``rows``, in that
+        order); batches become :class:`EmbeddingBatch` and :meth:`on_after_batch_transfer` passes
+        them on without the frontend.
+
+        Args:
+            embeddings_path: The frozen-feature cache's ``embeddings.npy`` ``(len(rows), ...)``.
+            rows: The cache rows the embedding rows belong to (sorted, as from :meth:`cache_rows`).
+
+        Raises:
+            ValueError: a split uses a cache row that has no embedding.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        for name, ds in list(self.datasets.items()):
+            pos = np.searchsorted(rows, ds.rows)
+            if bool((pos >= len(rows)).any()) or not np.array_equal(rows[np.minimum(pos, len(rows) - 1)], ds.rows):
+                raise ValueError(f"the embedding cache {embeddings_path} lacks clips of split {name!r}")
+            self.datasets[name] = CachedWaveDataset(embeddings_path, pos, ds.labels, embeddings=True)
+        self.embedding_path = Path(embeddings_path)
+
     def set_frontend(self, frontend: nn.Module) -> None:
         """Hand over the feature frontend the batches go through (the ``SERClassifier``'s own, shared).
 
@@ -470,7 +573,9 @@ class SERDataModule(pl.LightningDataModule):
 
         Returns:
             ``(features (batch, channels, n_feats, frames), target (batch,))`` (for a waveform
-            network the features are the waveforms ``(batch, time)``).
+            network the features are the waveforms ``(batch, time)``); for whole clips
+            (``data.clip_length=whole``) ``((features, lengths (batch,)), target)``; for cached
+            embeddings (:meth:`use_embeddings`) ``(embeddings, target)`` unchanged.
 
         Raises:
             RuntimeError: no frontend handed over, or ``training=None`` without a trainer.
@@ -482,11 +587,15 @@ class SERDataModule(pl.LightningDataModule):
             if self.trainer is None:
                 raise RuntimeError("SERDataModule.on_after_batch_transfer needs training=True/False without a trainer")
             training = bool(self.trainer.training)
-        wave, target = batch
+        if isinstance(batch, EmbeddingBatch):
+            return batch.embeddings, batch.target
+        wave, target = batch[0], batch[1]
         if training:
             wave = self.wave_augment(wave)
         with torch.no_grad():
             feats = self.frontend(wave)
         if training and feats.dim() == 4:  # SpecAugment needs a spectrogram, not a raw waveform
             feats = self.spec_augment(feats)
+        if isinstance(batch, WholeClipBatch):
+            return (feats, batch.lengths), target
         return feats, target

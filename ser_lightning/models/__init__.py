@@ -8,6 +8,7 @@ facts the network carries (:class:`~ser_lightning.models.registry.ModelInfo`).
 from ser_lightning.models import (  # noqa: F401  (imported to register the networks)
     attention_fcn,
     cnn_blocks,
+    encoder_models,
     homebrew_cnn,
     joint_ensemble,
     mfcc_cnn,

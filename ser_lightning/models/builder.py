@@ -18,8 +18,9 @@ from ser_lightning.models.registry import model_info
 
 #: Keys of ``model`` settings that are not network arguments: ``name``; ``input`` (the input kind,
 #: written by older configs and checkpoints; now a registered fact); ``backbone_lr_mult`` (an
-#: optimiser setting, read by ``SERClassifier``).
-NON_NETWORK_KEYS = ("name", "input", "backbone_lr_mult")
+#: optimiser setting, read by ``SERClassifier``); ``feature_cache`` (``auto``/``off``: whether a
+#: frozen encoder model trains on cached embeddings, read by the training task).
+NON_NETWORK_KEYS = ("name", "input", "backbone_lr_mult", "feature_cache")
 
 
 def fit_geometry(features: dict[str, Any], num_samples: int, input_size) -> dict[str, int]:

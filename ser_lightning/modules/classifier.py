@@ -43,6 +43,11 @@ class SERClassifier(pl.LightningModule):
     with ``SERDataModule.set_frontend(model.frontend)``; ``SERDataModule.on_after_batch_transfer``)
     and the steps receive ``(features, target)``.
 
+    Batches from the data module are ``(features, target)``; for whole clips
+    (``data.clip_length=whole``) the features are ``(waves, lengths)`` and the network is called
+    with both; after :meth:`use_cached_embeddings` they are cached pooled encoder states and go
+    to the network's ``forward_pooled`` (a frozen encoder's output, computed once per clip).
+
     Metrics: UA (unweighted accuracy = macro-averaged recall), WA (weighted accuracy = overall
     accuracy), macro-F1; on test also per-class recall and the confusion matrix.
 
@@ -111,9 +116,37 @@ class SERClassifier(pl.LightningModule):
         """Features ``(batch, channels, n_feats, frames)`` from waveforms ``(batch, time)``."""
         return self.frontend(wave)
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        """Logits ``(batch, num_classes)`` from waveforms ``(batch, time)`` at the training rate."""
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``(batch, num_classes)`` from waveforms ``(batch, time)`` at the training rate.
+
+        ``lengths`` ``(batch,)`` (valid samples per clip) is passed to networks that read whole
+        clips (the encoder models); others ignore it.
+        """
+        if lengths is not None and getattr(self.network, "pool_states", None) is not None:
+            return self.network(self.frontend(wave), lengths)
         return self.network(self.frontend(wave))
+
+    def use_cached_embeddings(self, enabled: bool = True) -> None:
+        """Take batches of cached pooled encoder states (``(batch, hidden_states, pooled_dim)``) instead
+        of features; the network must offer ``forward_pooled`` (a cacheable encoder model).
+
+        Raises:
+            ValueError: the network cannot take cached embeddings.
+        """
+        if enabled and not getattr(self.network, "cacheable", False):
+            raise ValueError(f"{type(self.network).__name__} cannot train on cached embeddings (it needs a frozen "
+                             "encoder with model.pool_each_layer=true and a parameter-free pooling)")
+        self.cached_embeddings = bool(enabled)
+
+    cached_embeddings = False
+
+    def _logits(self, feats) -> torch.Tensor:
+        """Network output for the features of a batch (see the class docstring)."""
+        if self.cached_embeddings:
+            return self.network.forward_pooled(feats)
+        if isinstance(feats, (tuple, list)):
+            return self.network(*feats)
+        return self.network(feats)
 
     # ------------------------------------------------------------------------------ training
     def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -122,7 +155,7 @@ class SERClassifier(pl.LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         """Cross-entropy on ``(features (batch, C, F, frames), target (batch,))``; logs train metrics."""
         feats, target = batch
-        logits = self.network(feats)
+        logits = self._logits(feats)
         loss = self._loss(logits, target)
         self.train_metrics.update(logits.detach(), target)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(target),
@@ -133,7 +166,7 @@ class SERClassifier(pl.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         """Accumulate validation loss, UA, WA and macro-F1 (logged per epoch)."""
         feats, target = batch
-        logits = self.network(feats)
+        logits = self._logits(feats)
         self.val_metrics.update(logits, target)
         self.log("val/loss", self._loss(logits, target), on_epoch=True, prog_bar=True, batch_size=len(target),
                  sync_dist=True)
@@ -142,7 +175,7 @@ class SERClassifier(pl.LightningModule):
     def test_step(self, batch, batch_idx: int) -> None:
         """Accumulate test metrics, per-class recall and the confusion matrix."""
         feats, target = batch
-        logits = self.network(feats)
+        logits = self._logits(feats)
         self.test_metrics.update(logits, target)
         self.test_recall.update(logits, target)
         self.test_confusion.update(logits, target)

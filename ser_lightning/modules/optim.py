@@ -67,21 +67,33 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def param_groups(module: torch.nn.Module, lr: float, backbone_lr_mult: float = 1.0) -> list[dict]:
+def param_groups(module: torch.nn.Module, lr: float, backbone_lr_mult: float = 1.0,
+                 weight_decay: float = 0.0) -> list[dict]:
     """Parameter groups: a pretrained backbone at ``lr * backbone_lr_mult``, everything else at ``lr``.
 
-    A network exposing ``backbone_parameters()`` (e.g. the timm backbones) gets two groups;
-    frozen parameters (``requires_grad=False``) are left out.
+    A network exposing ``backbone_parameters()`` (e.g. the timm backbones) gets two groups; an
+    encoder model (``parameter_groups`` + ``layer_decay``) gets its own groups with layer-wise
+    learning-rate decay, ``backbone_lr_mult`` scaling every encoder group and no weight decay on
+    biases, norms and layer weights; frozen parameters (``requires_grad=False``) are left out.
 
     Args:
         module: Module whose trainable parameters are grouped (the network may be ``module.network``).
         lr: Head learning rate.
         backbone_lr_mult: Backbone learning-rate multiplier (report 003 fine-tunes backbones gently).
+        weight_decay: Weight decay of the encoder models' weight matrices (the other networks'
+            groups take the optimiser's).
 
     Returns:
         A list of ``{"params", "lr"}`` dicts for a torch optimiser.
     """
     net = getattr(module, "network", module)
+    if hasattr(net, "parameter_groups") and hasattr(net, "layer_decay"):  # encoder models: layer-wise lr decay
+        groups = net.parameter_groups(lr, layer_decay=net.layer_decay, weight_decay=weight_decay,
+                                      encoder_lr_scale=backbone_lr_mult)
+        inside = {id(p) for g in groups for p in g["params"]}
+        rest = [p for p in module.parameters() if p.requires_grad and id(p) not in inside and
+                all(p is not q for q in net.parameters())]
+        return groups + ([{"params": rest, "lr": lr}] if rest else [])
     backbone = {id(p) for p in net.backbone_parameters()} if hasattr(net, "backbone_parameters") else set()
     trainable = [p for p in module.parameters() if p.requires_grad]
     groups = [
@@ -227,7 +239,7 @@ def build_optimizers(module: pl.LightningModule, cfg: dict[str, Any], backbone_l
             of unbounded length.
     """
     c = check_optim_config(dict(cfg))
-    groups = param_groups(module, c["lr"], backbone_lr_mult)
+    groups = param_groups(module, c["lr"], backbone_lr_mult, c["weight_decay"])
     opt = OPTIMIZERS[c["name"]](groups, lr=c["lr"], weight_decay=c["weight_decay"])
     sched = c["scheduler"]
     total = _total_steps(module, sched) if sched in ("onecycle", "onecycle_half") else None

@@ -15,6 +15,18 @@
 :meth:`EncoderClassifier.parameter_groups` builds optimiser groups with layer-wise learning-rate
 decay (Clark et al., "ELECTRA", ICLR 2020, App. A; Bao et al., "BEiT", ICLR 2022, §2.4): the head
 at the base rate, encoder group ``g`` (of ``G``) at ``lr · decay^(G − g)``.
+
+Two orders of pooling and layer combination:
+
+* frames first (default): a weighted sum of the hidden states' frames, then pooling;
+* ``pool_each_layer=True``: every hidden state is pooled on its own (mean or mean + std over its
+  valid frames), the pooled vectors are standardised (``pooled_norm``: batch normalisation
+  without affine parameters, i.e. training-set statistics) and combined (``layer_combine``:
+  learned softmax weights, concatenation or the last one). With a frozen encoder and a pooling
+  without parameters, the pooled vectors ``(hidden_states, pooled_dim)`` of a clip never change,
+  so they can be computed once and cached (:attr:`EncoderClassifier.cacheable`,
+  :meth:`EncoderClassifier.pooled_states` → :meth:`EncoderClassifier.forward_pooled`); the
+  probes that motivated this concatenated the mean + std of several layers.
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ from ser_lightning.models.encoders.base import EncoderOutput, SpeechEncoder
 from ser_lightning.models.encoders.heads import LayerWeightedSumOrLast, MLPHead, build_pooling
 
 FREEZE_MODES = ("frozen", "top_k", "full")
+LAYER_COMBINES = ("weighted", "concat", "last")
 #: Names understood by :func:`build_encoder` besides hub ids and local directories.
 ENCODERS = ("byol_s", "whisper_tiny")
 
@@ -46,6 +59,14 @@ class EncoderClassifier(nn.Module):
         freeze: ``frozen``, ``top_k`` or ``full`` (module docstring).
         trainable_layers: With ``top_k``: how many layer groups, counted from the top, train.
         attention_dim: Hidden width of attentive pooling.
+        pool_each_layer: Pool every hidden state separately, then combine the pooled vectors
+            (module docstring); otherwise combine the frames, then pool.
+        layer_combine: With ``pool_each_layer``: ``weighted`` (learned softmax weights),
+            ``concat`` or ``last``.
+        pooled_norm: With ``pool_each_layer``: standardise each pooled feature with batch
+            statistics (``BatchNorm1d`` without affine parameters) before combining.
+        layer_decay: Layer-wise learning-rate decay factor in ``(0, 1]`` (read by
+            :meth:`parameter_groups` when the optimiser is built).
 
     Shapes:
         wave ``(batch, time)`` at the encoder's sample rate + lengths ``(batch,)`` →
@@ -53,7 +74,8 @@ class EncoderClassifier(nn.Module):
 
     Raises:
         ValueError: an unknown ``freeze`` mode, or ``trainable_layers`` outside
-            ``1 … encoder.num_layer_groups`` with ``top_k``.
+            ``1 … encoder.num_layer_groups`` with ``top_k``, an unknown ``layer_combine`` or a
+            ``layer_decay`` outside ``(0, 1]``.
     """
 
     def __init__(
@@ -69,8 +91,16 @@ class EncoderClassifier(nn.Module):
         freeze: str = "frozen",
         trainable_layers: int = 2,
         attention_dim: int = 128,
+        pool_each_layer: bool = False,
+        layer_combine: str = "weighted",
+        pooled_norm: bool = True,
+        layer_decay: float = 1.0,
     ) -> None:
         super().__init__()
+        if layer_combine not in LAYER_COMBINES:
+            raise ValueError(f"model.layer_combine={layer_combine!r} is not one of {LAYER_COMBINES}")
+        if not 0.0 < float(layer_decay) <= 1.0:
+            raise ValueError(f"model.layer_decay={layer_decay} must lie in (0, 1]")
         if freeze not in FREEZE_MODES:
             raise ValueError(f"model.freeze={freeze!r} is not one of {FREEZE_MODES}")
         groups = encoder.num_layer_groups
@@ -80,13 +110,31 @@ class EncoderClassifier(nn.Module):
         self.encoder = encoder
         self.freeze = freeze
         self.trainable_from = {"frozen": groups, "top_k": groups - trainable_layers, "full": 0}[freeze]
-        self.layer_weights = LayerWeightedSumOrLast(encoder.num_hidden_states, layer_weighting, layer_norm)
-        dim = encoder.hidden_size
+        self.pool_each_layer, self.layer_combine = bool(pool_each_layer), layer_combine
+        self.layer_decay = float(layer_decay)
+        n_states, dim = encoder.num_hidden_states, encoder.hidden_size
         self.pooling = build_pooling(pooling, dim, attention_dim)
-        self.head = MLPHead(self.pooling.output_dim(dim), num_classes, head_hidden, head_layers, dropout)
+        pooled = self.pooling.output_dim(dim)
+        if self.pool_each_layer:
+            weighted = layer_combine == "weighted" and n_states > 1
+            self.layer_weights = LayerWeightedSumOrLast(n_states, weighted, False)
+            self.pooled_norm = nn.BatchNorm1d(n_states * pooled, affine=False) if pooled_norm else None
+            head_in = n_states * pooled if layer_combine == "concat" else pooled
+        else:
+            self.layer_weights = LayerWeightedSumOrLast(n_states, layer_weighting, layer_norm)
+            self.pooled_norm = None
+            head_in = pooled
+        self.pooled_shape = (n_states, pooled)
+        self.head = MLPHead(head_in, num_classes, head_hidden, head_layers, dropout)
         for name, p in self.encoder.named_parameters():
             p.requires_grad_(self.encoder.layer_group(name) >= self.trainable_from)
         self._set_frozen_modes()
+
+    @property
+    def cacheable(self) -> bool:
+        """True when a clip's :meth:`pooled_states` never change during training: a frozen encoder,
+        per-layer pooling and a pooling without parameters (mean, mean + std)."""
+        return self.encoder_frozen and self.pool_each_layer and not any(True for _ in self.pooling.parameters())
 
     @property
     def encoder_frozen(self) -> bool:
@@ -132,8 +180,48 @@ class EncoderClassifier(nn.Module):
         """Pooled clip vectors ``(batch, pooled_dim)`` from hidden states (see :meth:`forward_hidden`)."""
         return self.pooling(self.layer_weights(hidden_states), lengths)
 
+    def pool_states(self, hidden_states, lengths: torch.Tensor) -> torch.Tensor:
+        """Every hidden state pooled on its own over its valid frames.
+
+        Args:
+            hidden_states: ``num_hidden_states`` tensors ``(batch, frames, dim)`` or one tensor
+                ``(batch, num_hidden_states, frames, dim)``.
+            lengths: Valid frames per clip ``(batch,)``.
+
+        Returns:
+            ``(batch, num_hidden_states, pooled_dim)``.
+        """
+        x = hidden_states if torch.is_tensor(hidden_states) else torch.stack(tuple(hidden_states), dim=1)
+        b, n, f, d = x.shape
+        return self.pooling(x.reshape(b * n, f, d), lengths.repeat_interleave(n)).reshape(b, n, -1)
+
+    def pooled_states(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Pooled hidden states ``(batch, num_hidden_states, pooled_dim)`` of waveforms ``(batch, time)``
+        (what the frozen-feature cache stores; needs ``pool_each_layer``)."""
+        out = self.encode(wave, lengths)
+        return self.pool_states(out.hidden_states, out.lengths)
+
+    def forward_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Logits ``(batch, num_classes)`` from pooled hidden states ``(batch, num_hidden_states, pooled_dim)``.
+
+        Raises:
+            ValueError: the model pools frames after combining them (``pool_each_layer=False``) or
+                the input does not have the shape :attr:`pooled_shape`.
+        """
+        if not self.pool_each_layer:
+            raise ValueError("forward_pooled needs model.pool_each_layer=true")
+        if tuple(pooled.shape[1:]) != self.pooled_shape:
+            raise ValueError(f"pooled states have shape {tuple(pooled.shape[1:])}, the head expects {self.pooled_shape}")
+        x = pooled.float()
+        if self.pooled_norm is not None:
+            x = self.pooled_norm(x.reshape(len(x), -1)).reshape(x.shape)
+        x = x.reshape(len(x), -1) if self.layer_combine == "concat" else self.layer_weights(x[..., None, :])[:, 0]
+        return self.head(x)
+
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(batch, num_classes)`` from waveforms ``(batch, time)`` and lengths ``(batch,)``."""
+        if self.pool_each_layer:
+            return self.forward_pooled(self.pooled_states(wave, lengths))
         out = self.encode(wave, lengths)
         return self.forward_hidden(out.hidden_states, out.lengths)
 
@@ -217,6 +305,10 @@ def build_encoder_classifier(
     freeze: str = "frozen",
     trainable_layers: int = 2,
     attention_dim: int = 128,
+    pool_each_layer: bool = False,
+    layer_combine: str = "weighted",
+    pooled_norm: bool = True,
+    layer_decay: float = 1.0,
 ) -> EncoderClassifier:
     """:class:`EncoderClassifier` from plain scalar settings (arguments as in :func:`build_encoder`
     and :class:`EncoderClassifier`)."""
@@ -224,5 +316,6 @@ def build_encoder_classifier(
         build_encoder(encoder, pretrained, pad_to_30s), num_classes=num_classes, pooling=pooling,
         layer_weighting=layer_weighting, layer_norm=layer_norm, head_hidden=head_hidden,
         head_layers=head_layers, dropout=dropout, freeze=freeze, trainable_layers=trainable_layers,
-        attention_dim=attention_dim,
+        attention_dim=attention_dim, pool_each_layer=pool_each_layer, layer_combine=layer_combine,
+        pooled_norm=pooled_norm, layer_decay=layer_decay,
     )

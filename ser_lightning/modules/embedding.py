@@ -1,0 +1,159 @@
+"""Frozen-feature extraction as a Lightning prediction loop, and the switch to the cached path.
+
+:func:`frozen_feature_path` decides whether a run can train on cached embeddings
+(:mod:`ser_lightning.data.feature_cache`): a cacheable encoder model (frozen encoder, per-layer
+pooling without parameters), no waveform augmentation and ``model.feature_cache`` not ``off``.
+:func:`use_frozen_features` then computes the pooled hidden states of every clip once —
+``trainer.predict`` over the whole clips with :class:`EmbeddingExtractor`, a progress bar and
+:class:`EmbeddingWriter` writing each batch into the cache's array — and switches the data module
+and the classifier to them; a later run with the same clips and encoder reuses them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+from ser_lightning.data.feature_cache import CachedEmbeddings, build_or_load_embeddings
+
+log = logging.getLogger(__name__)
+
+#: ``model.feature_cache`` choices: ``auto`` (cache when possible) or ``off`` (always the waveform path).
+FEATURE_CACHE_MODES = ("auto", "off")
+
+
+class EmbeddingExtractor(pl.LightningModule):
+    """Prediction-only module: whole-clip batches → pooled hidden states of a frozen encoder.
+
+    Args:
+        network: An encoder model with ``pooled_states(wave, lengths)`` (e.g.
+            :class:`~ser_lightning.models.encoders.classifier.EncoderClassifier`).
+
+    Prediction step:
+        ``(waves (batch, time), rows (batch,), lengths (batch,))`` →
+        ``(rows (batch,), pooled (batch, hidden_states, pooled_dim))``.
+    """
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0):
+        """Pooled hidden states of one batch, with the cache rows they belong to."""
+        waves, rows, lengths = batch
+        return rows, self.network.pooled_states(waves, lengths).float()
+
+
+class EmbeddingWriter(BasePredictionWriter):
+    """Writes each prediction batch into the rows of an array (no predictions kept in memory).
+
+    Args:
+        out: Writable array ``(n, *shape)``.
+        rows: Cache row of each array row ``(n,)``, sorted.
+    """
+
+    def __init__(self, out: np.ndarray, rows: np.ndarray) -> None:
+        super().__init__(write_interval="batch")
+        self.out, self.rows = out, rows
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
+        rows, pooled = prediction
+        pos = np.searchsorted(self.rows, rows.cpu().numpy())
+        self.out[pos] = pooled.cpu().numpy()
+
+
+def encoder_identity(network: torch.nn.Module, model_settings: dict[str, Any]) -> dict:
+    """What makes a frozen encoder's pooled output what it is: the class, a SHA-256 of its weights
+    and buffers, and the settings that change the output (encoder, pretrained, window, pooling).
+
+    Args:
+        network: The encoder model (its ``encoder`` and ``pooling`` are read).
+        model_settings: The ``model`` settings.
+    """
+    h = hashlib.sha256()
+    for name, t in sorted(network.encoder.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    keep = ("name", "encoder", "pretrained", "pad_to_30s", "pooling")
+    return {"class": type(network.encoder).__name__, "weights_sha256": h.hexdigest(),
+            "pooling_class": type(network.pooling).__name__,
+            "settings": {k: model_settings.get(k) for k in keep if k in model_settings}}
+
+
+def frozen_feature_path(model, dm, model_settings: dict[str, Any]) -> tuple[bool, str]:
+    """Whether this run trains on cached embeddings, and why (one line for the run log).
+
+    Args:
+        model: The ``SERClassifier``.
+        dm: The ``SERDataModule``.
+        model_settings: The ``model`` settings (``feature_cache``: ``auto``/``off``).
+
+    Raises:
+        ValueError: an unknown ``model.feature_cache``.
+    """
+    mode = str(model_settings.get("feature_cache", "auto"))
+    if mode not in FEATURE_CACHE_MODES:
+        raise ValueError(f"model.feature_cache={mode!r} is not one of {list(FEATURE_CACHE_MODES)}")
+    net = model.network
+    if not hasattr(net, "cacheable"):
+        return False, "waveform path (the network is not an encoder model)"
+    if mode == "off":
+        return False, "waveform path (model.feature_cache=off)"
+    if not net.cacheable:
+        return False, ("waveform path (the encoder trains, or the head pools combined frames or has a trained "
+                       "pooling: nothing to cache)")
+    if dm.waveform_augmented:
+        return False, "waveform path (waveform augmentation changes the encoder's input every epoch)"
+    return True, "frozen-feature path (cached pooled hidden states of the frozen encoder)"
+
+
+def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: str = "cpu",
+                        progress: bool = True) -> CachedEmbeddings:
+    """Compute (or reuse) the cached embeddings of every clip and switch ``dm`` and ``model`` to them.
+
+    Extraction is ``trainer.predict`` with :class:`EmbeddingExtractor` on one device of
+    ``accelerator`` (a progress bar shows it) writing through :class:`EmbeddingWriter` into the
+    cache (:func:`~ser_lightning.data.feature_cache.build_or_load_embeddings`).
+
+    Args:
+        model: The ``SERClassifier`` (its network must be cacheable).
+        dm: The ``SERDataModule``, after ``setup``.
+        model_settings: The ``model`` settings (part of the cache key).
+        accelerator: Lightning accelerator for the extraction (``cpu``, ``gpu``, ``auto``).
+        progress: Show the prediction progress bar.
+
+    Returns:
+        The opened cache; ``built`` says whether it was computed now, and ``extract_s`` (an added
+        attribute) how long that took in seconds (0 when reused).
+
+    Raises:
+        ValueError: the network cannot use cached embeddings.
+    """
+    net = model.network
+    rows, _ = dm.cache_rows()
+    identity = encoder_identity(net, model_settings)
+    timing = {"s": 0.0}
+
+    def extract(out: np.ndarray) -> None:
+        start = time.perf_counter()
+        writer = EmbeddingWriter(out, rows)
+        trainer = pl.Trainer(accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False,
+                             enable_progress_bar=progress, enable_model_summary=False, callbacks=[writer],
+                             precision="32-true")
+        was_training = net.training
+        trainer.predict(EmbeddingExtractor(net), dataloaders=dm.all_clips_dataloader(rows), return_predictions=False)
+        net.train(was_training)
+        timing["s"] = time.perf_counter() - start
+
+    cached = build_or_load_embeddings(dm.cache, rows, identity, net.pooled_shape, extract, dm.hparams.cache_dir)
+    cached.extract_s = round(timing["s"], 1)
+    dm.use_embeddings(cached.path, cached.rows)
+    model.use_cached_embeddings(True)
+    return cached
