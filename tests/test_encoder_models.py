@@ -14,7 +14,6 @@ from ser_lightning.data.audio import AudioConfig
 from ser_lightning.data.cache import build_or_load
 from ser_lightning.data.datamodule import SERDataModule, WholeClipBatch
 from ser_lightning.data.feature_cache import build_or_load_embeddings
-from ser_lightning.data.splits import assign_splits
 from ser_lightning.models import build_network, list_models, model_info
 from ser_lightning.modules.classifier import SERClassifier
 from ser_lightning.modules.embedding import frozen_feature_path, use_frozen_features
@@ -94,18 +93,6 @@ def test_variable_length_batches_pool_without_padding_effects(varied_ravdess, tm
         together = model._logits((feats, lengths))[0]
         by_itself = model._logits((alone, alone_len))[0]
     torch.testing.assert_close(together, by_itself, atol=1e-4, rtol=1e-4)
-
-
-def test_explicit_speaker_folds():
-    from ser_lightning.data.manifest import Utterance
-
-    utts = [Utterance(path=f"{s}_{i}.wav", corpus="x", speaker=s, emotion="happy") for s in "abcdef" for i in range(2)]
-    out = assign_splits(utts, [0] * len(utts), mode="kfold", fold=1, val_speakers=1, folds=[["a", "d"], ["b", "f"]])
-    assert {u.speaker for u, s in zip(utts, out) if s == "test"} == {"b", "f"}
-    with pytest.raises(ValueError, match="not in the data"):
-        assign_splits(utts, [0] * len(utts), mode="kfold", fold=0, folds=[["a"], ["z"]])
-    with pytest.raises(ValueError, match="more than one fold"):
-        assign_splits(utts, [0] * len(utts), mode="kfold", fold=0, folds=[["a"], ["a", "b"]])
 
 
 def test_frozen_feature_cache_is_reused_and_invalidated_like_the_audio_cache(varied_ravdess, tmp_path, caplog):
