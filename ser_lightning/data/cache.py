@@ -137,6 +137,34 @@ def _index_digest(index: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
+def read_index(index_path: Path, version: int, kind: str = "cache") -> dict:
+    """Read a cache's ``index.json`` and check it is whole: present, parseable, of format ``version``, and
+    unchanged since the build (its own ``index_sha256``).
+
+    Args:
+        index_path: The ``index.json`` file.
+        version: The format version the reader expects.
+        kind: Named in the message (``cache``, ``embedding``).
+
+    Returns:
+        The index.
+
+    Raises:
+        CacheCorrupt: naming the first problem.
+    """
+    if not index_path.is_file():
+        raise CacheCorrupt("index.json is missing (an interrupted build)")
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise CacheCorrupt(f"index.json is unreadable ({type(err).__name__}: {err})") from None
+    if not isinstance(index, dict) or index.get("format") != version:
+        raise CacheCorrupt(f"index.json is not a format-{version} {kind} index")
+    if index.get("index_sha256") != _index_digest(index):
+        raise CacheCorrupt("index.json was modified after the build (its checksum does not match its content)")
+    return index
+
+
 def _open(directory: Path, paths: Sequence[str], cfg: AudioConfig, dtype: str, verify_checksum: bool,
           built: bool) -> CachedWaves:
     """Open a cache after checking it; raise :class:`CacheCorrupt` naming the first problem.
@@ -146,16 +174,7 @@ def _open(directory: Path, paths: Sequence[str], cfg: AudioConfig, dtype: str, v
     SHA-256 matches; its header gives shape ``(len(paths), cfg.num_samples)`` and ``dtype``.
     """
     index_path, waves_path = directory / "index.json", directory / "waves.npy"
-    if not index_path.is_file():
-        raise CacheCorrupt("index.json is missing (an interrupted build)")
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise CacheCorrupt(f"index.json is unreadable ({type(err).__name__}: {err})") from None
-    if not isinstance(index, dict) or index.get("format") != CACHE_FORMAT_VERSION:
-        raise CacheCorrupt(f"index.json is not a format-{CACHE_FORMAT_VERSION} cache index")
-    if index.get("index_sha256") != _index_digest(index):
-        raise CacheCorrupt("index.json was modified after the build (its checksum does not match its content)")
+    index = read_index(index_path, CACHE_FORMAT_VERSION)
     missing = [k for k in ("paths", "settings", "dtype", "ok", "lengths", "skipped", "waves_bytes", "waves_sha256")
                if k not in index]
     if missing:

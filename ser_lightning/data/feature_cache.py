@@ -35,7 +35,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_lightning.data.cache import CacheCorrupt, CachedWaves, _index_digest, _locked, sha256_file
+from ser_lightning.data.cache import (
+    CacheCorrupt,
+    CachedWaves,
+    _index_digest,
+    _locked,
+    read_index,
+    sha256_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +83,7 @@ def embedding_key(audio: CachedWaves, rows: Sequence[int], identity: dict) -> st
 def _open(directory: Path, audio: CachedWaves, rows: np.ndarray, identity: dict, shape: tuple[int, ...],
           verify_checksum: bool, built: bool) -> CachedEmbeddings:
     index_path, data_path = directory / "index.json", directory / "embeddings.npy"
-    if not index_path.is_file():
-        raise CacheCorrupt("index.json is missing (an interrupted build)")
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise CacheCorrupt(f"index.json is unreadable ({type(err).__name__}: {err})") from None
-    if not isinstance(index, dict) or index.get("format") != EMBEDDING_FORMAT_VERSION:
-        raise CacheCorrupt(f"index.json is not a format-{EMBEDDING_FORMAT_VERSION} embedding index")
-    if index.get("index_sha256") != _index_digest(index):
-        raise CacheCorrupt("index.json was modified after the build (its checksum does not match its content)")
+    index = read_index(index_path, EMBEDDING_FORMAT_VERSION, "embedding")
     if (index.get("audio") != _audio_identity(audio) or index.get("rows") != rows.tolist()
             or index.get("identity") != identity or index.get("shape") != [len(rows), *shape]):
         raise CacheCorrupt("index.json describes other clips, encoder or shape than its key")
