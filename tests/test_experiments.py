@@ -23,6 +23,7 @@ from ser_lightning.features.geometry import spectrogram_geometry
 from ser_lightning.hardware import resolve_hardware
 from ser_lightning.modules.optim import check_optim_config
 from tests.conftest import REPO, run_script
+from tests.metric_checks import LABEL_SETS, assert_test_metrics_match_split, split_rows
 
 EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
 
@@ -36,6 +37,41 @@ def _sweep_jobs(params) -> list[list[str]]:
     """The jobs Hydra's basic sweeper launches for ``hydra.sweeper.params`` (``-m`` with no other sweep)."""
     parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
     return BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
+
+
+def _experiment_file(name: str) -> dict:
+    return OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "experiment" / f"{name}.yaml"))
+
+
+def _parents(name: str) -> list[str]:
+    """The experiments ``name`` extends (plain names in its defaults list)."""
+    return [e for e in _experiment_file(name).get("defaults", []) if isinstance(e, str) and e != "_self_"]
+
+
+def _experiment_group(name: str, group: str) -> str:
+    """The ``group`` option an experiment selects, read from the files without Hydra: its own
+    ``override /group``, else that of the experiment it extends, else ``conf/train.yaml``'s default."""
+    for entry in _experiment_file(name).get("defaults", []):
+        if isinstance(entry, dict) and f"override /{group}" in entry:
+            return entry[f"override /{group}"]
+    parents = _parents(name)
+    if parents:
+        return _experiment_group(parents[0], group)
+    train = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "train.yaml"))["defaults"]
+    return next(e[group] for e in train if isinstance(e, dict) and group in e)
+
+
+def _experiment_optim(name: str) -> dict:
+    """``optim`` as the files write it: the selected ``conf/optim`` file, updated by the extended
+    experiment's ``optim:`` keys and then by the experiment's own."""
+    def own_keys(n: str) -> dict:
+        inherited = {}
+        for parent in _parents(n):
+            inherited.update(own_keys(parent))
+        return {**inherited, **_experiment_file(n).get("optim", {})}
+
+    base = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "optim" / f"{_experiment_group(name, 'optim')}.yaml"))
+    return {**base, **own_keys(name)}
 
 
 def test_experiments_are_found():
@@ -52,6 +88,7 @@ def test_experiment_composes_with_valid_settings(name):
     build_wave_augment(cfg.data.sample_rate, **wave)  # raises on a bad augmentation setting
     if cfg.data.split == "kfold":
         assert 0 <= cfg.data.fold < cfg.data.n_folds
+    assert OmegaConf.to_container(cfg.optim) == _experiment_optim(name)
     if cfg.model.get("input_size"):  # timm backbones: the frontend is sized for the backbone
         h, w = cfg.model.input_size
         geo = spectrogram_geometry(cfg.data.sample_rate, cfg.data.duration_s, cfg.features.n_fft, w, h)
@@ -158,12 +195,13 @@ def test_experiment_completes_fast_dev_run(name, tiny_ravdess, experiment_cache,
                    f"data.cache_dir={experiment_cache}", *_tiny_overrides(cfg), cwd=run)
     assert r.returncode == 0, r.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["model"] == cfg.model.name
-    assert len(metrics["labels"]) == {"ravdess8": 8, "ekman7": 7, "core6": 6, "quad4": 4}[cfg.data.label_set]
+    assert metrics["model"] == OmegaConf.load(REPO / "conf" / "model" / f"{_experiment_group(name, 'model')}.yaml").name
+    # debug=fast tests one batch: the first 2 (data.batch_size) test clips.
+    assert_test_metrics_match_split(metrics, split_rows(run), LABEL_SETS[cfg.data.label_set], first=2)
     if cfg.model.get("input_size"):
         assert metrics["input_shape"][1:] == list(cfg.model.input_size)
-    resolved = OmegaConf.load(run / "config_resolved.yaml")
-    assert resolved.optim == cfg.optim  # the experiment's recipe is what ran
+    resolved = OmegaConf.to_container(OmegaConf.load(run / "config_resolved.yaml").optim)
+    assert resolved == _experiment_optim(name)  # the experiment's recipe, as its files write it, is what ran
 
 
 # ----------------------------------------------------------------------------- report 000's noise

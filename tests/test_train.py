@@ -11,6 +11,7 @@ import torch
 
 from ser_lightning.data.datamodule import SERDataModule
 from tests.conftest import run_script
+from tests.metric_checks import RAVDESS8, assert_test_metrics_match_split, split_rows
 
 SMALL = ["data.val_speakers=2", "data.test_speakers=2", "data.duration_s=1.0", "data.batch_size=16"]
 
@@ -25,8 +26,14 @@ def test_fast_dev_run(tiny_ravdess, tmp_path):
     r = run_script("train.py", "debug=fast", f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path / 'cache'}", *SMALL, cwd=run)
     assert r.returncode == 0, r.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
-    assert set(metrics) >= {"ua", "wa", "macro_f1", "per_class_recall", "confusion_matrix", "labels"}
-    assert len(metrics["labels"]) == 8 and (run / "split.csv").is_file() and (run / "config_resolved.yaml").is_file()
+    rows = split_rows(run)
+    assert [sum(r["split"] == s for r in rows) for s in ("train", "val", "test")] == [64, 32, 32]  # 4/2/2 actors × 16
+    # fast_dev_run tests one batch: the first 16 (data.batch_size) of the 32 test clips.
+    assert_test_metrics_match_split(metrics, rows, RAVDESS8, first=16)
+    assert metrics["model"] == "homebrew_cnn" and metrics["epochs"] == 1 and metrics["best_checkpoint"] is None
+    # (channels, n_mels, frames): 1.0 s at 16 kHz, hop 256 samples, centred frames -> 1 + 16000 // 256.
+    assert metrics["input_shape"] == [1, 64, 1 + 16000 // 256]
+    assert (run / "config_resolved.yaml").is_file()
     # The default trainer resolved to this machine's hardware, and says so.
     expected = ("gpu", "16-mixed") if torch.cuda.is_available() else ("cpu", "32-true")
     hw = metrics["hardware"]
