@@ -42,6 +42,10 @@ def test_fast_dev_run_in_bf16_mixed_on_cpu(name, tiny_ravdess, tmp_path, request
     if name == "ensemble":
         members = request.getfixturevalue("trained_members")
         extra.append(f"model.members=[{','.join(str(m) for m in members)}]")
+    if name == "ssl":  # a hub id needs the internet: a tiny random WavLM saved here instead
+        from tests.test_encoder_models import _tiny_wavlm
+
+        extra.append(f"model.encoder={_tiny_wavlm(tmp_path)}")
     cfg = _compose(*extra, f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path.parent / 'bf16_cache'}",
                    "data.val_speakers=2", "data.test_speakers=2", "data.duration_s=1.0", "data.batch_size=4",
                    f"paths.output_dir={tmp_path}")
