@@ -71,9 +71,11 @@ class MeanPooling(nn.Module):
     """Mean over valid frames: ``(batch, frames, dim)`` + lengths ``(batch,)`` → ``(batch, dim)``."""
 
     def output_dim(self, dim: int) -> int:
+        """Width of the pooled output for frame features of width ``dim``."""
         return dim
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Pooled ``(batch, dim)`` from frames ``(batch, frames, dim)`` and valid lengths ``(batch,)``."""
         m = _mask(lengths, x.shape[1]).to(x.dtype)
         return (x * m).sum(1) / m.sum(1)
 
@@ -86,9 +88,11 @@ class MeanStdPooling(nn.Module):
     """
 
     def output_dim(self, dim: int) -> int:
+        """Width of the pooled output for frame features of width ``dim`` (mean and std)."""
         return 2 * dim
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Pooled ``(batch, 2 * dim)`` from frames ``(batch, frames, dim)`` and valid lengths ``(batch,)``."""
         m = _mask(lengths, x.shape[1]).to(x.dtype)
         n = m.sum(1)
         mean = (x * m).sum(1) / n
@@ -115,9 +119,11 @@ class AttentiveStatsPooling(nn.Module):
         self.attention = nn.Sequential(nn.Linear(dim, attention_dim), nn.Tanh(), nn.Linear(attention_dim, 1))
 
     def output_dim(self, dim: int) -> int:
+        """Width of the pooled output for frame features of width ``dim`` (mean and std)."""
         return 2 * dim
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Pooled ``(batch, 2 * dim)`` from frames ``(batch, frames, dim)`` and valid lengths ``(batch,)``."""
         m = _mask(lengths, x.shape[1])
         scores = self.attention(x).masked_fill(~m, float("-inf"))  # (batch, frames, 1)
         alpha = scores.softmax(dim=1)
@@ -144,6 +150,7 @@ class LayerWeightedSumOrLast(nn.Module):
         self.sum = LayerWeightedSum(num_layers, layer_norm) if enabled and num_layers > 1 else None
 
     def forward(self, hidden_states) -> torch.Tensor:
+        """Frames ``(batch, frames, dim)``: the weighted sum of the hidden states, or the last one."""
         if self.sum is not None:
             return self.sum(hidden_states)
         return hidden_states[:, -1] if torch.is_tensor(hidden_states) else hidden_states[-1]
@@ -198,4 +205,5 @@ class MLPHead(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(batch, num_classes)`` from pooled features ``(batch, in_dim)``."""
         return self.net(x)
