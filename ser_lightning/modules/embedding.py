@@ -64,7 +64,7 @@ class EmbeddingWriter(BasePredictionWriter):
         self.out, self.rows = out, rows
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
-        """Store one predicted batch: ``prediction = (cache rows (batch,), pooled (batch, layers, dim))``."""
+        """Store one predicted batch: ``prediction = (cache rows (batch,), pooled (batch, num_hidden_states, pooled_dim))``."""
         rows, pooled = prediction
         pos = np.searchsorted(self.rows, rows.cpu().numpy())
         self.out[pos] = pooled.cpu().numpy()
