@@ -296,26 +296,18 @@ def build_encoder_classifier(
     num_classes: int = 8,
     pretrained: str | None = "offline",
     pad_to_30s: bool = False,
-    pooling: str = "mean_std",
-    layer_weighting: bool = True,
-    layer_norm: bool = False,
-    head_hidden: int = 256,
-    head_layers: int = 1,
-    dropout: float = 0.2,
-    freeze: str = "frozen",
-    trainable_layers: int = 2,
-    attention_dim: int = 128,
-    pool_each_layer: bool = False,
-    layer_combine: str = "weighted",
-    pooled_norm: bool = True,
-    layer_decay: float = 1.0,
+    **settings,
 ) -> EncoderClassifier:
-    """:class:`EncoderClassifier` from plain scalar settings (arguments as in :func:`build_encoder`
-    and :class:`EncoderClassifier`)."""
-    return EncoderClassifier(
-        build_encoder(encoder, pretrained, pad_to_30s), num_classes=num_classes, pooling=pooling,
-        layer_weighting=layer_weighting, layer_norm=layer_norm, head_hidden=head_hidden,
-        head_layers=head_layers, dropout=dropout, freeze=freeze, trainable_layers=trainable_layers,
-        attention_dim=attention_dim, pool_each_layer=pool_each_layer, layer_combine=layer_combine,
-        pooled_norm=pooled_norm, layer_decay=layer_decay,
-    )
+    """:class:`EncoderClassifier` from plain scalar settings.
+
+    Args:
+        encoder, pretrained, pad_to_30s: The encoder (see :func:`build_encoder`).
+        num_classes: Output logits.
+        **settings: :class:`EncoderClassifier`'s own settings (``pooling``, ``layer_weighting``, ``freeze``,
+            ``head_hidden``, ...; its defaults apply to those not given).
+
+    Raises:
+        ValueError: a bad setting value (see :class:`EncoderClassifier`).
+        TypeError: a setting :class:`EncoderClassifier` does not have.
+    """
+    return EncoderClassifier(build_encoder(encoder, pretrained, pad_to_30s), num_classes=num_classes, **settings)
