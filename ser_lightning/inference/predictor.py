@@ -61,6 +61,7 @@ from ser_lightning.data.audio import (
     check_audio,
     fix_length,
     normalize,
+    peak_dbfs,
     read_audio,
     trim_silence,
 )
@@ -304,12 +305,11 @@ def to_model_rate(audio: np.ndarray, sr: int, sample_rate: int, name: str | Path
         x = soxr.resample(x, sr, sample_rate, quality="HQ")
         if len(x) == 0:
             raise AudioDecodeError(f"{name}: too short to resample ({audio.shape[0]} samples at {sr} Hz)")
-    peak = float(np.max(np.abs(x)))
-    peak_dbfs = 20 * math.log10(peak) if peak > 0 else -math.inf
+    peak = peak_dbfs(x)
     info = {"duration_s": audio.shape[0] / sr, "source_sample_rate": sr, "channels": int(audio.shape[1]),
-            "peak_dbfs": round(peak_dbfs, 2) if math.isfinite(peak_dbfs) else None}
-    if peak_dbfs < silence_dbfs:
-        level = f"{peak_dbfs:.1f} dBFS" if math.isfinite(peak_dbfs) else "digital silence"
+            "peak_dbfs": round(peak, 2) if math.isfinite(peak) else None}
+    if peak < silence_dbfs:
+        level = f"{peak:.1f} dBFS" if math.isfinite(peak) else "digital silence"
         raise SilentAudioError(f"{name}: all-silent audio (peak {level} < silence_dbfs={silence_dbfs:g})", info)
     return np.ascontiguousarray(x, dtype=np.float32), info
 
