@@ -415,6 +415,26 @@ def test_classifier_full_mode_and_bad_settings():
         build_encoder_classifier("byol_s", pooling="max")
 
 
+def test_classifier_layers_select_the_hidden_states_the_head_reads(whisper_tiny):
+    clf = EncoderClassifier(whisper_tiny, num_classes=8, pool_each_layer=True, layer_combine="concat",
+                            head_layers=0, layers=[1, 2, -1]).eval()
+    assert clf.layer_index == [1, 2, 4] and clf.pooled_shape == (5, 2 * 384)  # the cache keeps all 5 states
+    assert clf.head.net[-1].in_features == 3 * 2 * 384
+    pooled = torch.randn(3, 5, 2 * 384)
+    changed = pooled.clone()
+    changed[:, [0, 3]] = torch.randn(3, 2, 2 * 384)  # states the head does not read
+    with torch.no_grad():
+        torch.testing.assert_close(clf.forward_pooled(pooled), clf.forward_pooled(changed))
+        changed[:, 4] += 1.0
+        assert not torch.allclose(clf.forward_pooled(pooled), clf.forward_pooled(changed))
+    for bad in ([], [1, 1], [5], [-6], 2):
+        with pytest.raises(ValueError, match="model.layers"):
+            EncoderClassifier(whisper_tiny, num_classes=8, pool_each_layer=True, layers=bad)
+    for p in whisper_tiny.parameters():  # the module-scoped fixture is shared
+        p.requires_grad_(True)
+    whisper_tiny.eval()
+
+
 # --------------------------------------------------------------------------- probe benchmark
 
 

@@ -135,6 +135,9 @@ def test_cosine_and_none():
         ({"t_mult": 0}, r"optim\.t_mult=0"),
         ({"lr": 1e-3, "min_lr": 1e-3}, r"optim\.min_lr=0\.001 must be >= 0 and below optim\.lr"),
         ({"T_0": 10}, r"optim\.T_0 is not a known setting"),
+        ({"name": "lbfgs", "scheduler": "onecycle"}, r"optim\.name=lbfgs takes no learning-rate schedule"),
+        ({"name": "lbfgs", "scheduler": "none", "line_search": "armijo"}, r"optim\.line_search='armijo'"),
+        ({"name": "lbfgs", "scheduler": "none", "max_iter": 0}, r"optim\.max_iter=0"),
     ],
 )
 def test_bad_settings_name_the_key(settings, message):
@@ -259,3 +262,43 @@ def test_seed_and_deterministic_mode_repeat_a_fit_exactly(tmp_path, one_thread):
         torch.use_deterministic_algorithms(False)
     assert torch.equal(weights[0], weights[1])
     assert not math.isclose(weights[0].abs().sum().item(), 0.0)
+
+
+def test_lbfgs_probe_converges_to_scikit_learns_logistic_regression(one_thread):
+    """optim=lbfgs + its L2 penalty minimise scikit-learn's objective: the same weights come out."""
+    from sklearn.linear_model import LogisticRegression
+
+    from ser_lightning.modules.optim import l2_penalty
+
+    g = torch.Generator().manual_seed(0)
+    n, wd = 240, 1e-2
+    y = torch.arange(n) % 3
+    x = torch.randn(n, 5, generator=g) + 1.5 * torch.nn.functional.one_hot(y, 5).float()
+    settings = {"name": "lbfgs", "lr": 1.0, "weight_decay": wd, "scheduler": "none", "max_iter": 50}
+
+    class Probe(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.network = torch.nn.Linear(5, 3)
+
+        def training_step(self, batch, batch_idx):
+            xb, yb = batch
+            loss = torch.nn.functional.cross_entropy(self.network(xb), yb)
+            return loss + l2_penalty(self, settings)
+
+        def configure_optimizers(self):
+            return build_optimizers(self, settings)
+
+    probe = Probe()
+    assert isinstance(probe.configure_optimizers(), torch.optim.LBFGS)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=n)  # full batch
+    pl.Trainer(max_epochs=10, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False).fit(probe, train_dataloaders=loader)
+    ref = LogisticRegression(C=1.0 / (wd * n), tol=1e-8, max_iter=5000).fit(x.numpy(), y.numpy())
+    w, b = probe.network.weight.detach(), probe.network.bias.detach()
+    # softmax weights are defined up to a per-feature constant across classes: compare centred ones
+    torch.testing.assert_close(w - w.mean(0), torch.tensor(ref.coef_ - ref.coef_.mean(0), dtype=torch.float32),
+                               atol=2e-3, rtol=2e-3)
+    torch.testing.assert_close(b - b.mean(), torch.tensor(ref.intercept_ - ref.intercept_.mean(), dtype=torch.float32),
+                               atol=2e-3, rtol=2e-3)
+    assert l2_penalty(probe, {**settings, "name": "adamw"}) is None

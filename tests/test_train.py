@@ -150,3 +150,25 @@ def test_jointly_trained_ensemble_reports_its_learned_weights(tiny_ravdess, tmp_
     assert r.returncode == 0, r.stderr[-3000:]
     weights = json.loads((run / "metrics.json").read_text())["member_weights"]
     assert set(weights) == {"cnn", "bilstm", "transformer"} and sum(weights.values()) == pytest.approx(1.0)
+
+
+def test_refit_trains_on_training_and_validation_speakers_for_the_best_epochs(tiny_ravdess, tmp_path):
+    from ser_lightning.inference.checkpoint import read_checkpoint
+
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    r = run_script("train.py", "refit=true", f"data.root={tiny_ravdess}", f"data.cache_dir={cache}",
+                   "trainer.max_epochs=2", "callbacks.last_checkpoint=null", *SMALL, cwd=run)
+    assert r.returncode == 0, r.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    refit = metrics["refit"]
+    assert refit["epochs"] == read_checkpoint(metrics["best_checkpoint"])["epoch"] + 1
+    assert (refit["train_speakers"], refit["train_clips"]) == (6, 96)  # 4 training + 2 validation actors × 16
+    assert metrics["checkpoint"] == refit["checkpoint"] == str(run / "checkpoints" / "refit.ckpt")
+    assert set(metrics["selected_model"]) >= {"ua", "wa", "macro_f1", "checkpoint"}
+    assert metrics["n"] == 32  # the same 2 test actors
+    r = run_script("eval.py", f"ckpt_path={refit['checkpoint']}", "split=test", f"data.root={tiny_ravdess}",
+                   f"data.cache_dir={cache}", cwd=tmp_path / "eval")
+    assert r.returncode == 0, r.stderr[-3000:]
+    again = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert again["ua"] == pytest.approx(metrics["ua"], abs=1e-6)
+    assert again["confusion_matrix"] == metrics["confusion_matrix"]

@@ -2,10 +2,17 @@
 
 The run directory (Hydra's output dir) ends up holding ``.hydra/`` (composed config and
 overrides), ``config_resolved.yaml``, ``split.csv``, ``skipped.csv``, ``class_counts.csv``,
-``checkpoints/best.ckpt`` and ``last.ckpt``, ``csv/metrics.csv`` (per-epoch log), ``curves.png``
+``checkpoints/best.ckpt`` and ``last.ckpt`` (and ``refit.ckpt`` with ``refit=true``), ``csv/metrics.csv`` (per-epoch log), ``curves.png``
 (loss and UA per epoch, train and validation, drawn from that log after ``fit``),
 ``metrics.json`` (test UA, WA, macro-F1, per-class recall, confusion matrix, label names) and
 ``confusion_matrix.png``.
+
+``refit=true`` adds a second stage (the usual "choose on validation, then refit" protocol): the
+number of epochs of the best checkpoint — chosen on the validation speakers — is kept, and a fresh
+model (same seed) is trained for that many epochs on the training *and* validation speakers, then
+tested. ``metrics.json`` then reports that refitted model (``checkpoint``: ``refit.ckpt``), with
+the validation-selected model's test metrics under ``selected_model`` and the refit's facts under
+``refit``. The test speakers are never used to choose anything.
 
 Multi-process training (``trainer=ddp``, ``trainer=ddp_sim``, ``torchrun``, SLURM): every
 process runs :func:`train`; only global rank 0 writes the run files, and after ``fit`` only
@@ -169,6 +176,56 @@ def write_curves(trainer: pl.Trainer, out_dir: Path, title: str = "") -> Path | 
     return path
 
 
+def refit_on_all_speakers(cfg: DictConfig, dm, best_checkpoint: str, out_dir: Path, device_overrides: dict,
+                          cached: bool) -> tuple[SERClassifier, dict, dict]:
+    """Train a fresh model on the training + validation speakers for the best checkpoint's epochs, and test it.
+
+    Args:
+        cfg: The composed ``conf/train.yaml``.
+        dm: The set-up data module (its validation split is merged into training here).
+        best_checkpoint: The validation-selected checkpoint (its ``epoch`` sets the budget).
+        out_dir: The run directory (``checkpoints/refit.ckpt`` is written there).
+        device_overrides: Trainer arguments for one device (:func:`single_device_overrides`).
+        cached: Train on the cached frozen-encoder embeddings the data module already serves.
+
+    Returns:
+        ``(model, logged, facts)``: the tested model, what ``trainer.test`` logged (``test/ua``, ...)
+        and ``{"epochs", "train_clips", "train_speakers", "checkpoint", "fit_s"}``.
+
+    Raises:
+        ValueError: no best checkpoint to take the epoch count from.
+    """
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+
+    from ser_lightning.callbacks.wandb_dashboard import WandbDashboard
+    from ser_lightning.cli.common import build_callbacks
+
+    if not best_checkpoint:
+        raise ValueError("refit=true needs the validation-selected checkpoint (callbacks.model_checkpoint) "
+                         "to take the number of epochs from")
+    epochs = int(read_checkpoint(best_checkpoint).get("epoch", 0)) + 1
+    dm.merge_validation_into_training()
+    pl.seed_everything(cfg.seed, workers=True)
+    model = build_module(cfg, dm)
+    dm.set_frontend(model.frontend)
+    if cached:
+        model.use_cached_embeddings(True)
+    drop = (ModelCheckpoint, EarlyStopping, LearningRateMonitor, WandbDashboard)  # nothing to validate or log
+    callbacks = [c for c in build_callbacks(cfg.get("callbacks")) if not isinstance(c, drop)]
+    trainer = build_trainer(cfg, **device_overrides, max_epochs=epochs, max_steps=-1, limit_val_batches=0,
+                            num_sanity_val_steps=0, enable_checkpointing=False, callbacks=callbacks, logger=False)
+    log.info("refit: %d epoch(s) (the best checkpoint's) on the training + validation speakers", epochs)
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=dm)
+    fit_s = time.perf_counter() - start
+    path = out_dir / "checkpoints" / "refit.ckpt"
+    trainer.save_checkpoint(path)
+    logged = trainer.test(model, datamodule=dm, verbose=False, weights_only=True)[0]
+    speakers = {u.speaker for u, a in zip(dm.utterances, dm.assignment) if a == "train"}
+    return model, logged, {"epochs": epochs, "train_clips": len(dm.datasets["train"]),
+                            "train_speakers": len(speakers), "checkpoint": str(path), "fit_s": round(fit_s, 1)}
+
+
 def train(cfg: DictConfig) -> float | None:
     """Train and test one configuration.
 
@@ -239,10 +296,22 @@ def train(cfg: DictConfig) -> float | None:
         tester = _tester(cfg, trainer)
         logged = tester.test(model, datamodule=dm, ckpt_path=best or None, verbose=False, weights_only=True)
         metrics = collect_metrics(logged[0], model.test_results, dm.hparams.test_split)
+        checkpoint, refit = best or None, None
+        if cfg.get("refit"):
+            selected = {k: metrics[k] for k in ("ua", "wa", "macro_f1")}
+            log.info("validation-selected model: test UA %.4f  WA %.4f  macro-F1 %.4f", *selected.values())
+            refit_model, refit_logged, refit = refit_on_all_speakers(cfg, dm, best, out_dir,
+                                                                      single_device_overrides(tester), bool(cached_path))
+            metrics = collect_metrics(refit_logged, refit_model.test_results,
+                                      dm.hparams.test_split)
+            metrics["selected_model"] = {**selected, "checkpoint": best or None}
+            checkpoint = refit["checkpoint"]
         timers = [c for c in trainer.callbacks if isinstance(c, EpochTimer)]
         epoch_s = timers[0].epoch_times_s if timers and timers[0].epoch_times_s else None
         metrics.update(
             best_checkpoint=best or None,
+            checkpoint=checkpoint,
+            refit=refit,
             best_val_ua=float(best_val) if best_val is not None else None,
             epochs=epochs,
             parameters=int(n_params),

@@ -170,6 +170,13 @@ def validate_config(cfg: DictConfig) -> None:
             ``features.n_mels`` above ``n_fft // 2 + 1``, ``model.input_size`` below a backbone's
             minimum, ...); or a network that cannot process the configured clip length.
     """
+    optim = dict(_plain(cfg.get("optim")) or {})
+    precision = str((cfg.get("trainer") or {}).get("precision", "auto"))
+    if optim.get("name") == "lbfgs" and "mixed" in precision:
+        raise ValueError(f"optim.name=lbfgs cannot train under trainer.precision={precision} (Lightning refuses "
+                         "L-BFGS with mixed precision); set trainer.precision=32")
+    if cfg.get("refit") and not (cfg.get("callbacks") or {}).get("model_checkpoint"):
+        raise ValueError("refit=true needs callbacks.model_checkpoint (the best checkpoint's epoch count sets the refit)")
     data = dict(_plain(cfg.data))
     if data.get("_target_") != DATAMODULE_TARGET:
         log.info("validate_config: data._target_=%s is not %s; settings not checked", data.get("_target_"),

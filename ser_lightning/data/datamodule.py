@@ -509,18 +509,41 @@ class SERDataModule(pl.LightningDataModule):
         rows = np.unique(np.concatenate([d.rows for d in self.datasets.values()]))
         return rows, self.cache.lengths[rows]
 
-    def all_clips_dataloader(self, rows: np.ndarray) -> DataLoader:
+    def all_clips_dataloader(self, rows: np.ndarray, batch_size: int | None = None) -> DataLoader:
         """Whole clips of the given cache rows, in order, as :class:`WholeClipBatch` (targets are
         the row indices), for the frozen-feature extraction loop.
 
         Args:
             rows: Cache rows ``(n,)``.
+            batch_size: Clips per batch (default ``data.batch_size``).
         """
         lengths = self.cache.lengths[rows] if self.audio_cfg.clip_length == "whole" else \
             np.full(len(rows), self.audio_cfg.num_samples, dtype=np.int64)
         ds = CachedWaveDataset(self.cache.directory / "waves.npy", rows, rows, lengths)
-        return DataLoader(ds, batch_size=self.hparams.batch_size, shuffle=False, num_workers=self.hparams.num_workers,
-                          collate_fn=collate_batch)
+        return DataLoader(ds, batch_size=batch_size or self.hparams.batch_size, shuffle=False,
+                          num_workers=self.hparams.num_workers, collate_fn=collate_batch)
+
+    def merge_validation_into_training(self) -> None:
+        """Train on the training and validation speakers together (``train.py refit=true``).
+
+        After the settings (e.g. the number of epochs) were chosen on the validation speakers, the
+        model is trained again on all non-test speakers; the test split is unchanged, and the
+        validation split stays as it was (a refit does not validate). ``split.csv`` of the run
+        directory keeps the selection split; :attr:`assignment` now says ``train`` for the
+        validation clips.
+
+        Raises:
+            RuntimeError: called before :meth:`setup`, or without a validation split.
+        """
+        if "train" not in self.datasets or "val" not in self.datasets:
+            raise RuntimeError("merge_validation_into_training needs setup() with a train and a val split")
+        tr, va = self.datasets["train"], self.datasets["val"]
+        lengths = None if tr.lengths is None else np.concatenate([tr.lengths, va.lengths])
+        self.datasets["train"] = CachedWaveDataset(tr.waves_path, np.concatenate([tr.rows, va.rows]),
+                                                   np.concatenate([tr.labels, va.labels]), lengths, tr.embeddings)
+        self.assignment = ["train" if a == "val" else a for a in self.assignment]
+        n_spk = len({u.speaker for u, a in zip(self.utterances, self.assignment) if a == "train"})
+        log.info("refit: training on %d clips of %d speakers (training + validation)", len(self.datasets["train"]), n_spk)
 
     def use_embeddings(self, embeddings_path: str | Path, rows: np.ndarray) -> None:
         """Serve cached clip embeddings instead of waveforms (the frozen-encoder path).

@@ -21,7 +21,7 @@ from ser_lightning.models.registry import register_model
 #: Head and freezing settings every encoder model takes (``conf/model/<name>.yaml``).
 HEAD_SETTINGS = ("pooling", "layer_weighting", "layer_norm", "head_hidden", "head_layers", "dropout", "freeze",
                  "trainable_layers", "attention_dim", "pool_each_layer", "layer_combine", "pooled_norm",
-                 "layer_decay")
+                 "layer_decay", "layers")
 
 
 def _build(encoder: str, num_classes: int, pretrained, weights_source: str, **settings) -> EncoderClassifier:

@@ -20,7 +20,7 @@ from torchmetrics.classification import (
 )
 
 from ser_lightning.models import build_network
-from ser_lightning.modules.optim import build_optimizers
+from ser_lightning.modules.optim import build_optimizers, l2_penalty
 
 
 def _metrics(num_classes: int, prefix: str) -> MetricCollection:
@@ -153,7 +153,11 @@ class SERClassifier(pl.LightningModule):
         return F.cross_entropy(logits.float(), target, weight=self.class_weight, label_smoothing=self.hparams.label_smoothing)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        """Cross-entropy on ``(features (batch, C, F, frames), target (batch,))``; logs train metrics."""
+        """Cross-entropy on ``(features (batch, C, F, frames), target (batch,))``; logs train metrics.
+
+        With ``optim.name=lbfgs`` the returned loss adds the L2 penalty
+        (:func:`~ser_lightning.modules.optim.l2_penalty`); ``train/loss`` logs the cross-entropy alone.
+        """
         feats, target = batch
         logits = self._logits(feats)
         loss = self._loss(logits, target)
@@ -161,7 +165,8 @@ class SERClassifier(pl.LightningModule):
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(target),
                  sync_dist=True)
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=len(target))
-        return loss
+        penalty = l2_penalty(self, self.hparams.optim)
+        return loss if penalty is None else loss + penalty
 
     def validation_step(self, batch, batch_idx: int) -> None:
         """Accumulate validation loss, UA, WA and macro-F1 (logged per epoch)."""

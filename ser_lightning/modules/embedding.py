@@ -126,7 +126,8 @@ def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: 
     Args:
         model: The ``SERClassifier`` (its network must be cacheable).
         dm: The ``SERDataModule``, after ``setup``.
-        model_settings: The ``model`` settings (part of the cache key).
+        model_settings: The ``model`` settings (part of the cache key; ``extract_batch_size``: clips per
+            extraction batch, default ``data.batch_size``).
         accelerator: Lightning accelerator for the extraction (``cpu``, ``gpu``, ``auto``).
         progress: Show the prediction progress bar.
 
@@ -139,6 +140,9 @@ def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: 
     """
     net = model.network
     rows, _ = dm.cache_rows()
+    batch_size = int(model_settings.get("extract_batch_size") or dm.hparams.batch_size)
+    if batch_size < 1:
+        raise ValueError(f"model.extract_batch_size={batch_size} must be at least 1")
     identity = encoder_identity(net, model_settings)
     timing = {"s": 0.0}
 
@@ -149,7 +153,7 @@ def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: 
                              enable_progress_bar=progress, enable_model_summary=False, callbacks=[writer],
                              precision="32-true")
         was_training = net.training
-        trainer.predict(EmbeddingExtractor(net), dataloaders=dm.all_clips_dataloader(rows), return_predictions=False)
+        trainer.predict(EmbeddingExtractor(net), dataloaders=dm.all_clips_dataloader(rows, batch_size), return_predictions=False)
         net.train(was_training)
         timing["s"] = time.perf_counter() - start
 

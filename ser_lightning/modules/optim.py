@@ -1,6 +1,14 @@
 """Optimiser and learning-rate schedule from plain config values (``optim:`` in ``conf/train.yaml``).
 
-Optimisers (``optim.name``): ``adam`` and ``adamw`` (torch defaults otherwise, β = 0.9 / 0.999).
+Optimisers (``optim.name``): ``adam`` and ``adamw`` (torch defaults otherwise, β = 0.9 / 0.999), and
+``lbfgs`` (:class:`~torch.optim.LBFGS`, full-batch quasi-Newton: the solver of scikit-learn's logistic
+regression, for a linear probe on cached embeddings, ``conf/optim/lbfgs.yaml``). L-BFGS has one
+parameter group and no weight decay of its own: ``weight_decay`` then becomes an L2 penalty
+``weight_decay / 2 · Σ‖W‖²`` on the trainable weight matrices, added to the loss by the classifier
+(:func:`l2_penalty`), and each optimiser step runs up to ``max_iter`` iterations with a
+``line_search`` (``strong_wolfe`` or ``none``). It needs the whole training set in one batch
+(``data.batch_size`` at least the training clips) and full precision (Lightning refuses L-BFGS under
+mixed precision).
 
 Schedules (``optim.scheduler``), all torch schedulers:
 
@@ -48,7 +56,8 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "lbfgs": torch.optim.LBFGS}
+LINE_SEARCHES = ("strong_wolfe", "none")
 SCHEDULERS = ("onecycle", "onecycle_half", "cosine", "cosine_warm_restarts", "none")
 ANNEAL_STRATEGIES = ("cos", "linear")
 #: Every key ``optim:`` may hold, with its default.
@@ -64,6 +73,9 @@ DEFAULTS: dict[str, Any] = {
     "t0_epochs": 10,
     "t_mult": 1,
     "min_lr": 0.0,
+    "max_iter": 20,
+    "history_size": 10,
+    "line_search": "strong_wolfe",
 }
 
 
@@ -126,6 +138,8 @@ def check_optim_config(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"optim.name={c['name']!r} is not one of {sorted(OPTIMIZERS)}")
     if c["scheduler"] not in SCHEDULERS:
         raise ValueError(f"optim.scheduler={c['scheduler']!r} is not one of {list(SCHEDULERS)}")
+    if c["line_search"] not in LINE_SEARCHES:
+        raise ValueError(f"optim.line_search={c['line_search']!r} is not one of {list(LINE_SEARCHES)}")
     if c["anneal_strategy"] not in ANNEAL_STRATEGIES:
         raise ValueError(f"optim.anneal_strategy={c['anneal_strategy']!r} is not one of {list(ANNEAL_STRATEGIES)}")
     for key in ("lr", "weight_decay", "pct_start", "div_factor", "final_div_factor", "min_lr"):
@@ -141,14 +155,38 @@ def check_optim_config(cfg: dict[str, Any]) -> dict[str, Any]:
     for key in ("div_factor", "final_div_factor"):
         if c[key] <= 0:
             raise ValueError(f"optim.{key}={c[key]} must be positive")
-    for key, low in (("t0_epochs", 1), ("t_mult", 1)):
+    for key, low in (("t0_epochs", 1), ("t_mult", 1), ("max_iter", 1), ("history_size", 1)):
         value = c[key]
         if isinstance(value, bool) or int(value) != value or value < low:
             raise ValueError(f"optim.{key}={value} must be an integer >= {low}")
         c[key] = int(value)
     if not 0.0 <= c["min_lr"] < c["lr"]:
         raise ValueError(f"optim.min_lr={c['min_lr']} must be >= 0 and below optim.lr={c['lr']}")
+    if c["name"] == "lbfgs" and c["scheduler"] != "none":
+        raise ValueError(f"optim.name=lbfgs takes no learning-rate schedule (optim.scheduler={c['scheduler']}); "
+                         "use optim=lbfgs or optim.scheduler=none")
     return c
+
+
+def l2_penalty(module: torch.nn.Module, cfg: dict[str, Any]) -> torch.Tensor | None:
+    """The explicit L2 penalty of ``optim.name=lbfgs``: ``weight_decay / 2 · Σ‖W‖²`` over trainable matrices.
+
+    L-BFGS has no weight decay of its own; with this term the objective is scikit-learn's
+    ``LogisticRegression`` one (``C = 1 / (weight_decay · n_train)``). Biases and normalisation
+    parameters (tensors of fewer than 2 dimensions) are not penalised, as in the encoder models'
+    parameter groups.
+
+    Args:
+        module: The module whose trainable parameters are penalised.
+        cfg: The ``optim:`` settings.
+
+    Returns:
+        A scalar tensor, or ``None`` for other optimisers or ``weight_decay`` 0.
+    """
+    if (cfg or {}).get("name") != "lbfgs" or not float(cfg.get("weight_decay") or 0.0):
+        return None
+    matrices = [p for p in module.parameters() if p.requires_grad and p.ndim >= 2]
+    return 0.5 * float(cfg["weight_decay"]) * sum(p.pow(2).sum() for p in matrices)
 
 
 def _total_steps(module: pl.LightningModule, scheduler: str) -> int:
@@ -224,11 +262,11 @@ def build_optimizers(module: pl.LightningModule, cfg: dict[str, Any], backbone_l
     Args:
         module: The module (its trainer gives the step and epoch budget).
         cfg: The ``optim:`` settings (see the module docstring and :data:`DEFAULTS`): ``name``
-            (adam/adamw), ``lr`` (peak / starting learning rate), ``weight_decay``, ``scheduler``
+            (adam/adamw/lbfgs), ``lr`` (peak / starting learning rate; L-BFGS's step size), ``weight_decay``, ``scheduler``
             (onecycle/onecycle_half/cosine/cosine_warm_restarts/none), ``pct_start``,
             ``div_factor``, ``final_div_factor``, ``anneal_strategy`` (one-cycle schedules),
             ``t0_epochs``, ``t_mult`` (warm restarts), ``min_lr`` (floor of the cosine schedules and
-            of ``onecycle_half``).
+            of ``onecycle_half``), ``max_iter``, ``history_size``, ``line_search`` (L-BFGS).
         backbone_lr_mult: Learning-rate multiplier of a pretrained backbone (see :func:`param_groups`).
 
     Returns:
@@ -239,6 +277,10 @@ def build_optimizers(module: pl.LightningModule, cfg: dict[str, Any], backbone_l
             of unbounded length.
     """
     c = check_optim_config(dict(cfg))
+    if c["name"] == "lbfgs":  # one parameter group; the weight decay is the loss's L2 term (l2_penalty)
+        return torch.optim.LBFGS([p for p in module.parameters() if p.requires_grad], lr=c["lr"],
+                                 max_iter=c["max_iter"], history_size=c["history_size"],
+                                 line_search_fn=None if c["line_search"] == "none" else c["line_search"])
     groups = param_groups(module, c["lr"], backbone_lr_mult, c["weight_decay"])
     opt = OPTIMIZERS[c["name"]](groups, lr=c["lr"], weight_decay=c["weight_decay"])
     sched = c["scheduler"]

@@ -67,6 +67,10 @@ class EncoderClassifier(nn.Module):
             statistics (``BatchNorm1d`` without affine parameters) before combining.
         layer_decay: Layer-wise learning-rate decay factor in ``(0, 1]`` (read by
             :meth:`parameter_groups` when the optimiser is built).
+        layers: Which hidden states the head reads, as indices into the encoder's hidden states
+            (0 = the stem's output, negative from the top; e.g. ``[1, 2, 3, 4]`` for Whisper tiny's four
+            transformer layers without its convolutional stem); ``None``: all. The frozen-feature
+            cache keeps every hidden state, so changing this reuses it.
 
     Shapes:
         wave ``(batch, time)`` at the encoder's sample rate + lengths ``(batch,)`` →
@@ -74,8 +78,8 @@ class EncoderClassifier(nn.Module):
 
     Raises:
         ValueError: an unknown ``freeze`` mode, or ``trainable_layers`` outside
-            ``1 … encoder.num_layer_groups`` with ``top_k``, an unknown ``layer_combine`` or a
-            ``layer_decay`` outside ``(0, 1]``.
+            ``1 … encoder.num_layer_groups`` with ``top_k``, an unknown ``layer_combine``, a
+            ``layer_decay`` outside ``(0, 1]``, or ``layers`` empty, repeated or out of range.
     """
 
     def __init__(
@@ -95,6 +99,7 @@ class EncoderClassifier(nn.Module):
         layer_combine: str = "weighted",
         pooled_norm: bool = True,
         layer_decay: float = 1.0,
+        layers: list[int] | None = None,
     ) -> None:
         super().__init__()
         if layer_combine not in LAYER_COMBINES:
@@ -112,7 +117,9 @@ class EncoderClassifier(nn.Module):
         self.trainable_from = {"frozen": groups, "top_k": groups - trainable_layers, "full": 0}[freeze]
         self.pool_each_layer, self.layer_combine = bool(pool_each_layer), layer_combine
         self.layer_decay = float(layer_decay)
-        n_states, dim = encoder.num_hidden_states, encoder.hidden_size
+        n_all, dim = encoder.num_hidden_states, encoder.hidden_size
+        self.layer_index = self._layer_index(layers, n_all)
+        n_states = len(self.layer_index)
         self.pooling = build_pooling(pooling, dim, attention_dim)
         pooled = self.pooling.output_dim(dim)
         if self.pool_each_layer:
@@ -124,11 +131,32 @@ class EncoderClassifier(nn.Module):
             self.layer_weights = LayerWeightedSumOrLast(n_states, layer_weighting, layer_norm)
             self.pooled_norm = None
             head_in = pooled
-        self.pooled_shape = (n_states, pooled)
+        self.pooled_shape = (n_all, pooled)  # what the cache stores: every hidden state
         self.head = MLPHead(head_in, num_classes, head_hidden, head_layers, dropout)
         for name, p in self.encoder.named_parameters():
             p.requires_grad_(self.encoder.layer_group(name) >= self.trainable_from)
         self._set_frozen_modes()
+
+    @staticmethod
+    def _layer_index(layers: list[int] | None, n_states: int) -> list[int]:
+        """``model.layers`` as sorted non-negative indices (see the class docstring)."""
+        if layers is None:
+            return list(range(n_states))
+        if isinstance(layers, (int, str)) or not len(layers):
+            raise ValueError(f"model.layers={layers!r} must be null (all) or a non-empty list of hidden-state indices")
+        index = [int(i) + n_states if int(i) < 0 else int(i) for i in layers]
+        if any(not 0 <= i < n_states for i in index) or len(set(index)) != len(index):
+            raise ValueError(f"model.layers={list(layers)} must name distinct hidden states in 0..{n_states - 1} "
+                             f"(or -{n_states}..-1); the encoder has {n_states}")
+        return sorted(index)
+
+    def _select(self, hidden_states):
+        """The hidden states of :attr:`layer_index` (a tuple of tensors, or dim 1 of one tensor)."""
+        if len(self.layer_index) == self.encoder.num_hidden_states:
+            return hidden_states
+        if torch.is_tensor(hidden_states):
+            return hidden_states[:, self.layer_index]
+        return tuple(hidden_states[i] for i in self.layer_index)
 
     @property
     def cacheable(self) -> bool:
@@ -178,7 +206,7 @@ class EncoderClassifier(nn.Module):
 
     def embed_hidden(self, hidden_states, lengths: torch.Tensor) -> torch.Tensor:
         """Pooled clip vectors ``(batch, pooled_dim)`` from hidden states (see :meth:`forward_hidden`)."""
-        return self.pooling(self.layer_weights(hidden_states), lengths)
+        return self.pooling(self.layer_weights(self._select(hidden_states)), lengths)
 
     def pool_states(self, hidden_states, lengths: torch.Tensor) -> torch.Tensor:
         """Every hidden state pooled on its own over its valid frames.
@@ -212,7 +240,7 @@ class EncoderClassifier(nn.Module):
             raise ValueError("forward_pooled needs model.pool_each_layer=true")
         if tuple(pooled.shape[1:]) != self.pooled_shape:
             raise ValueError(f"pooled states have shape {tuple(pooled.shape[1:])}, the head expects {self.pooled_shape}")
-        x = pooled.float()
+        x = self._select(pooled.float())
         if self.pooled_norm is not None:
             x = self.pooled_norm(x.reshape(len(x), -1)).reshape(x.shape)
         x = x.reshape(len(x), -1) if self.layer_combine == "concat" else self.layer_weights(x[..., None, :])[:, 0]
