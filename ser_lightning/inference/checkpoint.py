@@ -6,7 +6,9 @@ The one place that reads a checkpoint: ``train.py`` (best score, resume step), `
 a stranger cannot run code: one whose pickle names any other callable (a command, a class) is refused with one
 line naming the file, before anything in it runs. Rebuilding a classifier fetches no pretrained weights (hub,
 packaged files): the checkpoint's state dict replaces them
-(:func:`ser_lightning.models.pretrained.weights_from_checkpoint`).
+(:func:`ser_lightning.models.pretrained.weights_from_checkpoint`), except in a head-only checkpoint, which
+leaves out a frozen encoder's weights and takes them from the installed package after checking their
+SHA-256 (:mod:`ser_lightning.modules.frozen_encoder`).
 """
 
 from __future__ import annotations
@@ -63,10 +65,13 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu"):
     """``SERClassifier.load_from_checkpoint`` with ``weights_only=True`` and no pretrained-weight fetching.
 
     The checkpoint is first read with :func:`read_checkpoint` (so a malicious one fails with one line before
-    Lightning touches it), then rebuilt by Lightning from the same file.
+    Lightning touches it), then rebuilt by Lightning from the same file. A head-only checkpoint (a frozen
+    encoder's weights left out, their SHA-256 recorded: :mod:`ser_lightning.modules.frozen_encoder`) is
+    built with its encoder's installed weights, which must have the recorded digest; the rest of its
+    tensors load strictly.
 
     Args:
-        path: A checkpoint written by ``train.py``.
+        path: A checkpoint written by ``train.py`` (or its head-only copy).
         map_location: Where tensors go.
 
     Returns:
@@ -74,13 +79,24 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu"):
 
     Raises:
         FileNotFoundError, ValueError: see :func:`read_checkpoint`.
+        ValueError: a head-only checkpoint whose recorded encoder digest differs from the installed
+            encoder weights', or whose tensors do not fit the model built from its settings (one line
+            naming the file).
     """
     from ser_lightning.modules.classifier import SERClassifier
+    from ser_lightning.modules.frozen_encoder import FROZEN_ENCODER_KEY
 
-    read_checkpoint(path, map_location="cpu")
-    with weights_from_checkpoint():
-        model = SERClassifier.load_from_checkpoint(Path(path).expanduser(), map_location=map_location,
-                                                   weights_only=True)
+    path = Path(path).expanduser()
+    head_only = FROZEN_ENCODER_KEY in read_checkpoint(path, map_location="cpu")
+    if not head_only:
+        with weights_from_checkpoint():
+            model = SERClassifier.load_from_checkpoint(path, map_location=map_location, weights_only=True)
+        return model.eval()
+    try:  # the encoder loads its installed weights: they are not in the file
+        model = SERClassifier.load_from_checkpoint(path, map_location=map_location, weights_only=True)
+    except (ValueError, RuntimeError) as err:
+        why = " ".join(str(err).split())
+        raise ValueError(f"{path}: {why[:600]}") from None
     return model.eval()
 
 

@@ -20,6 +20,7 @@ from torchmetrics.classification import (
 )
 
 from ser_lightning.models import build_network
+from ser_lightning.modules.frozen_encoder import restore_frozen_encoder
 from ser_lightning.modules.optim import build_optimizers, l2_penalty
 
 
@@ -125,6 +126,17 @@ class SERClassifier(pl.LightningModule):
         if lengths is not None and getattr(self.network, "pool_states", None) is not None:
             return self.network(self.frontend(wave), lengths)
         return self.network(self.frontend(wave))
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Complete a head-only checkpoint (a frozen encoder's weights left out, their SHA-256 recorded) with
+        this model's own encoder before Lightning loads the state dict strictly
+        (:func:`ser_lightning.modules.frozen_encoder.restore_frozen_encoder`).
+
+        Raises:
+            ValueError: the installed encoder weights are not the recorded ones (``FrozenEncoderMismatch``),
+                or the checkpoint is damaged.
+        """
+        restore_frozen_encoder(checkpoint, self)
 
     def use_cached_embeddings(self, enabled: bool = True) -> None:
         """Take batches of cached pooled encoder states (``(batch, hidden_states, pooled_dim)``) instead

@@ -11,7 +11,6 @@ and the classifier to them; a later run with the same clips and encoder reuses t
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from typing import Any
@@ -22,6 +21,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from ser_lightning.data.feature_cache import CachedEmbeddings, build_or_load_embeddings
+from ser_lightning.models.encoders.base import weights_sha256
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +78,8 @@ def encoder_identity(network: torch.nn.Module, model_settings: dict[str, Any]) -
         network: The encoder model (its ``encoder`` and ``pooling`` are read).
         model_settings: The ``model`` settings.
     """
-    h = hashlib.sha256()
-    for name, t in sorted(network.encoder.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
     keep = ("name", "encoder", "pretrained", "pad_to_30s", "pooling")
-    return {"class": type(network.encoder).__name__, "weights_sha256": h.hexdigest(),
+    return {"class": type(network.encoder).__name__, "weights_sha256": weights_sha256(network.encoder.state_dict()),
             "pooling_class": type(network.pooling).__name__,
             "settings": {k: model_settings.get(k) for k in keep if k in model_settings}}
 

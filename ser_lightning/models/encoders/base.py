@@ -9,10 +9,31 @@ It also numbers its parameters by layer group, bottom (input side) to top, which
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+
+def weights_sha256(state: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 of a set of named tensors (an encoder's ``state_dict()``): each name and its raw bytes, by name.
+
+    Two encoders with equal digests compute the same function, so a head trained on one fits the other.
+    The frozen-feature cache keys on it and head-only checkpoints record it.
+
+    Args:
+        state: Tensor name → tensor (any device; read as contiguous CPU bytes).
+
+    Returns:
+        The hex digest (64 characters).
+    """
+    h = hashlib.sha256()
+    for name, t in sorted(state.items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 @dataclass
