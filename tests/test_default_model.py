@@ -102,17 +102,40 @@ def test_export_writes_a_card_a_person_reads(trained_members, tmp_path):
 
 
 @pytest.mark.real_data
-@pytest.mark.skipif(not SHIPPED.is_file(), reason=f"the shipped default model ({SHIPPED}) is not built yet")
 def test_the_shipped_model_predicts_a_ravdess_clip_offline(real_data_root, monkeypatch):
+    """The shipped head-only checkpoint + the packaged encoder weights classify a real clip with no network."""
     import socket
+
+    from ser_lightning.inference.checkpoint import read_checkpoint
+    from ser_lightning.modules.frozen_encoder import FROZEN_ENCODER_KEY
 
     def no_network(*args, **kwargs):
         raise OSError("network access attempted")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    p = ser.load_model("default").predict(real_data_root / "ravdess" / "Actor_01" / "03-01-05-01-01-01-01.flac")
-    assert p.status == "ok" and p.label in ser.load_model("default").labels
-    assert (SHIPPED.parent / "MODEL_CARD.md").is_file() and "CC BY-NC-SA 4.0" in (SHIPPED.parent / "MODEL_CARD.md").read_text()
+    assert SHIPPED.stat().st_size < 1_000_000 and FROZEN_ENCODER_KEY in read_checkpoint(SHIPPED)
+    model = ser.load_model("default")
+    clips = {"angry": "03-01-05-02-01-01-01.flac", "calm": "03-01-02-01-01-01-01.flac"}  # actor 1: fold 0's test actor
+    for emotion, name in clips.items():
+        p = model.predict(real_data_root / "ravdess" / "Actor_01" / name)
+        assert p.status == "ok" and p.label in model.labels and sum(p.probabilities.values()) == pytest.approx(1.0)
+    card = (SHIPPED.parent / "MODEL_CARD.md").read_text()
+    assert "CC BY-NC-SA 4.0" in card and "Art. 5(1)(f)" in card and "refitted model of fold 0" in card
+
+
+@pytest.mark.real_data
+def test_eval_ckpt_path_default_on_real_ravdess(real_data_root, tmp_path):
+    """``eval.py ckpt_path=default`` evaluates the shipped model like any checkpoint (two of its fold's test actors)."""
+    from ser_lightning.cli.eval import evaluate
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("eval", overrides=["ckpt_path=default", f"paths.output_dir={tmp_path / 'eval'}",
+                                         f"data.root={real_data_root}", f"data.cache_dir={tmp_path / 'cache'}",
+                                         "+data.speakers=[ravdess_01,ravdess_02]", "split=all",
+                                         "trainer.accelerator=cpu", "trainer.devices=1"])
+    metrics = evaluate(cfg)
+    assert metrics["n"] == 120 and metrics["ua"] > 0.5  # 2 actors x 60 clips; chance is 0.125
+    assert (tmp_path / "eval" / "metrics.json").is_file()
 
 
 def test_build_script_installs_a_loadable_default_with_cards(trained_members, tmp_path, monkeypatch):
