@@ -106,18 +106,19 @@ def eval_data_settings(stored: dict[str, Any], request: dict[str, Any],
         ValueError: an explicitly requested audio or label setting that differs from the
             checkpoint's (the model only works with its own).
     """
+    defaults = {"speaker_norm": False}  # checkpoints from before the setting existed: plain
     for k in sorted(explicit & set(MODEL_KEYS)):
-        if request.get(k) != stored.get(k):
+        if request.get(k) != stored.get(k, defaults.get(k)):
             raise ValueError(
-                f"data.{k}={request.get(k)!r}: eval.py keeps the checkpoint's {k}={stored.get(k)!r} (audio settings and "
-                "label set belong to the model; other corpora's labels are mapped onto its classes through the "
+                f"data.{k}={request.get(k)!r}: eval.py keeps the checkpoint's {k}={stored.get(k)!r} (audio settings, "
+                "label set and speaker_norm belong to the model; other corpora's labels are mapped onto its classes through the "
                 "shared vocabulary)")
     settings, ignored = dict(stored), {}
     for k, v in request.items():
         if k in _NOT_CORPUS_KEYS:
             continue
         if k in MODEL_KEYS:
-            if v != stored.get(k):
+            if v != stored.get(k, defaults.get(k)):
                 ignored[k] = v
             continue
         settings[k] = v
