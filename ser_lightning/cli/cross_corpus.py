@@ -147,6 +147,7 @@ def evaluate_on_corpus(cfg: DictConfig, ckpt: str | Path, target: str, out_dir: 
     from ser_lightning.cli.eval import eval_data_settings
     from ser_lightning.data.datamodule import SERDataModule
     from ser_lightning.inference.checkpoint import load_classifier, stored_datamodule_hparams
+    from ser_lightning.modules.embedding import speaker_norm_inputs
 
     stored = stored_datamodule_hparams(ckpt)
     data = OmegaConf.to_container(cfg.data, resolve=True)
@@ -159,6 +160,7 @@ def evaluate_on_corpus(cfg: DictConfig, ckpt: str | Path, target: str, out_dir: 
     dm.setup("test")
     model = load_classifier(ckpt, map_location="cpu")
     dm.set_frontend(model.frontend)
+    speaker_norm_inputs(model, dm)  # data.speaker_norm=true: each target speaker standardised with own statistics
     trainer = build_trainer(cfg, callbacks=[], logger=False, devices=1, num_nodes=1, strategy="auto",
                             sync_batchnorm=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.test(model, datamodule=dm, verbose=False)

@@ -324,6 +324,7 @@ def train(cfg: DictConfig) -> float | None:
             weights=weights,
             run_dir=str(out_dir),
             training_input=why,
+            protocol=dm.protocol,
             frozen_features=extraction,
         )
         if hasattr(model.network, "member_weights"):  # report 000's jointly trained ensemble

@@ -28,6 +28,7 @@ from ser_lightning.data.cache import CachedWaves, build_or_load
 from ser_lightning.data.labels import VOCABULARY, class_counts, get_label_set
 from ser_lightning.data.manifest import Utterance
 from ser_lightning.data.scan import scan_corpora
+from ser_lightning.data.speaker_norm import protocol_name, standardise_per_speaker
 from ser_lightning.data.splits import SPLITS, assign_splits, check_speaker_folds
 from ser_lightning.features.augment import build_spec_augment, build_wave_augment
 
@@ -99,13 +100,16 @@ class CachedWaveDataset(Dataset):
         lengths: Valid samples per item (whole clips): batches are then :class:`WholeClipBatch`
             cut to their longest clip; ``None``: fixed-length :class:`WaveBatch`.
         embeddings: The rows are cached clip embeddings: batches are :class:`EmbeddingBatch`.
+        array: Read the rows from this in-memory array instead of ``waves_path`` (e.g. the
+            per-speaker standardised embeddings of ``data.speaker_norm=true``).
 
     Item:
         ``(waveform (time,) float32, class index)``.
     """
 
     def __init__(self, waves_path: str | Path, rows: np.ndarray, labels: np.ndarray,
-                 lengths: np.ndarray | None = None, embeddings: bool = False) -> None:
+                 lengths: np.ndarray | None = None, embeddings: bool = False,
+                 array: np.ndarray | None = None) -> None:
         self.waves_path = str(waves_path)
         self.rows = np.asarray(rows, dtype=np.int64)
         self.labels = np.asarray(labels, dtype=np.int64)
@@ -113,7 +117,7 @@ class CachedWaveDataset(Dataset):
         if self.lengths is not None and self.lengths.shape != self.rows.shape:
             raise ValueError(f"CachedWaveDataset: {len(self.lengths)} lengths for {len(self.rows)} rows")
         self.embeddings = bool(embeddings)
-        self._waves: np.ndarray | None = None
+        self._waves: np.ndarray | None = array
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -151,7 +155,8 @@ class CachedWaveDataset(Dataset):
         return self._waves
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_waves": None}
+        in_memory = self._waves is not None and not isinstance(self._waves, np.memmap)
+        return {**self.__dict__, "_waves": self._waves if in_memory else None}
 
 
 def resolve_data_root(root: str | None) -> Path:
@@ -237,6 +242,11 @@ class SERDataModule(pl.LightningDataModule):
             ``unknown_labels.csv`` are written.
         decode_workers: Threads decoding audio into the cache.
         progress: Show the cache-building progress bar.
+        speaker_norm: Per-speaker normalisation, a separate, transductive protocol
+            (:mod:`ser_lightning.data.speaker_norm`): on the frozen-feature path
+            (:meth:`use_embeddings`) each speaker's embeddings are standardised with that speaker's
+            own mean and sd over all of that speaker's clips in the data (every split, labels
+            unused). Needs the frozen-feature path: the loaders refuse to serve waveforms with it.
 
     Raises:
         ValueError / FileNotFoundError: bad settings, missing data (messages name the setting or path).
@@ -279,6 +289,7 @@ class SERDataModule(pl.LightningDataModule):
         run_dir: str | None = None,
         decode_workers: int = 2,
         progress: bool = True,
+        speaker_norm: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["run_dir", "progress", "decode_workers"])
@@ -304,6 +315,8 @@ class SERDataModule(pl.LightningDataModule):
             if split != "kfold":
                 raise ValueError(f"data.speaker_folds is set but data.split={split}: speaker groups are the test folds "
                                  "of data.split=kfold")
+        if not isinstance(speaker_norm, bool):
+            raise ValueError(f"data.speaker_norm={speaker_norm!r} must be true or false")
         if pin_memory not in (True, False, "auto"):
             raise ValueError(f"data.pin_memory={pin_memory!r} must be true, false or auto")
         augment = augment or {}
@@ -475,8 +488,17 @@ class SERDataModule(pl.LightningDataModule):
         device = getattr(strategy, "root_device", None)
         return device is not None and device.type == "cuda"
 
+    @property
+    def protocol(self) -> str:
+        """``plain``, or the per-speaker normalisation protocol (``data.speaker_norm=true``), for ``metrics.json``."""
+        return protocol_name(bool(self.hparams.get("speaker_norm", False)))
+
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         hp = self.hparams
+        if hp.get("speaker_norm") and self.embedding_path is None:
+            raise ValueError("data.speaker_norm=true standardises cached frozen-encoder embeddings per speaker, but "
+                             "this run feeds waveforms (no frozen-feature path); use a frozen encoder model with "
+                             "model.feature_cache=auto and no waveform augmentation, or data.speaker_norm=false")
         return DataLoader(
             self.datasets[name], batch_size=hp.batch_size, shuffle=shuffle, num_workers=hp.num_workers,
             pin_memory=self._pin_memory(), persistent_workers=bool(hp.persistent_workers) and hp.num_workers > 0,
@@ -556,16 +578,54 @@ class SERDataModule(pl.LightningDataModule):
             embeddings_path: The frozen-feature cache's ``embeddings.npy`` ``(len(rows), ...)``.
             rows: The cache rows the embedding rows belong to (sorted, as from :meth:`cache_rows`).
 
+        With ``data.speaker_norm=true`` the splits read an in-memory copy in which each speaker's
+        rows are standardised with that speaker's own statistics over all of that speaker's clips
+        in the data (:func:`~ser_lightning.data.speaker_norm.standardise_per_speaker`; labels are
+        not read); ``speaker_norm.csv`` in the run directory lists the speakers and their clip counts.
+
         Raises:
             ValueError: a split uses a cache row that has no embedding.
         """
         rows = np.asarray(rows, dtype=np.int64)
-        for name, ds in list(self.datasets.items()):
+        positions = {}
+        for name, ds in self.datasets.items():
             pos = np.searchsorted(rows, ds.rows)
             if bool((pos >= len(rows)).any()) or not np.array_equal(rows[np.minimum(pos, len(rows) - 1)], ds.rows):
                 raise ValueError(f"the embedding cache {embeddings_path} lacks clips of split {name!r}")
-            self.datasets[name] = CachedWaveDataset(embeddings_path, pos, ds.labels, embeddings=True)
+            positions[name] = pos
+        array = self._speaker_normalised(embeddings_path, positions) if self.hparams.get("speaker_norm") else None
+        for name, pos in positions.items():
+            self.datasets[name] = CachedWaveDataset(embeddings_path, pos, self.datasets[name].labels, embeddings=True,
+                                                    array=array)
         self.embedding_path = Path(embeddings_path)
+
+    def _speaker_normalised(self, embeddings_path: str | Path, positions: dict[str, np.ndarray]) -> np.ndarray:
+        """The embeddings with each speaker's rows standardised by that speaker's statistics over every split.
+
+        Args:
+            embeddings_path: ``embeddings.npy`` ``(n, hidden_states, pooled_dim)``.
+            positions: Embedding row of each item, per split (in the order of the split's utterances).
+
+        Returns:
+            ``(n, hidden_states, pooled_dim)`` float32; rows no split uses are left as they are.
+        """
+        data = np.load(embeddings_path)
+        speaker_of = {}
+        assign = np.asarray(self.assignment)
+        for name, pos in positions.items():
+            for p, i in zip(pos, np.flatnonzero(assign == name)):
+                speaker_of[int(p)] = self.utterances[i].speaker
+        used = np.asarray(sorted(speaker_of), dtype=np.int64)
+        out = np.array(data, dtype=np.float32)
+        out[used], table = standardise_per_speaker(data[used], [speaker_of[int(p)] for p in used])
+        log.info("data.speaker_norm=true: %s; %d clips of %d speakers", self.protocol, len(used), len(table))
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with (self.run_dir / "speaker_norm.csv").open("w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(["speaker", "clips", "statistics"])
+                w.writerows(table)
+        return out
 
     def set_frontend(self, frontend: nn.Module) -> None:
         """Hand over the feature frontend the batches go through (the ``SERClassifier``'s own, shared).

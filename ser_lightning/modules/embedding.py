@@ -162,3 +162,34 @@ def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: 
     dm.use_embeddings(cached.path, cached.rows)
     model.use_cached_embeddings(True)
     return cached
+
+
+def speaker_norm_inputs(model, dm, accelerator: str = "cpu", progress: bool = False) -> CachedEmbeddings | None:
+    """Re-apply per-speaker normalisation when a checkpoint trained with ``data.speaker_norm=true`` is tested.
+
+    The checkpoint's head learned on per-speaker standardised embeddings, so evaluation takes the
+    same frozen-feature path (:func:`use_frozen_features`, reusing the cache) and the data module
+    standardises each speaker of the evaluated data with that speaker's own statistics
+    (:meth:`~ser_lightning.data.datamodule.SERDataModule.use_embeddings`). Nothing happens for a
+    plain checkpoint.
+
+    Args:
+        model: The loaded ``SERClassifier``.
+        dm: Its ``SERDataModule`` (built from the checkpoint's settings), after ``setup``.
+        accelerator: Lightning accelerator for an extraction.
+        progress: Show the extraction progress bar.
+
+    Returns:
+        The opened embedding cache, or ``None`` for a plain checkpoint.
+
+    Raises:
+        ValueError: the checkpoint's network cannot use the frozen-feature path.
+    """
+    if not dm.hparams.get("speaker_norm"):
+        return None
+    settings = dict(model.hparams["model"])
+    cached, why = frozen_feature_path(model, dm, settings)
+    if not cached:
+        raise ValueError(f"the checkpoint was trained with data.speaker_norm=true, which needs the frozen-feature path, "
+                         f"but its model takes the {why}")
+    return use_frozen_features(model, dm, settings, accelerator=accelerator, progress=progress)
