@@ -562,7 +562,8 @@ class SERDataModule(pl.LightningDataModule):
         tr, va = self.datasets["train"], self.datasets["val"]
         lengths = None if tr.lengths is None else np.concatenate([tr.lengths, va.lengths])
         self.datasets["train"] = CachedWaveDataset(tr.waves_path, np.concatenate([tr.rows, va.rows]),
-                                                   np.concatenate([tr.labels, va.labels]), lengths, tr.embeddings)
+                                                   np.concatenate([tr.labels, va.labels]), lengths, tr.embeddings,
+                                                   array=tr._waves if tr.embeddings else None)  # speaker_norm's copy
         self.assignment = ["train" if a == "val" else a for a in self.assignment]
         n_spk = len({u.speaker for u, a in zip(self.utterances, self.assignment) if a == "train"})
         log.info("refit: training on %d clips of %d speakers (training + validation)", len(self.datasets["train"]), n_spk)

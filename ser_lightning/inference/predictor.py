@@ -116,7 +116,8 @@ class LoadedModel:
     """A model ready for prediction, whatever its format.
 
     Attributes:
-        run: ``(batch, num_samples)`` float32 array → ``(batch, n_classes)`` probabilities.
+        run: ``(batch, num_samples)`` float32 array → ``(batch, n_classes)`` probabilities; with
+            ``takes_lengths`` it also takes the valid samples per row ``(batch,)`` as a second argument.
         labels: Class names in output order.
         audio_cfg: Preprocessing the model expects (sample rate Hz, clip length, normalisation...).
         name: Network name (``model.name``).
@@ -128,6 +129,9 @@ class LoadedModel:
             (speaker-normalised models only).
         run_pooled: Pooled hidden states ``(batch, hidden_states, pooled_dim)`` → ``(batch, n_classes)``
             probabilities (speaker-normalised models only).
+        takes_lengths: ``run`` and ``embed`` take each window's valid length: a checkpoint trained on
+            whole clips (``data.clip_length=whole``), whose pooling must ignore a short window's padding
+            as it ignored a short clip's padding in training. Exported models take fixed windows.
     """
 
     run: Callable[[np.ndarray], np.ndarray]
@@ -139,6 +143,7 @@ class LoadedModel:
     speaker_norm: bool = False
     embed: Callable[[np.ndarray], np.ndarray] | None = None
     run_pooled: Callable[[np.ndarray], np.ndarray] | None = None
+    takes_lengths: bool = False
 
     @property
     def protocol(self) -> str:
@@ -158,10 +163,14 @@ def _torch_device(device: str) -> torch.device:
     return dev
 
 
-def _torch_runner(module: Any, device: torch.device) -> Callable[[np.ndarray], np.ndarray]:
-    def run(batch: np.ndarray) -> np.ndarray:
+def _torch_runner(module: Any, device: torch.device) -> Callable[..., np.ndarray]:
+    def run(batch: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
         with torch.inference_mode():
-            probs = module(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device))
+            wave = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device)
+            if lengths is None:
+                probs = module(wave)
+            else:
+                probs = module(wave, torch.as_tensor(np.asarray(lengths, dtype=np.int64), device=device))
         return probs.float().cpu().numpy()
 
     return run
@@ -184,10 +193,11 @@ def _speaker_norm_model(classifier: Any, audio_cfg: AudioConfig, path: Path, dev
         raise ValueError(f"ckpt_path={path}: trained with data.speaker_norm=true, but its network "
                          f"{type(network).__name__} has no pooled hidden states to standardise")
 
-    def embed(batch: np.ndarray) -> np.ndarray:
+    def embed(batch: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
         with torch.inference_mode():
             wave = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device)
-            return network.pooled_states(frontend(wave)).float().cpu().numpy()
+            n = None if lengths is None else torch.as_tensor(np.asarray(lengths, dtype=np.int64), device=device)
+            return network.pooled_states(frontend(wave), n).float().cpu().numpy()
 
     def run_pooled(pooled: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -198,7 +208,8 @@ def _speaker_norm_model(classifier: Any, audio_cfg: AudioConfig, path: Path, dev
         raise ValueError(_reference_required(path))
 
     return LoadedModel(refuse, list(classifier.class_names), audio_cfg, str(classifier.hparams["model"].get("name")),
-                       "pytorch", str(path), speaker_norm=True, embed=embed, run_pooled=run_pooled)
+                       "pytorch", str(path), speaker_norm=True, embed=embed, run_pooled=run_pooled,
+                       takes_lengths=audio_cfg.clip_length == "whole")
 
 
 def _card_path(model_path: Path) -> Path:
@@ -239,7 +250,8 @@ def load_model(path: str | Path, device: str = "cpu", card: str | Path | None = 
             return _speaker_norm_model(classifier.to(dev), audio_cfg, path, dev)
         module = ProbabilityModel.from_classifier(classifier).to(dev)
         return LoadedModel(_torch_runner(module, dev), list(classifier.class_names), audio_cfg,
-                           str(classifier.hparams["model"].get("name")), "pytorch", str(path))
+                           str(classifier.hparams["model"].get("name")), "pytorch", str(path),
+                           takes_lengths=audio_cfg.clip_length == "whole")
     if suffix not in (".onnx", ".pt"):
         raise ValueError(f"ckpt_path={path}: unknown model file type {suffix!r}; expected .ckpt (train.py), "
                          ".onnx or .torchscript.pt (export.py)")
@@ -439,6 +451,27 @@ def make_window(x: np.ndarray, start: int, cfg: AudioConfig) -> np.ndarray:
     return fix_length(np.ascontiguousarray(seg, dtype=np.float32), cfg.num_samples, cfg.pad_mode, cfg.crop)
 
 
+def window_length(n_samples: int, start: int, cfg: AudioConfig) -> int:
+    """Valid samples of the window that starts at ``start`` of an ``n_samples``-long recording.
+
+    Whole-clip models (``cfg.clip_length == "whole"``) saw each training clip at its own length, the
+    rest zero padding that their pooling ignored; a prediction window shorter than the model's clip
+    (a short file, the end of a long one) gets the same treatment. Fixed-length models read every
+    window whole.
+
+    Args:
+        n_samples: Length of the recording (or segment) in samples.
+        start: Window start in samples.
+        cfg: The model's preprocessing.
+
+    Returns:
+        ``min(cfg.num_samples, n_samples - start)`` (at least 1) for whole-clip models, else ``cfg.num_samples``.
+    """
+    if cfg.clip_length != "whole":
+        return cfg.num_samples
+    return max(1, min(cfg.num_samples, n_samples - start))
+
+
 def find_audio(inputs: str | Path | Sequence[str | Path], extensions: Iterable[str] | None = None,
                setting: str = "input") -> list[tuple[Path, str]]:
     """The files to classify.
@@ -574,7 +607,7 @@ def speaker_reference_statistics(
     hop = max(1, int(round(hop_s * cfg.sample_rate)))
     trim = cfg.trim_silence if trim is None else bool(trim)
     trim_db = cfg.trim_db if trim_db is None else float(trim_db)
-    windows = []
+    windows, lengths = [], []
     for path, _ in reference:
         try:
             wave, _ = decode_mono(path, cfg.sample_rate, silence_dbfs)
@@ -582,11 +615,14 @@ def speaker_reference_statistics(
             raise ValueError(f"speaker_reference: {err}") from None
         if trim:
             wave = trim_silence(wave, cfg.sample_rate, trim_db)
-        windows += [make_window(wave, s, cfg) for s in window_starts(len(wave), cfg.num_samples, hop)]
+        starts = window_starts(len(wave), cfg.num_samples, hop)
+        windows += [make_window(wave, s, cfg) for s in starts]
+        lengths += [window_length(len(wave), s, cfg) for s in starts]
     if len(windows) < 2:
         raise ValueError(f"speaker_reference: {len(reference)} recording(s) gave {len(windows)} window(s); at least 2 "
                          "are needed to estimate the speaker's spread (give several recordings of the speaker)")
-    pooled = np.concatenate([model.embed(np.stack(windows[i:i + batch_size]))
+    pooled = np.concatenate([model.embed(np.stack(windows[i:i + batch_size]),
+                                         np.asarray(lengths[i:i + batch_size]) if model.takes_lengths else None)
                              for i in range(0, len(windows), batch_size)])
     mean, sd = speaker_statistics(pooled)
     log.info("speaker reference: %d recording(s), %d window(s)", len(reference), len(windows))
@@ -657,8 +693,8 @@ def predict_files(
     if speaker_stats is not None and not model.speaker_norm:
         raise ValueError(_reference_refused(model.source))
     if speaker_stats is not None:
-        def run(batch: np.ndarray) -> np.ndarray:
-            return model.run_pooled(standardise(model.embed(batch), speaker_stats.mean, speaker_stats.sd))
+        def run(batch: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+            return model.run_pooled(standardise(model.embed(batch, lengths), speaker_stats.mean, speaker_stats.sd))
     else:
         run = model.run
     window = cfg.num_samples
@@ -690,7 +726,11 @@ def predict_files(
             chunk, queue[:] = queue[:batch_size], queue[batch_size:]
             batch = np.stack([make_window(seg, u.starts[i], cfg) for u, seg, i in chunk])
             try:
-                probs = np.asarray(run(batch), dtype=np.float64)
+                if model.takes_lengths:  # whole-clip model: pooling ignores a short window's padding
+                    lengths = np.asarray([window_length(len(seg), u.starts[i], cfg) for u, seg, i in chunk])
+                    probs = np.asarray(run(batch, lengths), dtype=np.float64)
+                else:
+                    probs = np.asarray(run(batch), dtype=np.float64)
             except Exception as err:  # a model failure is not a per-file problem: stop here
                 raise RuntimeError(f"model {model.source} failed on a batch of shape {batch.shape}: {err}") from err
             if probs.shape != (len(chunk), len(model.labels)):
