@@ -133,8 +133,10 @@ def _home_settings(stored: dict[str, Any], settings: dict[str, Any]) -> dict[str
 def _fit_ensemble_weights(model: SERClassifier, dm: SERDataModule) -> list[float]:
     """Fit learned ensemble weights on the validation split."""
     probs, targets = [], []
-    for wave, target in dm.val_dataloader():
-        probs.append(model.network.member_probs(wave))
+    for batch in dm.val_dataloader():
+        wave, target = batch[0], batch[1]
+        lengths = getattr(batch, "lengths", None)  # whole-clip batches carry each clip's length
+        probs.append(model.network.member_probs(wave, lengths))
         targets.append(target)
     weights = model.network.fit_weights(torch.cat(probs, dim=1), torch.cat(targets))
     log.info("ensemble weights fitted on validation: %s", [round(w, 3) for w in weights])
