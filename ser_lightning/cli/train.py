@@ -5,7 +5,8 @@ overrides), ``config_resolved.yaml``, ``split.csv``, ``skipped.csv``, ``class_co
 ``checkpoints/best.ckpt`` and ``last.ckpt``, ``csv/metrics.csv`` (per-epoch log), ``curves.png``
 (loss and UA per epoch, train and validation, drawn from that log after ``fit``),
 ``metrics.json`` (test UA, WA, macro-F1, per-class recall, confusion matrix, label names) and
-``confusion_matrix.png``.
+``confusion_matrix.png``; with ``model.norm_stats=per_corpus`` also ``norm_stats.json`` (each
+training corpus's log-mel mean and sd, :mod:`ser_lightning.modules.norm_stats`).
 
 Multi-process training (``trainer=ddp``, ``trainer=ddp_sim``, ``torchrun``, SLURM): every
 process runs :func:`train`; only global rank 0 writes the run files, and after ``fit`` only
@@ -41,6 +42,7 @@ from ser_lightning.hardware import describe_trainer
 from ser_lightning.inference.checkpoint import read_checkpoint
 from ser_lightning.modules.classifier import SERClassifier
 from ser_lightning.modules.embedding import frozen_feature_path, use_frozen_features
+from ser_lightning.modules.norm_stats import use_training_norm_stats
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +208,8 @@ def train(cfg: DictConfig) -> float | None:
     dm.setup("fit")
     model = build_module(cfg, dm)
     dm.set_frontend(model.frontend)  # one frontend: the datamodule's batch path and the model's forward
+    # model.norm_stats=per_corpus: each training corpus's log-mel statistics, into the model and the batches
+    norm_stats = use_training_norm_stats(model, dm, _plain(cfg.model), out_dir if is_zero else None)
     n_params = sum(p.numel() for p in model.parameters())
     with torch.no_grad():
         input_shape = list(model.frontend(torch.zeros(1, dm.audio_cfg.num_samples)).shape[1:])
@@ -256,6 +260,7 @@ def train(cfg: DictConfig) -> float | None:
             run_dir=str(out_dir),
             training_input=why,
             frozen_features=extraction,
+            norm_stats=norm_stats or "fixed",
         )
         if hasattr(model.network, "member_weights"):  # report 000's jointly trained ensemble
             metrics["member_weights"] = model.network.member_weights()
