@@ -19,7 +19,7 @@ so another corpus (other loudness, other channel) reaches the encoder off-centre
 
 Statistics over frames, not SERAB's average of per-clip means and standard deviations: every
 frame weighs the same whatever the length of its clip. They take one pass of the log-mel frontend
-over the clips (no encoder), about 7 s for the 1440 RAVDESS clips on one CPU thread, so they are
+over the clips (no encoder), about 11 s for the 1440 RAVDESS clips on one CPU thread, so they are
 computed anew for each run rather than cached.
 """
 
