@@ -12,6 +12,7 @@ import soundfile as sf
 import torch
 
 from ser_lightning.data.datamodule import SERDataModule, WholeClipBatch
+from ser_lightning.evaluation.unscorable import predict_unscorable
 from ser_lightning.features.encoder_frontends import ByolLogMel, frame_mask
 from ser_lightning.modules.classifier import SERClassifier
 from ser_lightning.modules.embedding import encoder_identity, use_frozen_features
@@ -95,7 +96,7 @@ def test_corpus_statistics_are_those_of_every_valid_frame(two_corpora, tmp_path)
 
 
 def test_each_clip_of_a_mixed_batch_is_standardised_with_its_own_corpus(two_corpora, tmp_path):
-    dm = _dm(two_corpora, tmp_path / "c", test_split="all")
+    dm = _dm(two_corpora, tmp_path / "c", test_split="all", unknown_labels="unscorable")
     model = SERClassifier(BYOL, {"name": "logmel"}, dm.class_names).eval()
     dm.set_frontend(model.frontend)
     ds = dm.datasets["all"]
@@ -123,6 +124,12 @@ def test_each_clip_of_a_mixed_batch_is_standardised_with_its_own_corpus(two_corp
     # the network takes the per-clip statistics: the quiet corpus's logits change with them
     with torch.no_grad():
         assert not torch.allclose(model._logits((wave, lengths, norm)), model._logits((wave, lengths)))
+    # clips outside the label set (EmoDB's boredom) are predicted with their corpus's statistics too
+    boredom = sorted(dm.unscorable_rows.values())
+    assert len(boredom) == 4 and set(dm.row_corpus[boredom]) == {"emodb"}
+    np.testing.assert_allclose(dm.row_norm_stats[boredom], [[table["emodb"]["mean"], table["emodb"]["sd"]]] * 4,
+                               rtol=1e-6)
+    assert all(p in dm.class_names for p in predict_unscorable(model, dm, dm.dropped))
     with pytest.raises(ValueError, match="no norm statistics for corpus"):
         dm.set_norm_stats({"ravdess": (0.0, 1.0)})
 
