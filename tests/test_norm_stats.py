@@ -210,6 +210,17 @@ def test_cross_corpus_run_with_per_corpus_statistics(two_corpora, tmp_path):
     assert trained["ravdess"]["mean"] - target["emodb"]["mean"] > 4.0  # the quiet corpus got its own centre
     from ser_lightning.inference.checkpoint import load_classifier
 
-    model = load_classifier(out / "train" / "ravdess" / "checkpoints" / "best.ckpt")
+    ckpt = out / "train" / "ravdess" / "checkpoints" / "best.ckpt"
+    model = load_classifier(ckpt)
     assert model.corpus_stats["ravdess"]["mean"] == pytest.approx(trained["ravdess"]["mean"])
     assert model.network.encoder.frontend.norm_mean == pytest.approx(trained["ravdess"]["mean"])
+    # eval.py on both corpora at once: RAVDESS keeps its stored statistics, EmoDB gets its own
+    ev = tmp_path / "eval"
+    r = run_script("eval.py", f"ckpt_path={ckpt}", "data=combined", "data.corpora=[ravdess,emodb]", "split=all",
+                   f"data.root={two_corpora}", f"data.cache_dir={tmp_path / 'cache'}", cwd=ev)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((ev / "metrics.json").read_text())["norm_stats"] == {"emodb": "own clips",
+                                                                           "ravdess": "training clips"}
+    used = json.loads((ev / "norm_stats.json").read_text())["corpora"]
+    assert used["ravdess"]["mean"] == pytest.approx(trained["ravdess"]["mean"])
+    assert used["emodb"]["mean"] == pytest.approx(target["emodb"]["mean"])
