@@ -19,6 +19,10 @@ Which data:
   (frozen-feature cache) are standardised per speaker of the evaluated data, each speaker with
   statistics from all of that speaker's clips (:mod:`ser_lightning.data.speaker_norm`);
   ``metrics.json["protocol"]`` says so.
+* A checkpoint trained with ``model.norm_stats=per_corpus`` standardises the clips of each corpus
+  it was trained on with the stored statistics (of that corpus's training clips) and those of any
+  other corpus with statistics computed from its evaluated clips (``norm_stats.json``;
+  :func:`~ser_lightning.modules.norm_stats.use_eval_norm_stats`).
 
 ``calibrate=true`` fits a temperature on the validation split of the checkpoint's own data
 (:func:`~ser_lightning.evaluation.calibration.fit_temperature`) and reports the ECE before/after on the
@@ -63,6 +67,7 @@ from ser_lightning.inference.checkpoint import load_classifier, stored_datamodul
 from ser_lightning.inference.default_model import resolve_model_path
 from ser_lightning.modules.classifier import SERClassifier
 from ser_lightning.modules.embedding import speaker_norm_inputs
+from ser_lightning.modules.norm_stats import use_eval_norm_stats
 
 log = logging.getLogger(__name__)
 
@@ -225,12 +230,14 @@ def evaluate(cfg: DictConfig) -> dict:
                          f"(data.label_set={dm.label_set.name})")
     dm.setup("test")
     dm.set_frontend(model.frontend)
+    norm_sources = use_eval_norm_stats(model, dm, out_dir)
     calibrate = bool(cfg.get("calibrate", False))
     home = None
     if calibrate or (ensemble and cfg.model.combine == "learned"):
         home = SERDataModule(**{**_home_settings(dm_hp, settings), "test_split": "val", "progress": False})
         home.setup("validate")
         home.set_frontend(model.frontend)
+        use_eval_norm_stats(model, home)
     extra: dict = {}
     if ensemble:
         if cfg.model.combine == "learned":
@@ -285,6 +292,7 @@ def evaluate(cfg: DictConfig) -> dict:
                     "unscorable.csv", len(dropped), metrics["unscorable"]["scope"], metrics["unscorable"]["per_emotion"])
     metrics["data"] = {"corpora": list(settings.get("corpora", [])), "label_set": dm.label_set.name,
                        "calm": settings.get("calm"), "split_mode": settings.get("split"), "fold": settings.get("fold")}
+    metrics["norm_stats"] = norm_sources or "fixed"
     metrics.update(checkpoint=str(source.resolve()), run_dir=str(out_dir), protocol=dm.protocol, **extra)
     write_metrics(metrics, out_dir)
     write_report(metrics, out_dir)

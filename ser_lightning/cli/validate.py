@@ -145,6 +145,9 @@ def _check_network(cfg: DictConfig, audio, class_names: list[str]):
                              f"{audio.sample_rate}: the frontend would see audio at the wrong rate")
     frontend_settings(model, features, audio.num_samples)  # model.input agrees with the registered input kind
     check_optim_config(dict(_plain(cfg.get("optim"))))
+    if model.get("norm_stats") == "per_corpus" and audio.clip_length != "whole":
+        raise ValueError("model.norm_stats=per_corpus needs data.clip_length=whole (each clip's corpus statistics "
+                         "travel with the whole-clip batches)")
     return build_classifier(cfg, class_names, audio.num_samples, class_counts=[1] * len(class_names))
 
 

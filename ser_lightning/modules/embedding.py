@@ -37,8 +37,8 @@ class EmbeddingExtractor(pl.LightningModule):
             :class:`~ser_lightning.models.encoders.classifier.EncoderClassifier`).
 
     Prediction step:
-        ``(waves (batch, time), rows (batch,), lengths (batch,))`` →
-        ``(rows (batch,), pooled (batch, hidden_states, pooled_dim))``.
+        ``WholeClipBatch(waves (batch, time), rows (batch,), lengths (batch,), norm_stats (batch, 2) or None)``
+        → ``(rows (batch,), pooled (batch, hidden_states, pooled_dim))``.
     """
 
     def __init__(self, network: torch.nn.Module) -> None:
@@ -47,8 +47,8 @@ class EmbeddingExtractor(pl.LightningModule):
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0):
         """Pooled hidden states of one batch, with the cache rows they belong to."""
-        waves, rows, lengths = batch
-        return rows, self.network.pooled_states(waves, lengths).float()
+        waves, rows, lengths, norm = batch
+        return rows, self.network.pooled_states(waves, lengths, norm).float()
 
 
 class EmbeddingWriter(BasePredictionWriter):
@@ -70,22 +70,30 @@ class EmbeddingWriter(BasePredictionWriter):
         self.out[pos] = pooled.cpu().numpy()
 
 
-def encoder_identity(network: torch.nn.Module, model_settings: dict[str, Any]) -> dict:
+def encoder_identity(network: torch.nn.Module, model_settings: dict[str, Any],
+                     norm_stats: dict[str, tuple[float, float]] | None = None) -> dict:
     """What makes a frozen encoder's pooled output what it is: the class, a SHA-256 of its weights
-    and buffers, and the settings that change the output (encoder, pretrained, window, pooling).
+    and buffers, the settings that change the output (encoder, pretrained, window, pooling) and the
+    per-corpus standardisation statistics its clips are encoded with.
 
     Args:
         network: The encoder model (its ``encoder`` and ``pooling`` are read).
         model_settings: The ``model`` settings.
+        norm_stats: Corpus → ``(mean, sd)`` the clips are standardised with
+            (``model.norm_stats=per_corpus``; ``SERDataModule.norm_stats``); ``None``: the
+            encoder's fixed statistics (then the identity is as without this argument).
     """
     h = hashlib.sha256()
     for name, t in sorted(network.encoder.state_dict().items()):
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     keep = ("name", "encoder", "pretrained", "pad_to_30s", "pooling")
-    return {"class": type(network.encoder).__name__, "weights_sha256": h.hexdigest(),
-            "pooling_class": type(network.pooling).__name__,
-            "settings": {k: model_settings.get(k) for k in keep if k in model_settings}}
+    identity = {"class": type(network.encoder).__name__, "weights_sha256": h.hexdigest(),
+                "pooling_class": type(network.pooling).__name__,
+                "settings": {k: model_settings.get(k) for k in keep if k in model_settings}}
+    if norm_stats is not None:
+        identity["norm_stats"] = {c: [float(m), float(s)] for c, (m, s) in sorted(norm_stats.items())}
+    return identity
 
 
 def frozen_feature_path(model, dm, model_settings: dict[str, Any]) -> tuple[bool, str]:
@@ -143,7 +151,7 @@ def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: 
     batch_size = int(model_settings.get("extract_batch_size") or dm.hparams.batch_size)
     if batch_size < 1:
         raise ValueError(f"model.extract_batch_size={batch_size} must be at least 1")
-    identity = encoder_identity(net, model_settings)
+    identity = encoder_identity(net, model_settings, dm.norm_stats)
     timing = {"s": 0.0}
 
     def extract(out: np.ndarray) -> None:
