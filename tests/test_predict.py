@@ -236,3 +236,42 @@ def test_predict_applies_the_minus_60_dbfs_silence_rule(tmp_path, dbfs, kept):
     else:
         with pytest.raises(AudioDecodeError, match="all-silent"):
             decode_mono(path, 16000)
+
+
+def test_whole_clip_models_get_each_windows_valid_length():
+    """A model trained on whole clips pools over a short window's own samples, as in training, not the padding."""
+    import torch
+
+    from ser_lightning.data.audio import AudioConfig
+    from ser_lightning.inference.checkpoint import ProbabilityModel
+    from ser_lightning.inference.predictor import (
+        AudioArray,
+        LoadedModel,
+        predict_files,
+        window_length,
+    )
+    from ser_lightning.models import build_network
+
+    cfg = AudioConfig(duration_s=2.0, clip_length="whole", normalize="none")
+    assert window_length(48000, 0, cfg) == 32000 and window_length(40000, 16000, cfg) == 24000
+    assert window_length(40000, 16000, AudioConfig(duration_s=2.0)) == 32000  # fixed-length models: whole windows
+    seen = []
+
+    def run(batch, lengths=None):
+        seen.append((batch.shape, None if lengths is None else lengths.tolist()))
+        return np.full((len(batch), 2), 0.5)
+
+    rng = np.random.default_rng(0)
+    samples = 0.1 * rng.standard_normal(12000).astype(np.float32)
+    clip = AudioArray.from_any(samples, 16000, "short")
+    model = LoadedModel(run, ["a", "b"], cfg, "x", "pytorch", "x", takes_lengths=True)
+    predict_files([(clip, "short")], model, vad=False, progress=False)
+    assert seen == [((1, 32000), [12000])]
+    # the torch path: padded window + its length gives the probabilities of the unpadded clip
+    frontend, net = build_network({"name": "byol_s", "pool_each_layer": True, "pretrained": None}, {"name": "logmel"}, 2)
+    prob = ProbabilityModel(frontend, net).eval()
+    wave = torch.from_numpy(samples[None])
+    padded = torch.nn.functional.pad(wave, (0, 20000))
+    with torch.no_grad():
+        torch.testing.assert_close(prob(padded, torch.tensor([12000])), prob(wave), atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(prob(padded), prob(wave), atol=1e-5)

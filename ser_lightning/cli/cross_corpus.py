@@ -17,16 +17,20 @@ recall), WA (accuracy) and macro-F1 are taken over the *scorable classes*: the m
 that the target corpus has clips of (a class the target lacks has no recall to average).
 
 Output in the run directory: ``cross_corpus.csv`` / ``cross_corpus.md`` (one row per training
-set × target: n, UA, WA, macro-F1, scorable classes, unscorable clips; plus each training set's
-in-corpus test row), ``cross_corpus_ua.png`` (heatmap of UA, training sets × targets) and
-``cross_corpus.json``.
+set × target: n, UA, WA, macro-F1, scorable classes, unscorable clips, which normalisation
+statistics; plus each training set's in-corpus test row), ``cross_corpus_ua.png`` (heatmap of UA,
+training sets × targets) and ``cross_corpus.json``.
 
-Normalisation: the frontends normalise every clip on its own (``features.normalize=utterance``:
-zero mean, unit variance per clip over frequency and frames; ``data.normalize``: peak or RMS per
-waveform), so no statistics cross from the training corpus to a target corpus and none has to be
-computed per corpus. Source of the protocol: Schuller et al. (2010), "Cross-corpus acoustic
-emotion recognition: variances and strategies", IEEE Transactions on Affective Computing 1(2):
-119–131 (per-utterance/per-corpus normalisation, scoring on the classes two corpora share).
+Normalisation: the spectrogram frontends normalise every clip on its own
+(``features.normalize=utterance``: zero mean, unit variance per clip over frequency and frames;
+``data.normalize``: peak or RMS per waveform), so no statistics cross from the training corpus to
+a target corpus. BYOL-S standardises its log-mel with a mean and sd: fixed ones (SERAB's RAVDESS
+values, ``model.norm_stats=fixed``) or, with ``model.norm_stats=per_corpus``, each corpus's own
+(:mod:`ser_lightning.modules.norm_stats`): a training corpus's from its training clips, a target
+corpus's from its own clips; the table's ``norm_stats`` column says which were used. Source of
+the protocol: Schuller et al. (2010), "Cross-corpus acoustic emotion recognition: variances and
+strategies", IEEE Transactions on Affective Computing 1(2): 119–131 (per-utterance/per-corpus
+normalisation, scoring on the classes two corpora share).
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ log = logging.getLogger(__name__)
 
 CROSS_MODES = ("train", "loco")
 TABLE_COLUMNS = ("train", "target", "kind", "n", "ua", "wa", "macro_f1", "scorable_classes", "n_scorable_classes",
-                 "unscorable")
+                 "unscorable", "norm_stats")
 
 
 def training_sets(mode: str, train: list | None, corpora: list[str]) -> list[list[str]]:
@@ -141,12 +145,15 @@ def evaluate_on_corpus(cfg: DictConfig, ckpt: str | Path, target: str, out_dir: 
         out_dir: Where this evaluation's ``split.csv`` and ``unknown_labels.csv`` go.
 
     Returns:
-        The table row fields: scores (:func:`scorable_scores`) and ``unscorable`` (clips).
+        The table row fields: scores (:func:`scorable_scores`), ``unscorable`` (clips) and
+        ``norm_stats`` (:func:`norm_stats_label`).
     """
     from ser_lightning.cli.common import build_trainer
     from ser_lightning.cli.eval import eval_data_settings
     from ser_lightning.data.datamodule import SERDataModule
     from ser_lightning.inference.checkpoint import load_classifier, stored_datamodule_hparams
+    from ser_lightning.modules.embedding import speaker_norm_inputs
+    from ser_lightning.modules.norm_stats import use_eval_norm_stats
 
     stored = stored_datamodule_hparams(ckpt)
     data = OmegaConf.to_container(cfg.data, resolve=True)
@@ -159,11 +166,28 @@ def evaluate_on_corpus(cfg: DictConfig, ckpt: str | Path, target: str, out_dir: 
     dm.setup("test")
     model = load_classifier(ckpt, map_location="cpu")
     dm.set_frontend(model.frontend)
+    sources = use_eval_norm_stats(model, dm, out_dir)  # per_corpus: the target's own statistics
+    speaker_norm_inputs(model, dm)  # data.speaker_norm=true: each target speaker standardised with own statistics
     trainer = build_trainer(cfg, callbacks=[], logger=False, devices=1, num_nodes=1, strategy="auto",
                             sync_batchnorm=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.test(model, datamodule=dm, verbose=False)
     scores = scorable_scores(model.test_results["confusion_matrix"], list(model.class_names))
-    return {**scores, "unscorable": len(dm.dropped)}
+    return {**scores, "unscorable": len(dm.dropped), "norm_stats": norm_stats_label(sources)}
+
+
+def norm_stats_label(sources: dict[str, str] | str | None) -> str:
+    """The table's ``norm_stats`` cell: ``fixed``, or ``per_corpus (<source>)`` per corpus.
+
+    Args:
+        sources: Corpus → source (``training clips`` / ``own clips``) as from
+            :func:`~ser_lightning.modules.norm_stats.use_eval_norm_stats`; ``None`` or ``"fixed"``
+            for fixed statistics; a dict of statistics (``metrics.json``'s ``norm_stats``) means
+            training clips.
+    """
+    if not sources or sources == "fixed":
+        return "fixed"
+    kinds = sorted({v if isinstance(v, str) else "training clips" for v in dict(sources).values()})
+    return f"per_corpus ({', '.join(kinds)})"
 
 
 def _train_one(cfg: DictConfig, corpora: list[str], out_dir: Path) -> dict[str, Any]:
@@ -193,10 +217,11 @@ def write_table(rows: list[dict[str, Any]], out_dir: Path) -> tuple[Path, Path]:
     def pct(x):
         return "–" if x is None else f"{100 * x:.1f}"
 
-    lines = ["| train | target | kind | n | UA % | WA % | macro-F1 % | scorable classes | unscorable |",
-             "|---|---|---|---:|---:|---:|---:|---|---:|"]
+    lines = ["| train | target | kind | n | UA % | WA % | macro-F1 % | scorable classes | unscorable | norm stats |",
+             "|---|---|---|---:|---:|---:|---:|---|---:|---|"]
     lines += [f"| {r['train']} | {r['target']} | {r['kind']} | {r['n']} | {pct(r['ua'])} | {pct(r['wa'])} | "
-              f"{pct(r['macro_f1'])} | {', '.join(r['scorable_classes'])} | {r['unscorable']} |" for r in rows]
+              f"{pct(r['macro_f1'])} | {', '.join(r['scorable_classes'])} | {r['unscorable']} | "
+              f"{r.get('norm_stats', 'fixed')} |" for r in rows]
     path_md = out_dir / "cross_corpus.md"
     path_md.write_text("\n".join(lines) + "\n")
     return path_csv, path_md
@@ -283,7 +308,7 @@ def run_cross_corpus(cfg: DictConfig) -> dict[str, Any]:
         metrics = _train_one(cfg, corpora, run_dir)
         rows.append({"train": name, "target": _name(corpora), "kind": "in-corpus test", "n": metrics["n"],
                      **{k: v for k, v in scorable_scores(metrics["confusion_matrix"], metrics["labels"]).items()
-                        if k != "n"}, "unscorable": 0})
+                        if k != "n"}, "unscorable": 0, "norm_stats": norm_stats_label(metrics.get("norm_stats"))})
         ckpt = metrics.get("best_checkpoint") or str(run_dir / "checkpoints" / "best.ckpt")
         for target in targets:
             row = evaluate_on_corpus(cfg, ckpt, target, out_dir / "eval" / f"{name}__{_name([target])}")

@@ -15,6 +15,14 @@ Which data:
   are counted per emotion as *unscorable* (``metrics.json``, ``report.md``, ``unscorable.csv``),
   and model classes the data lacks are shown with support 0.
 * ``split=all`` scores every clip of the corpus (no train/val/test assignment).
+* A checkpoint trained with ``data.speaker_norm=true`` is evaluated the same way: its embeddings
+  (frozen-feature cache) are standardised per speaker of the evaluated data, each speaker with
+  statistics from all of that speaker's clips (:mod:`ser_lightning.data.speaker_norm`);
+  ``metrics.json["protocol"]`` says so.
+* A checkpoint trained with ``model.norm_stats=per_corpus`` standardises the clips of each corpus
+  it was trained on with the stored statistics (of that corpus's training clips) and those of any
+  other corpus with statistics computed from its evaluated clips (``norm_stats.json``;
+  :func:`~ser_lightning.modules.norm_stats.use_eval_norm_stats`).
 
 ``calibrate=true`` fits a temperature on the validation split of the checkpoint's own data
 (:func:`~ser_lightning.evaluation.calibration.fit_temperature`) and reports the ECE before/after on the
@@ -58,11 +66,13 @@ from ser_lightning.evaluation.unscorable import predict_unscorable, prediction_c
 from ser_lightning.inference.checkpoint import load_classifier, stored_datamodule_hparams
 from ser_lightning.inference.default_model import resolve_model_path
 from ser_lightning.modules.classifier import SERClassifier
+from ser_lightning.modules.embedding import speaker_norm_inputs
+from ser_lightning.modules.norm_stats import use_eval_norm_stats
 
 log = logging.getLogger(__name__)
 
 #: Datamodule settings that belong to the model: always the checkpoint's.
-MODEL_KEYS = (*AUDIO_KEYS, "cache_dtype", "label_set", "calm")
+MODEL_KEYS = (*AUDIO_KEYS, "cache_dtype", "label_set", "calm", "speaker_norm")
 #: Keys of a ``data=`` group that are not corpus settings.
 _NOT_CORPUS_KEYS = ("_target_", "test_split")
 EVAL_SPLITS = (*SPLITS, "all")
@@ -101,18 +111,19 @@ def eval_data_settings(stored: dict[str, Any], request: dict[str, Any],
         ValueError: an explicitly requested audio or label setting that differs from the
             checkpoint's (the model only works with its own).
     """
+    defaults = {"speaker_norm": False}  # checkpoints from before the setting existed: plain
     for k in sorted(explicit & set(MODEL_KEYS)):
-        if request.get(k) != stored.get(k):
+        if request.get(k) != stored.get(k, defaults.get(k)):
             raise ValueError(
-                f"data.{k}={request.get(k)!r}: eval.py keeps the checkpoint's {k}={stored.get(k)!r} (audio settings and "
-                "label set belong to the model; other corpora's labels are mapped onto its classes through the "
+                f"data.{k}={request.get(k)!r}: eval.py keeps the checkpoint's {k}={stored.get(k)!r} (audio settings, "
+                "label set and speaker_norm belong to the model; other corpora's labels are mapped onto its classes through the "
                 "shared vocabulary)")
     settings, ignored = dict(stored), {}
     for k, v in request.items():
         if k in _NOT_CORPUS_KEYS:
             continue
         if k in MODEL_KEYS:
-            if v != stored.get(k):
+            if v != stored.get(k, defaults.get(k)):
                 ignored[k] = v
             continue
         settings[k] = v
@@ -127,8 +138,10 @@ def _home_settings(stored: dict[str, Any], settings: dict[str, Any]) -> dict[str
 def _fit_ensemble_weights(model: SERClassifier, dm: SERDataModule) -> list[float]:
     """Fit learned ensemble weights on the validation split."""
     probs, targets = [], []
-    for wave, target in dm.val_dataloader():
-        probs.append(model.network.member_probs(wave))
+    for batch in dm.val_dataloader():
+        wave, target = batch[0], batch[1]
+        lengths = getattr(batch, "lengths", None)  # whole-clip batches carry each clip's length
+        probs.append(model.network.member_probs(wave, lengths))
         targets.append(target)
     weights = model.network.fit_weights(torch.cat(probs, dim=1), torch.cat(targets))
     log.info("ensemble weights fitted on validation: %s", [round(w, 3) for w in weights])
@@ -191,6 +204,10 @@ def evaluate(cfg: DictConfig) -> dict:
             diff = [k for k in AUDIO_KEYS if hp.get(k) != stored[0].get(k)]
             if diff:
                 raise ValueError(f"model.members: {m} was trained with other audio settings ({diff}) than {members[0]}")
+        normed = [str(m) for m, hp in zip(members, stored) if hp.get("speaker_norm")]
+        if normed:
+            raise ValueError(f"model.members: {normed} were trained with data.speaker_norm=true; ensembles take "
+                             "waveforms and cannot standardise a member's embeddings per speaker")
         dm_hp, source = stored[0], members[0]
     else:
         if not cfg.get("ckpt_path"):
@@ -213,12 +230,14 @@ def evaluate(cfg: DictConfig) -> dict:
                          f"(data.label_set={dm.label_set.name})")
     dm.setup("test")
     dm.set_frontend(model.frontend)
+    norm_sources = use_eval_norm_stats(model, dm, out_dir)
     calibrate = bool(cfg.get("calibrate", False))
     home = None
     if calibrate or (ensemble and cfg.model.combine == "learned"):
         home = SERDataModule(**{**_home_settings(dm_hp, settings), "test_split": "val", "progress": False})
         home.setup("validate")
         home.set_frontend(model.frontend)
+        use_eval_norm_stats(model, home)
     extra: dict = {}
     if ensemble:
         if cfg.model.combine == "learned":
@@ -231,6 +250,10 @@ def evaluate(cfg: DictConfig) -> dict:
         log.info("eval.py runs on one device, not the %d processes of trainer.strategy=%s: every clip counts once",
                  trainer.world_size, cfg.trainer.get("strategy", "auto"))
         trainer = build_trainer(cfg, **single_device_overrides(trainer))
+    accelerator = "gpu" if trainer.strategy.root_device.type == "cuda" else "cpu"
+    for data in (dm, home):  # data.speaker_norm=true checkpoints: standardised embeddings, as in training
+        if data is not None:
+            speaker_norm_inputs(model, data, accelerator=accelerator)
     logged, results = _test_outputs(trainer, model, dm)
     metrics = collect_metrics(logged, results, split)
     logits, targets = results["logits"], results["targets"]
@@ -253,7 +276,13 @@ def evaluate(cfg: DictConfig) -> dict:
         log.info("temperature %.3f: ECE %.4f -> %.4f on %s", temperature, metrics["calibration"]["ece_before"],
                  metrics["calibration"]["ece_after"], split)
     metrics["unscorable"], dropped = _unscorable(dm, split)
-    predicted = predict_unscorable(model, dm, dropped)  # data.unknown_labels=unscorable: what the model calls them
+    if dm.hparams.get("speaker_norm"):
+        predicted = [None] * len(dropped)
+        if dm.unscorable_rows:
+            log.warning("data.speaker_norm=true: the %d unscorable clips are not predicted (they have no cached, "
+                        "speaker-standardised embedding)", len(dm.unscorable_rows))
+    else:
+        predicted = predict_unscorable(model, dm, dropped)  # data.unknown_labels=unscorable: what the model calls them
     if any(p is not None for p in predicted):
         metrics["unscorable"]["predicted"] = prediction_counts(dropped, predicted)
     write_table_csv(out_dir / "unscorable.csv", ["path", "corpus", "speaker", "emotion", "predicted"],
@@ -263,9 +292,10 @@ def evaluate(cfg: DictConfig) -> dict:
                     "unscorable.csv", len(dropped), metrics["unscorable"]["scope"], metrics["unscorable"]["per_emotion"])
     metrics["data"] = {"corpora": list(settings.get("corpora", [])), "label_set": dm.label_set.name,
                        "calm": settings.get("calm"), "split_mode": settings.get("split"), "fold": settings.get("fold")}
-    metrics.update(checkpoint=str(source.resolve()), run_dir=str(out_dir), **extra)
+    metrics["norm_stats"] = norm_sources or "fixed"
+    metrics.update(checkpoint=str(source.resolve()), run_dir=str(out_dir), protocol=dm.protocol, **extra)
     write_metrics(metrics, out_dir)
     write_report(metrics, out_dir)
-    log.info("%s UA %.4f  WA %.4f  macro-F1 %.4f  ECE %.4f (report: %s)", split, metrics["ua"], metrics["wa"],
-             metrics["macro_f1"], metrics["confidence"]["ece"], out_dir / "report.md")
+    log.info("%s UA %.4f  WA %.4f  macro-F1 %.4f  ECE %.4f, protocol %s (report: %s)", split, metrics["ua"],
+             metrics["wa"], metrics["macro_f1"], metrics["confidence"]["ece"], dm.protocol, out_dir / "report.md")
     return metrics

@@ -59,7 +59,8 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         ``<output>/<name>.card.md``).
 
     Raises:
-        ValueError: unknown ``format``, non-positive ``tolerance``, a bad checkpoint or results file, or a
+        ValueError: unknown ``format``, non-positive ``tolerance``, a bad checkpoint or results file, a
+            checkpoint trained with ``data.speaker_norm=true`` (it needs a speaker reference), or a
             parity difference above ``tolerance`` (after the files and the cards are written).
         FileNotFoundError: the checkpoint or the results file does not exist.
     """
@@ -78,6 +79,10 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     source = resolve_model_path(ckpt_path)
     results = _read_results(cfg.get("results"))
     classifier, audio_cfg = load_checkpoint(source)
+    if stored_datamodule_hparams(source).get("speaker_norm"):
+        raise ValueError(f"ckpt_path={source} was trained with data.speaker_norm=true: an exported waveform-to-"
+                         "probability model cannot carry a speaker's statistics; predict with the checkpoint and "
+                         "speaker_reference=[...] (predict.py or the Python API) instead")
     module = ProbabilityModel.from_classifier(classifier)
     n = audio_cfg.num_samples
     card = model_card(classifier, audio_cfg, source)

@@ -2,6 +2,10 @@
 
 ``python predict.py input=FILE_OR_DIR [ckpt_path=MODEL] [segment=vad] [hop_s=1.5] [output=DIR]``
 
+A model trained with ``data.speaker_norm=true`` also needs ``speaker_reference=[a.wav,b.wav,...]``
+(or a folder): recordings of the same speaker whose statistics standardise the input's
+embeddings (:func:`~ser_lightning.inference.predictor.speaker_reference_statistics`).
+
 Without ``ckpt_path`` the model shipped with the package (``default``) is used. The task: load the
 model, detect speech, classify every file, write ``predictions.json`` / ``.csv`` /
 ``windows.csv`` and print a table. How files are decoded, windowed and scored, and what the
@@ -24,6 +28,7 @@ from ser_lightning.inference.predictor import (
     find_audio,
     load_model,
     predict_files,
+    speaker_reference_statistics,
     write_outputs,
 )
 from ser_lightning.inference.vad import NO_SPEECH, VadSettings
@@ -63,14 +68,16 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         cfg: ``ckpt_path`` (alias ``ckpt``; ``null`` = ``default``), ``input``, ``output``, ``card``, ``labels``,
             ``hop_s``, ``batch_size``, ``trim_silence``, ``trim_db``, ``silence_dbfs``, ``segment``, ``vad``
             (``enabled``, ``threshold``, ``min_speech_fraction``, ``min_speech_s``, ``min_silence_s``,
-            ``speech_pad_s``), ``device``, ``extensions``, ``strict``, ``progress``.
+            ``speech_pad_s``), ``device``, ``extensions``, ``strict``, ``progress``, ``speaker_reference``
+            (recordings of the speaker, for a model trained with ``data.speaker_norm=true``).
 
     Returns:
         The ``predictions.json`` document.
 
     Raises:
         FileNotFoundError: missing model, card or input.
-        ValueError: bad setting, unusable model, labels mismatch.
+        ValueError: bad setting, unusable model, labels mismatch; a ``data.speaker_norm=true`` model
+            without ``speaker_reference``, or ``speaker_reference`` with a plain model.
         PredictionFailed: no file answered (classified or ``no speech``), or ``strict`` and some file
             failed (after the outputs are written).
     """
@@ -84,11 +91,19 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     check_labels(plain(cfg.get("labels")), model.labels, model.source)
     vad = VadSettings.from_any(plain(cfg.get("vad")) if cfg.get("vad") is not None else True)
     segment = str(cfg.get("segment") or "window")
+    stats = None
+    if model.speaker_norm or cfg.get("speaker_reference"):
+        reference = find_audio(plain(cfg.get("speaker_reference")), plain(cfg.get("extensions")),
+                               setting="speaker_reference") if cfg.get("speaker_reference") else None
+        stats = speaker_reference_statistics(
+            reference, model, hop_s=cfg.get("hop_s"), trim=cfg.get("trim_silence"), trim_db=cfg.get("trim_db"),
+            silence_dbfs=float(cfg.get("silence_dbfs", -60.0)), batch_size=int(cfg.get("batch_size", 16)),
+        ) if reference else None
     records = predict_files(
         files, model, hop_s=cfg.get("hop_s"), batch_size=int(cfg.get("batch_size", 16)),
         trim=cfg.get("trim_silence"), trim_db=cfg.get("trim_db"),
         silence_dbfs=float(cfg.get("silence_dbfs", -60.0)), vad=vad, segment=segment,
-        progress=bool(cfg.get("progress", True)),
+        progress=bool(cfg.get("progress", True)), speaker_stats=stats,
     )
     a = model.audio_cfg
     hop_s = a.duration_s / 2 if cfg.get("hop_s") is None else float(cfg.hop_s)
@@ -97,7 +112,9 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
               "normalize": a.normalize, "pad_mode": a.pad_mode,
               "trim_silence": a.trim_silence if cfg.get("trim_silence") is None else bool(cfg.trim_silence),
               "silence_dbfs": float(cfg.get("silence_dbfs", -60.0)), "segment": segment, "vad": vad.as_dict(),
-              "aggregate": "mean of the speech windows' probabilities" if vad.enabled else "mean of window probabilities"}
+              "aggregate": "mean of the speech windows' probabilities" if vad.enabled else "mean of window probabilities",
+              "protocol": model.protocol,
+              "speaker_reference": {"files": stats.files, "windows": stats.windows} if stats else None}
     out_dir = Path(cfg.get("output") or cfg.paths.output_dir).expanduser()
     paths = write_outputs(records, out_dir, header)
     print_table(records)

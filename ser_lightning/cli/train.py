@@ -5,7 +5,8 @@ overrides), ``config_resolved.yaml``, ``split.csv``, ``skipped.csv``, ``class_co
 ``checkpoints/best.ckpt`` and ``last.ckpt`` (and ``refit.ckpt`` with ``refit=true``), ``csv/metrics.csv`` (per-epoch log), ``curves.png``
 (loss and UA per epoch, train and validation, drawn from that log after ``fit``),
 ``metrics.json`` (test UA, WA, macro-F1, per-class recall, confusion matrix, label names) and
-``confusion_matrix.png``.
+``confusion_matrix.png``; with ``model.norm_stats=per_corpus`` also ``norm_stats.json`` (each
+training corpus's log-mel mean and sd, :mod:`ser_lightning.modules.norm_stats`).
 
 ``refit=true`` adds a second stage (the usual "choose on validation, then refit" protocol): the
 number of epochs of the best checkpoint — chosen on the validation speakers — is kept, and a fresh
@@ -48,6 +49,7 @@ from ser_lightning.hardware import describe_trainer
 from ser_lightning.inference.checkpoint import read_checkpoint
 from ser_lightning.modules.classifier import SERClassifier
 from ser_lightning.modules.embedding import frozen_feature_path, use_frozen_features
+from ser_lightning.modules.norm_stats import use_training_norm_stats
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +179,7 @@ def write_curves(trainer: pl.Trainer, out_dir: Path, title: str = "") -> Path | 
 
 
 def refit_on_all_speakers(cfg: DictConfig, dm, best_checkpoint: str, out_dir: Path, device_overrides: dict,
-                          cached: bool) -> tuple[SERClassifier, dict, dict]:
+                          cached: bool, corpus_stats: dict | None = None) -> tuple[SERClassifier, dict, dict]:
     """Train a fresh model on the training + validation speakers for the best checkpoint's epochs, and test it.
 
     Args:
@@ -187,6 +189,8 @@ def refit_on_all_speakers(cfg: DictConfig, dm, best_checkpoint: str, out_dir: Pa
         out_dir: The run directory (``checkpoints/refit.ckpt`` is written there).
         device_overrides: Trainer arguments for one device (:func:`single_device_overrides`).
         cached: Train on the cached frozen-encoder embeddings the data module already serves.
+        corpus_stats: The first model's per-corpus log-mel statistics (``model.norm_stats=per_corpus``),
+            which the data module's batches and cached embeddings already use; the refit keeps them.
 
     Returns:
         ``(model, logged, facts)``: the tested model, what ``trainer.test`` logged (``test/ua``, ...)
@@ -208,6 +212,8 @@ def refit_on_all_speakers(cfg: DictConfig, dm, best_checkpoint: str, out_dir: Pa
     pl.seed_everything(cfg.seed, workers=True)
     model = build_module(cfg, dm)
     dm.set_frontend(model.frontend)
+    if corpus_stats:
+        model.set_corpus_stats(corpus_stats)
     if cached:
         model.use_cached_embeddings(True)
     drop = (ModelCheckpoint, EarlyStopping, LearningRateMonitor, WandbDashboard)  # nothing to validate or log
@@ -263,6 +269,8 @@ def train(cfg: DictConfig) -> float | None:
     dm.setup("fit")
     model = build_module(cfg, dm)
     dm.set_frontend(model.frontend)  # one frontend: the datamodule's batch path and the model's forward
+    # model.norm_stats=per_corpus: each training corpus's log-mel statistics, into the model and the batches
+    norm_stats = use_training_norm_stats(model, dm, _plain(cfg.model), out_dir if is_zero else None)
     n_params = sum(p.numel() for p in model.parameters())
     with torch.no_grad():
         input_shape = list(model.frontend(torch.zeros(1, dm.audio_cfg.num_samples)).shape[1:])
@@ -301,7 +309,8 @@ def train(cfg: DictConfig) -> float | None:
             selected = {k: metrics[k] for k in ("ua", "wa", "macro_f1")}
             log.info("validation-selected model: test UA %.4f  WA %.4f  macro-F1 %.4f", *selected.values())
             refit_model, refit_logged, refit = refit_on_all_speakers(cfg, dm, best, out_dir,
-                                                                      single_device_overrides(tester), bool(cached_path))
+                                                                      single_device_overrides(tester), bool(cached_path),
+                                                                      model.corpus_stats)
             metrics = collect_metrics(refit_logged, refit_model.test_results,
                                       dm.hparams.test_split)
             metrics["selected_model"] = {**selected, "checkpoint": best or None}
@@ -324,7 +333,9 @@ def train(cfg: DictConfig) -> float | None:
             weights=weights,
             run_dir=str(out_dir),
             training_input=why,
+            protocol=dm.protocol,
             frozen_features=extraction,
+            norm_stats=norm_stats or "fixed",
         )
         if hasattr(model.network, "member_weights"):  # report 000's jointly trained ensemble
             metrics["member_weights"] = model.network.member_weights()

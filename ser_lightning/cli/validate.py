@@ -145,7 +145,29 @@ def _check_network(cfg: DictConfig, audio, class_names: list[str]):
                              f"{audio.sample_rate}: the frontend would see audio at the wrong rate")
     frontend_settings(model, features, audio.num_samples)  # model.input agrees with the registered input kind
     check_optim_config(dict(_plain(cfg.get("optim"))))
+    if model.get("norm_stats") == "per_corpus" and audio.clip_length != "whole":
+        raise ValueError("model.norm_stats=per_corpus needs data.clip_length=whole (each clip's corpus statistics "
+                         "travel with the whole-clip batches)")
     return build_classifier(cfg, class_names, audio.num_samples, class_counts=[1] * len(class_names))
+
+
+def _check_speaker_norm(cfg: DictConfig, dm, module) -> None:
+    """``data.speaker_norm=true`` needs the frozen-feature path (cached pooled embeddings of a frozen encoder).
+
+    Raises:
+        ValueError: ``data.speaker_norm=true`` on a run that would feed waveforms (a network that is
+            not an encoder model, ``model.feature_cache=off``, a trained encoder or pooling, or
+            waveform augmentation); the message names the reason.
+    """
+    if not dm.hparams.get("speaker_norm"):
+        return
+    from ser_lightning.modules.embedding import frozen_feature_path
+
+    cached, why = frozen_feature_path(module, dm, dict(_plain(cfg.model)))
+    if not cached:
+        raise ValueError(f"data.speaker_norm=true standardises the cached embeddings of a frozen encoder per speaker "
+                         f"and needs the frozen-feature path, but model.name={cfg.model.name} takes the {why}; "
+                         "set data.speaker_norm=false")
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -189,6 +211,7 @@ def validate_config(cfg: DictConfig) -> None:
             dm = _check_data(data, dict(_plain(cfg.get("augment"))))
             audio, label_set = dm.audio_cfg, dm.label_set
             module = _check_network(cfg, audio, list(label_set.classes))
+            _check_speaker_norm(cfg, dm, module)
             dm.set_frontend(module.frontend)
             n = label_set.num_classes
             clips, target = torch.zeros(2, audio.num_samples), torch.zeros(2, dtype=torch.long)

@@ -5,7 +5,9 @@ device, :meth:`SERDataModule.on_after_batch_transfer` runs — batched, on the d
 training waveform augmentation (speed, time shift with wrap-around, gain, white noise at an SNR),
 the feature frontend handed over with :meth:`SERDataModule.set_frontend` (the classifier's own, so
 every stage computes identical features) and, for training, SpecAugment. Validation and test
-batches are never augmented.
+batches are never augmented. With per-corpus standardisation statistics
+(:meth:`SERDataModule.set_norm_stats`, ``model.norm_stats=per_corpus``) whole-clip batches also
+carry each clip's corpus mean and sd, which reach the encoder with the waveforms.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ser_lightning.data.cache import CachedWaves, build_or_load
 from ser_lightning.data.labels import VOCABULARY, class_counts, get_label_set
 from ser_lightning.data.manifest import Utterance
 from ser_lightning.data.scan import scan_corpora
+from ser_lightning.data.speaker_norm import protocol_name, standardise_per_speaker
 from ser_lightning.data.splits import SPLITS, assign_splits, check_speaker_folds
 from ser_lightning.features.augment import build_spec_augment, build_wave_augment
 
@@ -53,11 +56,14 @@ class WholeClipBatch(NamedTuple):
         waves: ``(batch, time)`` float32 waveforms, zero after each clip's length.
         target: ``(batch,)`` int64 class indices.
         lengths: ``(batch,)`` int64 valid samples per clip.
+        norm_stats: ``(batch, 2)`` float32 mean and sd of each clip's corpus (the encoder's
+            log-mel standardisation, :meth:`SERDataModule.set_norm_stats`), or ``None``.
     """
 
     waves: torch.Tensor
     target: torch.Tensor
     lengths: torch.Tensor
+    norm_stats: torch.Tensor | None = None
 
 
 class EmbeddingBatch(NamedTuple):
@@ -99,13 +105,18 @@ class CachedWaveDataset(Dataset):
         lengths: Valid samples per item (whole clips): batches are then :class:`WholeClipBatch`
             cut to their longest clip; ``None``: fixed-length :class:`WaveBatch`.
         embeddings: The rows are cached clip embeddings: batches are :class:`EmbeddingBatch`.
+        array: Read the rows from this in-memory array instead of ``waves_path`` (e.g. the
+            per-speaker standardised embeddings of ``data.speaker_norm=true``).
+        norm_stats: ``(n, 2)`` mean and sd of each item's corpus, carried by whole-clip batches
+            (see :meth:`SERDataModule.set_norm_stats`); ``None``: none.
 
     Item:
         ``(waveform (time,) float32, class index)``.
     """
 
     def __init__(self, waves_path: str | Path, rows: np.ndarray, labels: np.ndarray,
-                 lengths: np.ndarray | None = None, embeddings: bool = False) -> None:
+                 lengths: np.ndarray | None = None, embeddings: bool = False,
+                 array: np.ndarray | None = None, norm_stats: np.ndarray | None = None) -> None:
         self.waves_path = str(waves_path)
         self.rows = np.asarray(rows, dtype=np.int64)
         self.labels = np.asarray(labels, dtype=np.int64)
@@ -113,7 +124,8 @@ class CachedWaveDataset(Dataset):
         if self.lengths is not None and self.lengths.shape != self.rows.shape:
             raise ValueError(f"CachedWaveDataset: {len(self.lengths)} lengths for {len(self.rows)} rows")
         self.embeddings = bool(embeddings)
-        self._waves: np.ndarray | None = None
+        self.norm_stats = None if norm_stats is None else np.asarray(norm_stats, dtype=np.float32)
+        self._waves: np.ndarray | None = array
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -138,7 +150,8 @@ class CachedWaveDataset(Dataset):
         if self.lengths is not None:
             lengths = self.lengths[idx]
             block = self._memmap()[self.rows[idx], : int(lengths.max())]
-            return WholeClipBatch(torch.from_numpy(block.astype(np.float32)), target, torch.from_numpy(lengths))
+            norm = None if self.norm_stats is None else torch.from_numpy(self.norm_stats[idx])
+            return WholeClipBatch(torch.from_numpy(block.astype(np.float32)), target, torch.from_numpy(lengths), norm)
         block = torch.from_numpy(self._memmap()[self.rows[idx]].astype(np.float32))  # (batch, time)
         if self.embeddings:
             return EmbeddingBatch(block, target)
@@ -151,7 +164,8 @@ class CachedWaveDataset(Dataset):
         return self._waves
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_waves": None}
+        in_memory = self._waves is not None and not isinstance(self._waves, np.memmap)
+        return {**self.__dict__, "_waves": self._waves if in_memory else None}
 
 
 def resolve_data_root(root: str | None) -> Path:
@@ -237,6 +251,11 @@ class SERDataModule(pl.LightningDataModule):
             ``unknown_labels.csv`` are written.
         decode_workers: Threads decoding audio into the cache.
         progress: Show the cache-building progress bar.
+        speaker_norm: Per-speaker normalisation, a separate, transductive protocol
+            (:mod:`ser_lightning.data.speaker_norm`): on the frozen-feature path
+            (:meth:`use_embeddings`) each speaker's embeddings are standardised with that speaker's
+            own mean and sd over all of that speaker's clips in the data (every split, labels
+            unused). Needs the frozen-feature path: the loaders refuse to serve waveforms with it.
 
     Raises:
         ValueError / FileNotFoundError: bad settings, missing data (messages name the setting or path).
@@ -279,6 +298,7 @@ class SERDataModule(pl.LightningDataModule):
         run_dir: str | None = None,
         decode_workers: int = 2,
         progress: bool = True,
+        speaker_norm: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["run_dir", "progress", "decode_workers"])
@@ -304,6 +324,8 @@ class SERDataModule(pl.LightningDataModule):
             if split != "kfold":
                 raise ValueError(f"data.speaker_folds is set but data.split={split}: speaker groups are the test folds "
                                  "of data.split=kfold")
+        if not isinstance(speaker_norm, bool):
+            raise ValueError(f"data.speaker_norm={speaker_norm!r} must be true or false")
         if pin_memory not in (True, False, "auto"):
             raise ValueError(f"data.pin_memory={pin_memory!r} must be true, false or auto")
         augment = augment or {}
@@ -326,6 +348,9 @@ class SERDataModule(pl.LightningDataModule):
         self.datasets: dict[str, CachedWaveDataset] = {}
         self.frontend: nn.Module | None = None  # set_frontend(): the classifier's, shared
         self.embedding_path: Path | None = None  # use_embeddings(): the frozen-feature cache in use
+        self.row_corpus: np.ndarray = np.zeros(0, dtype=object)  # corpus of each cache row ("" where not decoded)
+        self.norm_stats: dict[str, tuple[float, float]] | None = None  # set_norm_stats(): corpus -> (mean, sd)
+        self.row_norm_stats: np.ndarray | None = None  # (cache rows, 2) mean, sd per row (NaN: no statistics)
 
     @property
     def class_names(self) -> list[str]:
@@ -411,6 +436,11 @@ class SERDataModule(pl.LightningDataModule):
         rows = np.flatnonzero(ok[:n])
         self.utterances = [utts[i] for i in rows]
         self.labels = labels[rows]
+        self.row_corpus = np.full(len(ok), "", dtype=object)
+        self.row_corpus[rows] = [u.corpus for u in self.utterances]
+        for i, u in enumerate(self.dropped):
+            if self.unscorable_rows.get(u.path) == n + i:
+                self.row_corpus[n + i] = u.corpus
         self.skipped = skipped
         names = ("all",) if hp.test_split == "all" else SPLITS  # all: every clip, no split (eval.py split=all)
         self.assignment = ["all"] * len(self.utterances) if hp.test_split == "all" else assign_splits(
@@ -475,8 +505,17 @@ class SERDataModule(pl.LightningDataModule):
         device = getattr(strategy, "root_device", None)
         return device is not None and device.type == "cuda"
 
+    @property
+    def protocol(self) -> str:
+        """``plain``, or the per-speaker normalisation protocol (``data.speaker_norm=true``), for ``metrics.json``."""
+        return protocol_name(bool(self.hparams.get("speaker_norm", False)))
+
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         hp = self.hparams
+        if hp.get("speaker_norm") and self.embedding_path is None:
+            raise ValueError("data.speaker_norm=true standardises cached frozen-encoder embeddings per speaker, but "
+                             "this run feeds waveforms (no frozen-feature path); use a frozen encoder model with "
+                             "model.feature_cache=auto and no waveform augmentation, or data.speaker_norm=false")
         return DataLoader(
             self.datasets[name], batch_size=hp.batch_size, shuffle=shuffle, num_workers=hp.num_workers,
             pin_memory=self._pin_memory(), persistent_workers=bool(hp.persistent_workers) and hp.num_workers > 0,
@@ -519,7 +558,8 @@ class SERDataModule(pl.LightningDataModule):
         """
         lengths = self.cache.lengths[rows] if self.audio_cfg.clip_length == "whole" else \
             np.full(len(rows), self.audio_cfg.num_samples, dtype=np.int64)
-        ds = CachedWaveDataset(self.cache.directory / "waves.npy", rows, rows, lengths)
+        norm = None if self.row_norm_stats is None else self.row_norm_stats[rows]
+        ds = CachedWaveDataset(self.cache.directory / "waves.npy", rows, rows, lengths, norm_stats=norm)
         return DataLoader(ds, batch_size=batch_size or self.hparams.batch_size, shuffle=False,
                           num_workers=self.hparams.num_workers, collate_fn=collate_batch)
 
@@ -540,7 +580,10 @@ class SERDataModule(pl.LightningDataModule):
         tr, va = self.datasets["train"], self.datasets["val"]
         lengths = None if tr.lengths is None else np.concatenate([tr.lengths, va.lengths])
         self.datasets["train"] = CachedWaveDataset(tr.waves_path, np.concatenate([tr.rows, va.rows]),
-                                                   np.concatenate([tr.labels, va.labels]), lengths, tr.embeddings)
+                                                   np.concatenate([tr.labels, va.labels]), lengths, tr.embeddings,
+                                                   array=tr._waves if tr.embeddings else None,  # speaker_norm's copy
+                                                   norm_stats=None if tr.norm_stats is None else
+                                                   np.concatenate([tr.norm_stats, va.norm_stats]))
         self.assignment = ["train" if a == "val" else a for a in self.assignment]
         n_spk = len({u.speaker for u, a in zip(self.utterances, self.assignment) if a == "train"})
         log.info("refit: training on %d clips of %d speakers (training + validation)", len(self.datasets["train"]), n_spk)
@@ -556,16 +599,87 @@ class SERDataModule(pl.LightningDataModule):
             embeddings_path: The frozen-feature cache's ``embeddings.npy`` ``(len(rows), ...)``.
             rows: The cache rows the embedding rows belong to (sorted, as from :meth:`cache_rows`).
 
+        With ``data.speaker_norm=true`` the splits read an in-memory copy in which each speaker's
+        rows are standardised with that speaker's own statistics over all of that speaker's clips
+        in the data (:func:`~ser_lightning.data.speaker_norm.standardise_per_speaker`; labels are
+        not read); ``speaker_norm.csv`` in the run directory lists the speakers and their clip counts.
+
         Raises:
             ValueError: a split uses a cache row that has no embedding.
         """
         rows = np.asarray(rows, dtype=np.int64)
-        for name, ds in list(self.datasets.items()):
+        positions = {}
+        for name, ds in self.datasets.items():
             pos = np.searchsorted(rows, ds.rows)
             if bool((pos >= len(rows)).any()) or not np.array_equal(rows[np.minimum(pos, len(rows) - 1)], ds.rows):
                 raise ValueError(f"the embedding cache {embeddings_path} lacks clips of split {name!r}")
-            self.datasets[name] = CachedWaveDataset(embeddings_path, pos, ds.labels, embeddings=True)
+            positions[name] = pos
+        array = self._speaker_normalised(embeddings_path, positions) if self.hparams.get("speaker_norm") else None
+        for name, pos in positions.items():
+            self.datasets[name] = CachedWaveDataset(embeddings_path, pos, self.datasets[name].labels, embeddings=True,
+                                                    array=array)
         self.embedding_path = Path(embeddings_path)
+
+    def _speaker_normalised(self, embeddings_path: str | Path, positions: dict[str, np.ndarray]) -> np.ndarray:
+        """The embeddings with each speaker's rows standardised by that speaker's statistics over every split.
+
+        Args:
+            embeddings_path: ``embeddings.npy`` ``(n, hidden_states, pooled_dim)``.
+            positions: Embedding row of each item, per split (in the order of the split's utterances).
+
+        Returns:
+            ``(n, hidden_states, pooled_dim)`` float32; rows no split uses are left as they are.
+        """
+        data = np.load(embeddings_path)
+        speaker_of = {}
+        assign = np.asarray(self.assignment)
+        for name, pos in positions.items():
+            for p, i in zip(pos, np.flatnonzero(assign == name)):
+                speaker_of[int(p)] = self.utterances[i].speaker
+        used = np.asarray(sorted(speaker_of), dtype=np.int64)
+        out = np.array(data, dtype=np.float32)
+        out[used], table = standardise_per_speaker(data[used], [speaker_of[int(p)] for p in used])
+        log.info("data.speaker_norm=true: %s; %d clips of %d speakers", self.protocol, len(used), len(table))
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with (self.run_dir / "speaker_norm.csv").open("w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(["speaker", "clips", "statistics"])
+                w.writerows(table)
+        return out
+
+    def set_norm_stats(self, stats: dict[str, tuple[float, float]]) -> None:
+        """Standardise every clip's log-mel with its own corpus's mean and sd (``model.norm_stats=per_corpus``).
+
+        From now on whole-clip batches carry ``norm_stats`` ``(batch, 2)``, looked up per clip from
+        its corpus, and :meth:`on_after_batch_transfer` hands them to the network with the
+        waveforms (also :meth:`all_clips_dataloader`, for the frozen-feature extraction). Call it
+        after :meth:`setup` and before :meth:`use_embeddings`.
+
+        Args:
+            stats: Corpus name (as in ``split.csv``) → ``(mean, sd)``.
+
+        Raises:
+            ValueError: clips are fixed-length (``data.clip_length=fixed``), a corpus of the
+                served clips has no statistics, or an sd is not positive.
+        """
+        if self.audio_cfg.clip_length != "whole":
+            raise ValueError("model.norm_stats=per_corpus needs data.clip_length=whole (the encoder models' batches)")
+        for corpus, (_, sd) in stats.items():
+            if not sd > 0:
+                raise ValueError(f"norm statistics of corpus {corpus!r}: sd={sd} must be positive")
+        self.norm_stats = {str(c): (float(m), float(s)) for c, (m, s) in stats.items()}
+        table = np.full((len(self.row_corpus), 2), np.nan, dtype=np.float32)
+        for corpus, mean_sd in self.norm_stats.items():
+            table[self.row_corpus == corpus] = mean_sd
+        for name, ds in self.datasets.items():
+            if ds.embeddings:
+                continue
+            lacking = sorted({str(c) for c in self.row_corpus[ds.rows[np.isnan(table[ds.rows, 0])]]})
+            if lacking:
+                raise ValueError(f"split {name!r}: no norm statistics for corpus {lacking} (have {sorted(stats)})")
+            ds.norm_stats = table[ds.rows]
+        self.row_norm_stats = table
 
     def set_frontend(self, frontend: nn.Module) -> None:
         """Hand over the feature frontend the batches go through (the ``SERClassifier``'s own, shared).
@@ -597,7 +711,8 @@ class SERDataModule(pl.LightningDataModule):
         Returns:
             ``(features (batch, channels, n_feats, frames), target (batch,))`` (for a waveform
             network the features are the waveforms ``(batch, time)``); for whole clips
-            (``data.clip_length=whole``) ``((features, lengths (batch,)), target)``; for cached
+            (``data.clip_length=whole``) ``((features, lengths (batch,)), target)``, or
+            ``((features, lengths, norm_stats (batch, 2)), target)`` after :meth:`set_norm_stats`; for cached
             embeddings (:meth:`use_embeddings`) ``(embeddings, target)`` unchanged.
 
         Raises:
@@ -620,5 +735,7 @@ class SERDataModule(pl.LightningDataModule):
         if training and feats.dim() == 4:  # SpecAugment needs a spectrogram, not a raw waveform
             feats = self.spec_augment(feats)
         if isinstance(batch, WholeClipBatch):
+            if batch.norm_stats is not None:  # per-corpus statistics: each clip standardised with its corpus's
+                return (feats, batch.lengths, batch.norm_stats), target
             return (feats, batch.lengths), target
         return feats, target

@@ -281,6 +281,7 @@ def write_report(metrics: dict[str, Any], out_dir: str | Path) -> Path:
            f"`{data.get('label_set', '?')}` (the model's; corpus labels mapped through the shared vocabulary)",
            f"- clips scored: {metrics['n']}" + (f"; unscorable (true emotion not among the model's classes): "
                                                  f"{metrics['unscorable']['n']}" if metrics.get("unscorable") else ""),
+           *([f"- protocol: {metrics['protocol']}"] if metrics.get("protocol") else []),
            "", "## Headline", "",
            _md_table(["UA (%)", "WA (%)", "macro-F1 (%)", "weighted-F1 (%)", "n"],
                      [[_pct(metrics["ua"]), _pct(metrics["wa"]), _pct(metrics["macro_f1"]),

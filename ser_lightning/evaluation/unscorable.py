@@ -44,7 +44,11 @@ def predict_unscorable(model: torch.nn.Module, dm, clips: Sequence[Utterance], b
     for start in range(0, len(have), batch_size):
         idx = have[start:start + batch_size]
         block = torch.from_numpy(np.asarray(waves[[rows[i] for i in idx]], dtype=np.float32)).to(device)  # (batch, time)
-        pred = model(block).argmax(dim=1).tolist()
+        if getattr(dm, "row_norm_stats", None) is None:
+            pred = model(block).argmax(dim=1).tolist()
+        else:  # per-corpus statistics: each clip standardised with its corpus's (batch, 2)
+            norm = torch.from_numpy(dm.row_norm_stats[[rows[i] for i in idx]]).to(device)
+            pred = model(block, None, norm).argmax(dim=1).tolist()
         for i, p in zip(idx, pred):
             out[i] = model.class_names[p]
     model.train(was_training)

@@ -10,7 +10,9 @@ batch are (tests/test_encoders.py checks this).
 * :class:`ByolLogMel` — BYOL-A's input (Niizumi et al., "BYOL for Audio", IJCNN 2021, §4.1) as
   used by SERAB (Scheidwasser-Clow et al., ICASSP 2022): mel power spectrogram (n_fft 1024,
   window 400, hop 160, 64 HTK mels, 60–7800 Hz), natural log of (power + float32 eps),
-  standardised with corpus statistics.
+  standardised with corpus statistics: fixed ones (SERAB's RAVDESS values) or, per clip, those of
+  the clip's own corpus (``norm`` argument; :meth:`ByolLogMel.frame_moments` gives the sums they
+  are computed from).
 * :class:`WhisperLogMel` — Whisper's input (Radford et al., "Robust Speech Recognition via
   Large-Scale Weak Supervision", 2022, §2.2): 25 ms Hann window (n_fft 400), hop 160, 80 (or 128)
   Slaney-scale, Slaney-normalised mel filters, ``log10`` of the power clamped at 1e-10, dynamic
@@ -73,19 +75,24 @@ class ByolLogMel(nn.Module):
         n_mels: Mel bands (the pretrained network's ``fc`` expects 64).
         f_min: Lowest mel frequency in Hz.
         f_max: Highest mel frequency in Hz.
-        norm_mean: Mean of the log-mel values used for standardisation (SERAB's RAVDESS value by
-            default; ``settings.py`` of SERAB lists other corpora).
-        norm_std: Standard deviation for standardisation.
+        norm_mean: Mean of the log-mel values used for standardisation when no per-clip
+            statistics are given (SERAB's RAVDESS value by default; ``settings.py`` of SERAB lists
+            other corpora).
+        norm_std: Standard deviation for standardisation (same default rule).
 
     Shapes:
-        wave ``(batch, time)`` + lengths ``(batch,)`` → features ``(batch, 1, n_mels, frames)``
-        with ``frames = time // hop_length + 1`` and frame lengths ``lengths // hop_length + 1``
+        wave ``(batch, time)`` + lengths ``(batch,)`` (+ optional per-clip statistics ``norm``
+        ``(batch, 2)``: mean, sd) → features ``(batch, 1, n_mels, frames)`` with
+        ``frames = time // hop_length + 1`` and frame lengths ``lengths // hop_length + 1``
         (``(batch,)``). Frames beyond a clip's length are set to 0 (the standardised mean).
 
     Raises:
-        ValueError: a non-positive setting, ``f_max`` not above ``f_min``, ``norm_std <= 0``, or
-            a malformed batch.
+        ValueError: a non-positive setting, ``f_max`` not above ``f_min``, ``norm_std <= 0``, a
+            malformed batch, or ``norm`` of the wrong shape or with a non-positive sd.
     """
+
+    #: The encoder can standardise each clip with its own corpus's statistics (``norm``).
+    takes_norm_stats = True
 
     def __init__(
         self,
@@ -121,8 +128,14 @@ class ByolLogMel(nn.Module):
         """Valid frame count per clip ``(batch,)`` from sample counts ``(batch,)``."""
         return lengths // self.hop_length + 1
 
-    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Standardised log-mel ``(batch, 1, n_mels, frames)`` and frame lengths ``(batch,)``."""
+    def log_mel(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Natural-log mel power before standardisation ``(batch, n_mels, frames)`` and frame lengths ``(batch,)``.
+
+        Frames beyond a clip's length hold the log of silence (mask them with :func:`frame_mask`).
+
+        Raises:
+            ValueError: a malformed batch.
+        """
         wave, lengths = _check_batch(wave, lengths, "ByolLogMel")
         with torch.autocast(device_type=wave.device.type, enabled=False):
             # n_fft // 2 zeros after the longest clip: every clip is followed by silence.
@@ -131,7 +144,43 @@ class ByolLogMel(nn.Module):
                               window=self.window, center=True, pad_mode="reflect", return_complex=True)
             n_frames = self.frame_lengths(lengths)
             mel = self.filters @ (stft[..., : int(n_frames.max())].abs() ** 2)  # (batch, n_mels, frames)
-            x = ((mel + torch.finfo(torch.float32).eps).log() - self.norm_mean) / self.norm_std
+            return (mel + torch.finfo(torch.float32).eps).log(), n_frames
+
+    @torch.no_grad()
+    def frame_moments(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-clip sums over the valid frames of :meth:`log_mel`, for corpus statistics.
+
+        Returns:
+            ``(batch, 4)`` float64: valid frames, values counted (valid frames × ``n_mels``),
+            their sum and the sum of their squares.
+        """
+        x, n_frames = self.log_mel(wave, lengths)
+        valid = frame_mask(n_frames, x.shape[-1])[:, None, :]  # (batch, 1, frames)
+        x = x.double() * valid
+        frames = n_frames.double()
+        return torch.stack([frames, frames * x.shape[1], x.sum(dim=(1, 2)), (x * x).sum(dim=(1, 2))], dim=1)
+
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None,
+                norm: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Standardised log-mel ``(batch, 1, n_mels, frames)`` and frame lengths ``(batch,)``.
+
+        Args:
+            wave: ``(batch, time)`` waveforms. lengths: ``(batch,)`` valid samples.
+            norm: ``(batch, 2)`` mean and sd per clip (its corpus's statistics); ``None``: the
+                fixed ``norm_mean`` / ``norm_std`` for every clip.
+        """
+        x, n_frames = self.log_mel(wave, lengths)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            if norm is None:
+                x = (x - self.norm_mean) / self.norm_std
+            else:
+                if norm.shape != (x.shape[0], 2):
+                    raise ValueError(f"ByolLogMel: norm must have shape ({x.shape[0]}, 2) (mean, sd per clip), "
+                                     f"got {tuple(norm.shape)}")
+                if bool((norm[:, 1] <= 0).any()):
+                    raise ValueError("ByolLogMel: every clip's sd in norm must be positive")
+                norm = norm.to(device=x.device, dtype=x.dtype)
+                x = (x - norm[:, 0, None, None]) / norm[:, 1, None, None]
             x = x * frame_mask(n_frames, x.shape[-1])[:, None, :]
         return x.unsqueeze(1), n_frames
 

@@ -16,6 +16,10 @@ emotion), optional silence trimming, sliding windows of the model's clip length 
 detected speech segments (``segment="vad"``), and the mean of the speech windows' probabilities.
 
 ``ser.load_model("default")`` loads the model shipped with the package.
+
+A model trained with per-speaker normalisation (``data.speaker_norm=true``, a separate, transductive
+protocol) needs recordings of the speaker: ``model.predict("clip.wav", speaker_reference=["a.wav", "b.wav"])``
+(or a folder); a plain model given a ``speaker_reference`` raises ``ValueError``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ser_lightning.inference.predictor import AudioArray, LoadedModel, predict_files
+from ser_lightning.inference.predictor import (
+    AudioArray,
+    LoadedModel,
+    find_audio,
+    predict_files,
+    speaker_reference_statistics,
+)
 from ser_lightning.inference.predictor import load_model as _load_any
 from ser_lightning.inference.vad import NO_SPEECH, VadSettings
 
@@ -115,6 +125,8 @@ class EmotionModel:
         labels: Class names in output order.
         sample_rate: The model's rate in Hz (inputs at other rates are resampled).
         duration_s: The model's clip (window) length in seconds.
+        protocol: ``plain``, or the per-speaker normalisation protocol of a model trained with
+            ``data.speaker_norm=true`` (its :meth:`predict` then needs ``speaker_reference``).
     """
 
     def __init__(self, loaded: LoadedModel, hop_s: float | None = None, batch_size: int = 16,
@@ -132,12 +144,14 @@ class EmotionModel:
         self.labels = list(loaded.labels)
         self.sample_rate = int(loaded.audio_cfg.sample_rate)
         self.duration_s = float(loaded.audio_cfg.duration_s)
+        self.protocol = loaded.protocol
 
     def __repr__(self) -> str:
         return (f"EmotionModel({self._model.name!r}, backend={self._model.backend!r}, labels={self.labels}, "
                 f"sample_rate={self.sample_rate}, duration_s={self.duration_s})")
 
-    def predict(self, audio: Any, sample_rate: int | None = None) -> Prediction | list[Prediction]:
+    def predict(self, audio: Any, sample_rate: int | None = None,
+                speaker_reference: Any = None) -> Prediction | list[Prediction]:
         """Classify a file, an array, or a list of them (batched together).
 
         Args:
@@ -145,6 +159,11 @@ class EmotionModel:
                 ``(time,)`` or ``(frames, channels)``, a torch tensor ``(time,)`` or ``(channels, time)``, or a
                 list of any of these.
             sample_rate: Rate of array inputs in Hz (required for arrays, ignored for files).
+            speaker_reference: For a model trained with ``data.speaker_norm=true`` (required there,
+                refused otherwise): recordings of the same speaker — a folder, a path, an array, or a
+                list of paths/arrays (arrays at ``sample_rate``) — whose pooled encoder states give
+                the mean and sd that standardise every input window
+                (:func:`~ser_lightning.inference.predictor.speaker_reference_statistics`).
 
         Returns:
             A :class:`Prediction` for a single input; a list (same order) for a list, where inputs that
@@ -153,21 +172,40 @@ class EmotionModel:
 
         Raises:
             ValueError: a single input cannot be read (unreadable, too short, all-silent with ``vad=False``...),
-                or an array without ``sample_rate``.
+                or an array without ``sample_rate``; a speaker-normalised model without
+                ``speaker_reference``, ``speaker_reference`` with a plain model, or an unreadable
+                reference recording.
             FileNotFoundError: a path does not exist.
         """
         single = not isinstance(audio, (list, tuple))
         items = [audio] if single else list(audio)
         inputs = [self._as_input(x, sample_rate, i) for i, x in enumerate(items)]
+        stats = None
+        if speaker_reference is not None:
+            stats = speaker_reference_statistics(self._reference(speaker_reference, sample_rate), self._model,
+                                                 hop_s=self.hop_s, trim=self.trim_silence,
+                                                 silence_dbfs=self.silence_dbfs, batch_size=self.batch_size)
         records = predict_files(inputs, self._model, hop_s=self.hop_s, batch_size=self.batch_size,
                                 trim=self.trim_silence, silence_dbfs=self.silence_dbfs, vad=self.vad,
-                                segment=self.segment)
+                                segment=self.segment, speaker_stats=stats)
         results = [Prediction.from_record(r) for r in records]
         if single:
             if results[0].status == "error":
                 raise ValueError(f"{results[0].source}: {results[0].error}")
             return results[0]
         return results
+
+    @staticmethod
+    def _reference(reference: Any, sample_rate: int | None) -> list[tuple[Path | AudioArray, str]]:
+        """Reference recordings as ``[(path or AudioArray, name)]``: folders are searched, arrays need ``sample_rate``."""
+        items = list(reference) if isinstance(reference, (list, tuple)) else [reference]
+        out: list[tuple[Path | AudioArray, str]] = []
+        for i, x in enumerate(items):
+            if isinstance(x, (str, Path)):
+                out += find_audio(x, setting="speaker_reference")
+            else:
+                out.append((AudioArray.from_any(x, sample_rate, f"<speaker_reference {i}>"), f"<speaker_reference {i}>"))
+        return out
 
     @staticmethod
     def _as_input(x: Any, sample_rate: int | None, index: int) -> tuple[Path | AudioArray, str]:

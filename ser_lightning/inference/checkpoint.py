@@ -143,8 +143,15 @@ class ProbabilityModel(nn.Module):
         """Wrap a classifier's ``frontend`` and ``network`` (shared, not copied), in eval mode."""
         return cls(classifier.frontend, classifier.network).eval()
 
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        """Class probabilities ``(batch, n_classes)`` from waveforms ``(batch, num_samples)``."""
+    def forward(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Class probabilities ``(batch, n_classes)`` from waveforms ``(batch, num_samples)``.
+
+        ``lengths`` ``(batch,)`` (valid samples per row) goes to networks that read whole clips (the
+        encoder models, trained with ``data.clip_length=whole``), so that their pooling ignores the
+        zero padding as in training; other networks ignore it.
+        """
+        if lengths is not None and getattr(self.network, "pool_states", None) is not None:
+            return torch.softmax(self.network(self.frontend(waveform), lengths).float(), dim=-1)
         return torch.softmax(self.network(self.frontend(waveform)).float(), dim=-1)
 
 

@@ -87,13 +87,17 @@ class CheckpointEnsemble(nn.Module):
         return torch.softmax(self.weight_logits.detach(), 0).tolist()
 
     @torch.no_grad()
-    def member_probs(self, wave: torch.Tensor) -> torch.Tensor:
-        """Member probabilities ``(members, batch, num_classes)`` for waveforms ``(batch, time)``."""
-        return torch.stack([torch.softmax(m(wave).float(), dim=-1) for m in self.members])
+    def member_probs(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Member probabilities ``(members, batch, num_classes)`` for waveforms ``(batch, time)``.
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        """Log of the weighted mean of member probabilities ``(batch, num_classes)``."""
-        probs = self.member_probs(wave)
+        ``lengths`` ``(batch,)``: valid samples per clip of a whole-clip batch (``data.clip_length=whole``),
+        passed on to members that read whole clips (the encoder models)."""
+        return torch.stack([torch.softmax(m(wave, lengths).float(), dim=-1) for m in self.members])
+
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Log of the weighted mean of member probabilities ``(batch, num_classes)`` (``lengths``: see
+        :meth:`member_probs`)."""
+        probs = self.member_probs(wave, lengths)
         w = torch.softmax(self.weight_logits, 0).to(probs)
         return torch.log(torch.einsum("m,mbc->bc", w, probs).clamp_min(1e-12))
 

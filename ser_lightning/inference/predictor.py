@@ -26,6 +26,13 @@ file without speech (a tone, a constant signal, noise, digital silence) is ``no 
 ``segment=vad`` cuts a file at the detected speech segments instead of fixed windows, each reported
 with its start and end in seconds.
 
+A model trained with per-speaker normalisation (``data.speaker_norm=true``, a separate, transductive
+protocol: :mod:`ser_lightning.data.speaker_norm`) needs the speaker's statistics:
+``speaker_reference=[a.wav,b.wav,...]`` (or a folder) names recordings of the same speaker; their
+windows' pooled encoder states give a mean and sd (:func:`speaker_reference_statistics`), and every
+window to classify is standardised with them before the head. Without a reference such a model
+refuses to predict; a reference given to a plain model is an error too.
+
 Outputs (:func:`write_outputs`; ``predict.py`` also prints a table): in ``output`` (default: the run directory
 ``outputs/predict/<timestamp>/``) ``predictions.json`` (per file, with every window),
 ``predictions.csv`` (one row per file) and ``windows.csv`` (one row per window or speech segment).
@@ -66,8 +73,13 @@ from ser_lightning.data.audio import (
     trim_silence,
 )
 from ser_lightning.data.labels import LABEL_SETS, canonical_emotion, get_label_set
+from ser_lightning.data.speaker_norm import protocol_name, speaker_statistics, standardise
 from ser_lightning.inference.card import ONNX_CARD_KEY, TS_CARD_FILE, audio_config_from_card
-from ser_lightning.inference.checkpoint import ProbabilityModel, load_checkpoint
+from ser_lightning.inference.checkpoint import (
+    ProbabilityModel,
+    load_checkpoint,
+    stored_datamodule_hparams,
+)
 from ser_lightning.inference.default_model import resolve_model_path
 from ser_lightning.inference.runners import OnnxRunner
 from ser_lightning.inference.vad import (
@@ -104,12 +116,22 @@ class LoadedModel:
     """A model ready for prediction, whatever its format.
 
     Attributes:
-        run: ``(batch, num_samples)`` float32 array → ``(batch, n_classes)`` probabilities.
+        run: ``(batch, num_samples)`` float32 array → ``(batch, n_classes)`` probabilities; with
+            ``takes_lengths`` it also takes the valid samples per row ``(batch,)`` as a second argument.
         labels: Class names in output order.
         audio_cfg: Preprocessing the model expects (sample rate Hz, clip length, normalisation...).
         name: Network name (``model.name``).
         backend: ``pytorch``, ``torchscript`` or ``onnxruntime``.
         source: Model file.
+        speaker_norm: Trained with ``data.speaker_norm=true``: ``run`` refuses, and prediction goes
+            ``embed`` → per-speaker standardisation → ``run_pooled`` with a speaker reference.
+        embed: ``(batch, num_samples)`` float32 → pooled hidden states ``(batch, hidden_states, pooled_dim)``
+            (speaker-normalised models only).
+        run_pooled: Pooled hidden states ``(batch, hidden_states, pooled_dim)`` → ``(batch, n_classes)``
+            probabilities (speaker-normalised models only).
+        takes_lengths: ``run`` and ``embed`` take each window's valid length: a checkpoint trained on
+            whole clips (``data.clip_length=whole``), whose pooling must ignore a short window's padding
+            as it ignored a short clip's padding in training. Exported models take fixed windows.
     """
 
     run: Callable[[np.ndarray], np.ndarray]
@@ -118,6 +140,15 @@ class LoadedModel:
     name: str
     backend: str
     source: str
+    speaker_norm: bool = False
+    embed: Callable[[np.ndarray], np.ndarray] | None = None
+    run_pooled: Callable[[np.ndarray], np.ndarray] | None = None
+    takes_lengths: bool = False
+
+    @property
+    def protocol(self) -> str:
+        """``plain`` or the per-speaker normalisation protocol (:mod:`ser_lightning.data.speaker_norm`)."""
+        return protocol_name(self.speaker_norm)
 
 
 def _torch_device(device: str) -> torch.device:
@@ -132,13 +163,53 @@ def _torch_device(device: str) -> torch.device:
     return dev
 
 
-def _torch_runner(module: Any, device: torch.device) -> Callable[[np.ndarray], np.ndarray]:
-    def run(batch: np.ndarray) -> np.ndarray:
+def _torch_runner(module: Any, device: torch.device) -> Callable[..., np.ndarray]:
+    def run(batch: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
         with torch.inference_mode():
-            probs = module(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device))
+            wave = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device)
+            if lengths is None:
+                probs = module(wave)
+            else:
+                probs = module(wave, torch.as_tensor(np.asarray(lengths, dtype=np.int64), device=device))
         return probs.float().cpu().numpy()
 
     return run
+
+
+def _reference_required(source: Any) -> str:
+    return (f"ckpt_path={source} was trained with data.speaker_norm=true and needs the speaker's statistics: pass "
+            "speaker_reference=[a.wav,b.wav,...] (or a folder) with several recordings of the same speaker")
+
+
+def _reference_refused(source: Any) -> str:
+    return (f"speaker_reference is for models trained with data.speaker_norm=true; {source} was trained without it "
+            "(protocol: plain): leave speaker_reference out")
+
+
+def _speaker_norm_model(classifier: Any, audio_cfg: AudioConfig, path: Path, device: torch.device) -> LoadedModel:
+    """A :class:`LoadedModel` of a checkpoint trained with ``data.speaker_norm=true`` (split at the pooled states)."""
+    network, frontend = classifier.network, classifier.frontend
+    if not (hasattr(network, "pooled_states") and hasattr(network, "forward_pooled")):
+        raise ValueError(f"ckpt_path={path}: trained with data.speaker_norm=true, but its network "
+                         f"{type(network).__name__} has no pooled hidden states to standardise")
+
+    def embed(batch: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        with torch.inference_mode():
+            wave = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device)
+            n = None if lengths is None else torch.as_tensor(np.asarray(lengths, dtype=np.int64), device=device)
+            return network.pooled_states(frontend(wave), n).float().cpu().numpy()
+
+    def run_pooled(pooled: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(pooled, dtype=np.float32)).to(device)
+            return torch.softmax(network.forward_pooled(x).float(), dim=-1).cpu().numpy()
+
+    def refuse(batch: np.ndarray) -> np.ndarray:
+        raise ValueError(_reference_required(path))
+
+    return LoadedModel(refuse, list(classifier.class_names), audio_cfg, str(classifier.hparams["model"].get("name")),
+                       "pytorch", str(path), speaker_norm=True, embed=embed, run_pooled=run_pooled,
+                       takes_lengths=audio_cfg.clip_length == "whole")
 
 
 def _card_path(model_path: Path) -> Path:
@@ -175,9 +246,12 @@ def load_model(path: str | Path, device: str = "cpu", card: str | Path | None = 
     suffix = path.suffix.lower()
     if suffix == ".ckpt":
         classifier, audio_cfg = load_checkpoint(path, map_location=str(dev))
+        if stored_datamodule_hparams(path).get("speaker_norm"):
+            return _speaker_norm_model(classifier.to(dev), audio_cfg, path, dev)
         module = ProbabilityModel.from_classifier(classifier).to(dev)
         return LoadedModel(_torch_runner(module, dev), list(classifier.class_names), audio_cfg,
-                           str(classifier.hparams["model"].get("name")), "pytorch", str(path))
+                           str(classifier.hparams["model"].get("name")), "pytorch", str(path),
+                           takes_lengths=audio_cfg.clip_length == "whole")
     if suffix not in (".onnx", ".pt"):
         raise ValueError(f"ckpt_path={path}: unknown model file type {suffix!r}; expected .ckpt (train.py), "
                          ".onnx or .torchscript.pt (export.py)")
@@ -377,13 +451,36 @@ def make_window(x: np.ndarray, start: int, cfg: AudioConfig) -> np.ndarray:
     return fix_length(np.ascontiguousarray(seg, dtype=np.float32), cfg.num_samples, cfg.pad_mode, cfg.crop)
 
 
-def find_audio(inputs: str | Path | Sequence[str | Path], extensions: Iterable[str] | None = None) -> list[tuple[Path, str]]:
+def window_length(n_samples: int, start: int, cfg: AudioConfig) -> int:
+    """Valid samples of the window that starts at ``start`` of an ``n_samples``-long recording.
+
+    Whole-clip models (``cfg.clip_length == "whole"``) saw each training clip at its own length, the
+    rest zero padding that their pooling ignored; a prediction window shorter than the model's clip
+    (a short file, the end of a long one) gets the same treatment. Fixed-length models read every
+    window whole.
+
+    Args:
+        n_samples: Length of the recording (or segment) in samples.
+        start: Window start in samples.
+        cfg: The model's preprocessing.
+
+    Returns:
+        ``min(cfg.num_samples, n_samples - start)`` (at least 1) for whole-clip models, else ``cfg.num_samples``.
+    """
+    if cfg.clip_length != "whole":
+        return cfg.num_samples
+    return max(1, min(cfg.num_samples, n_samples - start))
+
+
+def find_audio(inputs: str | Path | Sequence[str | Path], extensions: Iterable[str] | None = None,
+               setting: str = "input") -> list[tuple[Path, str]]:
     """The files to classify.
 
     Args:
         inputs: A file, a directory (searched recursively) or a list of them.
         extensions: File name extensions (no dot, any case) taken from directories; ``None`` =
             every format :func:`~ser_lightning.data.audio.read_audio` decodes. Files named explicitly are always taken.
+        setting: The setting named in messages (``input``, ``speaker_reference``).
 
     Returns:
         ``[(path, display_name)]`` in sorted order per input; a directory's files are shown
@@ -395,7 +492,7 @@ def find_audio(inputs: str | Path | Sequence[str | Path], extensions: Iterable[s
     """
     items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs or [])
     if not items:
-        raise ValueError("input=FILE_OR_DIR is required")
+        raise ValueError(f"{setting}=FILE_OR_DIR is required")
     exts = {e.lower().lstrip(".") for e in extensions} if extensions else AUDIO_EXTENSIONS
     found: list[tuple[Path, str]] = []
     for item in items:
@@ -406,9 +503,9 @@ def find_audio(inputs: str | Path | Sequence[str | Path], extensions: Iterable[s
         elif p.is_file():
             found.append((p, str(item)))
         else:
-            raise FileNotFoundError(f"input={item}: no such file or directory")
+            raise FileNotFoundError(f"{setting}={item}: no such file or directory")
     if not found:
-        raise ValueError(f"input={[str(i) for i in items]}: no audio files found (extensions {sorted(exts)})")
+        raise ValueError(f"{setting}={[str(i) for i in items]}: no audio files found (extensions {sorted(exts)})")
     return found
 
 
@@ -450,6 +547,88 @@ def _units(wave: np.ndarray, offset: int, window: int, hop: int, segment: str, v
     return units
 
 
+@dataclass(frozen=True)
+class SpeakerStats:
+    """A speaker's statistics for a speaker-normalised model (:func:`speaker_reference_statistics`).
+
+    Attributes:
+        mean: Feature-wise mean of the pooled hidden states ``(hidden_states, pooled_dim)``.
+        sd: Feature-wise standard deviation (at least :data:`~ser_lightning.data.speaker_norm.SD_FLOOR`).
+        files: Reference files used.
+        windows: Model windows they gave (the number of embeddings behind the statistics).
+    """
+
+    mean: np.ndarray
+    sd: np.ndarray
+    files: int
+    windows: int
+
+
+def speaker_reference_statistics(
+    reference: Sequence[tuple[Path | AudioArray, str]],
+    model: LoadedModel,
+    *,
+    hop_s: float | None = None,
+    trim: bool | None = None,
+    trim_db: float | None = None,
+    silence_dbfs: float = -60.0,
+    batch_size: int = 16,
+) -> SpeakerStats:
+    """Mean and sd of the pooled hidden states of a speaker's reference recordings.
+
+    Every reference recording goes through the prediction path (decoding, resampling, optional
+    silence trimming, windows of the model's clip length every ``hop_s`` seconds); each window's
+    pooled hidden states are one sample. In training the statistics came from all of a speaker's
+    clips (about 60 per RAVDESS actor, every emotion in equal shares), so a reference should hold
+    several recordings of the speaker, ideally not all of one emotion.
+
+    Args:
+        reference: ``[(path or AudioArray, display_name)]`` (see :func:`find_audio`).
+        model: A speaker-normalised :class:`LoadedModel` (``speaker_norm=True``).
+        hop_s: Seconds between window starts; ``None`` = half the model's clip.
+        trim: Trim leading/trailing silence; ``None`` = as the model was trained.
+        trim_db: Trimming threshold (dB below the loudest frame); ``None`` = the model's.
+        silence_dbfs: All-silent threshold (dBFS).
+        batch_size: Windows per forward pass.
+
+    Returns:
+        The :class:`SpeakerStats`.
+
+    Raises:
+        ValueError: the model is not speaker-normalised, a reference recording cannot be read (named),
+            or the reference gives fewer than 2 windows (no spread to estimate).
+    """
+    if not model.speaker_norm or model.embed is None:
+        raise ValueError(_reference_refused(model.source))
+    cfg = model.audio_cfg
+    hop_s = cfg.duration_s / 2 if hop_s is None else float(hop_s)
+    if not 0 < hop_s <= cfg.duration_s:
+        raise ValueError(f"hop_s={hop_s} must be in (0, {cfg.duration_s}] seconds (the model's window duration_s)")
+    hop = max(1, int(round(hop_s * cfg.sample_rate)))
+    trim = cfg.trim_silence if trim is None else bool(trim)
+    trim_db = cfg.trim_db if trim_db is None else float(trim_db)
+    windows, lengths = [], []
+    for path, _ in reference:
+        try:
+            wave, _ = decode_mono(path, cfg.sample_rate, silence_dbfs)
+        except AudioDecodeError as err:
+            raise ValueError(f"speaker_reference: {err}") from None
+        if trim:
+            wave = trim_silence(wave, cfg.sample_rate, trim_db)
+        starts = window_starts(len(wave), cfg.num_samples, hop)
+        windows += [make_window(wave, s, cfg) for s in starts]
+        lengths += [window_length(len(wave), s, cfg) for s in starts]
+    if len(windows) < 2:
+        raise ValueError(f"speaker_reference: {len(reference)} recording(s) gave {len(windows)} window(s); at least 2 "
+                         "are needed to estimate the speaker's spread (give several recordings of the speaker)")
+    pooled = np.concatenate([model.embed(np.stack(windows[i:i + batch_size]),
+                                         np.asarray(lengths[i:i + batch_size]) if model.takes_lengths else None)
+                             for i in range(0, len(windows), batch_size)])
+    mean, sd = speaker_statistics(pooled)
+    log.info("speaker reference: %d recording(s), %d window(s)", len(reference), len(windows))
+    return SpeakerStats(mean, sd, len(reference), len(windows))
+
+
 def predict_files(
     files: Sequence[tuple[Path, str]],
     model: LoadedModel,
@@ -462,6 +641,7 @@ def predict_files(
     vad: VadSettings | bool | Mapping[str, Any] | None = None,
     segment: str = "window",
     progress: bool = False,
+    speaker_stats: SpeakerStats | None = None,
 ) -> list[dict[str, Any]]:
     """Classify files with sliding windows (or speech segments); bad files become error records, never exceptions.
 
@@ -488,6 +668,9 @@ def predict_files(
             fields, ``True`` (defaults) or ``None``/``False`` (no detection: every window is classified).
         segment: ``"window"`` (fixed sliding windows) or ``"vad"`` (speech segments; needs ``vad``).
         progress: Show a progress bar (stderr).
+        speaker_stats: The speaker's statistics for a model trained with ``data.speaker_norm=true``
+            (:func:`speaker_reference_statistics`); every window's pooled hidden states are
+            standardised with them before the head. Required by such a model, refused by others.
 
     Returns:
         One record per file, in input order: ``file``, ``path``, ``status`` (``ok``/``no speech``/``error``),
@@ -500,10 +683,20 @@ def predict_files(
 
     Raises:
         ValueError: ``hop_s``, ``batch_size``, ``trim_db``, ``segment`` or a ``vad`` setting out of range;
-            ``segment="vad"`` with the detector off; a model whose output width differs from its label count.
+            ``segment="vad"`` with the detector off; a model whose output width differs from its label count;
+            a speaker-normalised model without ``speaker_stats``, or ``speaker_stats`` for a plain model.
         RuntimeError: the model fails on a batch.
     """
     cfg = model.audio_cfg
+    if model.speaker_norm and speaker_stats is None:
+        raise ValueError(_reference_required(model.source))
+    if speaker_stats is not None and not model.speaker_norm:
+        raise ValueError(_reference_refused(model.source))
+    if speaker_stats is not None:
+        def run(batch: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+            return model.run_pooled(standardise(model.embed(batch, lengths), speaker_stats.mean, speaker_stats.sd))
+    else:
+        run = model.run
     window = cfg.num_samples
     hop_s = cfg.duration_s / 2 if hop_s is None else float(hop_s)
     if not 0 < hop_s <= cfg.duration_s:
@@ -533,7 +726,11 @@ def predict_files(
             chunk, queue[:] = queue[:batch_size], queue[batch_size:]
             batch = np.stack([make_window(seg, u.starts[i], cfg) for u, seg, i in chunk])
             try:
-                probs = np.asarray(model.run(batch), dtype=np.float64)
+                if model.takes_lengths:  # whole-clip model: pooling ignores a short window's padding
+                    lengths = np.asarray([window_length(len(seg), u.starts[i], cfg) for u, seg, i in chunk])
+                    probs = np.asarray(run(batch, lengths), dtype=np.float64)
+                else:
+                    probs = np.asarray(run(batch), dtype=np.float64)
             except Exception as err:  # a model failure is not a per-file problem: stop here
                 raise RuntimeError(f"model {model.source} failed on a batch of shape {batch.shape}: {err}") from err
             if probs.shape != (len(chunk), len(model.labels)):

@@ -21,6 +21,7 @@ from torchmetrics.classification import (
 
 from ser_lightning.models import build_network
 from ser_lightning.modules.frozen_encoder import restore_frozen_encoder
+from ser_lightning.modules.norm_stats import norm_stats_mode, pooled_stats
 from ser_lightning.modules.optim import build_optimizers, l2_penalty
 
 
@@ -46,8 +47,10 @@ class SERClassifier(pl.LightningModule):
 
     Batches from the data module are ``(features, target)``; for whole clips
     (``data.clip_length=whole``) the features are ``(waves, lengths)`` and the network is called
-    with both; after :meth:`use_cached_embeddings` they are cached pooled encoder states and go
-    to the network's ``forward_pooled`` (a frozen encoder's output, computed once per clip).
+    with both (with per-corpus statistics, ``model.norm_stats=per_corpus``, also with each clip's
+    corpus mean and sd ``(batch, 2)``); after :meth:`use_cached_embeddings` they are cached pooled
+    encoder states and go to the network's ``forward_pooled`` (a frozen encoder's output, computed
+    once per clip).
 
     Metrics: UA (unweighted accuracy = macro-averaged recall), WA (weighted accuracy = overall
     accuracy), macro-F1; on test also per-class recall and the confusion matrix.
@@ -65,9 +68,15 @@ class SERClassifier(pl.LightningModule):
             (timm backbones), the frontend's ``n_mels`` and ``hop_length`` are derived from it so
             the spectrogram is already ``H × W`` before the backbone's final small resize
             (report 003 §3.4.2, eq. 1–3).
+        corpus_stats: With ``model.norm_stats=per_corpus``: the training corpora's log-mel
+            statistics, corpus → ``{"mean", "sd", "frames", ...}`` (set by
+            :meth:`set_corpus_stats` during training and stored with the checkpoint's
+            hyper-parameters); their pooled mean and sd become the encoder's default, used for
+            clips that come without statistics (prediction on a user's file).
 
     Raises:
-        ValueError: bad loss settings (named in the message).
+        ValueError: bad loss settings (named in the message), an unknown ``model.norm_stats``,
+            or ``per_corpus`` for a network whose input takes no statistics.
     """
 
     def __init__(
@@ -80,6 +89,7 @@ class SERClassifier(pl.LightningModule):
         class_weights: str | list[float] | None = None,
         class_counts: list[int] | None = None,
         num_samples: int | None = None,
+        corpus_stats: dict[str, dict[str, float]] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -87,6 +97,11 @@ class SERClassifier(pl.LightningModule):
         self.class_names = list(class_names)
         self.backbone_lr_mult = float(model.get("backbone_lr_mult", 1.0))
         self.frontend, self.network = build_network(dict(model), dict(features), n, num_samples)
+        if norm_stats_mode(model) == "per_corpus" and not getattr(self.network, "takes_norm_stats", False):
+            raise ValueError(f"model.norm_stats=per_corpus: model {model['name']} standardises its input with no "
+                             "corpus statistics (only encoders with a standardised log-mel, e.g. byol_s, take them)")
+        if corpus_stats:
+            self.set_corpus_stats(corpus_stats)
         if str(model.get("pretrained", "")).lower() == "auto" and hasattr(self.network, "pretrained"):
             # Record what auto resolved to, so a reload rebuilds the same architecture (e.g. TF pooling).
             self.hparams["model"]["pretrained"] = self.network.pretrained
@@ -111,18 +126,54 @@ class SERClassifier(pl.LightningModule):
         self.test_results: dict[str, Any] = {}
         self._test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
+    # ------------------------------------------------------------------ corpus statistics
+    def set_corpus_stats(self, table: dict[str, dict[str, float]]) -> None:
+        """Store the training corpora's log-mel statistics (saved with the checkpoint) and make their
+        pooled mean and sd the encoder's default standardisation.
+
+        Args:
+            table: Corpus → ``{"mean", "sd", "frames", ...}``
+                (:func:`~ser_lightning.modules.norm_stats.compute_corpus_stats`).
+
+        Raises:
+            ValueError: the network takes no statistics.
+        """
+        if not getattr(self.network, "takes_norm_stats", False):
+            raise ValueError(f"{type(self.network).__name__} takes no corpus statistics")
+        table = {str(c): {k: (int(v) if k in ("frames", "clips") else float(v)) for k, v in s.items()}
+                 for c, s in table.items()}
+        self.hparams["corpus_stats"] = table
+        pooled = pooled_stats(table)
+        frontend = self.network.encoder.frontend
+        frontend.norm_mean, frontend.norm_std = pooled["mean"], pooled["sd"]
+
+    @property
+    def corpus_stats(self) -> dict[str, dict[str, float]] | None:
+        """The stored training corpora's statistics (``None`` with ``model.norm_stats=fixed``)."""
+        return self.hparams.get("corpus_stats")
+
+    @property
+    def pooled_norm_stats(self) -> dict[str, float] | None:
+        """The training corpora's frames pooled: the default for clips of no known corpus."""
+        return pooled_stats(self.corpus_stats) if self.corpus_stats else None
+
     # ----------------------------------------------------------------------------- inference
     @torch.no_grad()
     def extract_features(self, wave: torch.Tensor) -> torch.Tensor:
         """Features ``(batch, channels, n_feats, frames)`` from waveforms ``(batch, time)``."""
         return self.frontend(wave)
 
-    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None,
+                norm: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(batch, num_classes)`` from waveforms ``(batch, time)`` at the training rate.
 
         ``lengths`` ``(batch,)`` (valid samples per clip) is passed to networks that read whole
-        clips (the encoder models); others ignore it.
+        clips (the encoder models); others ignore it. ``norm`` ``(batch, 2)``: per-clip log-mel
+        mean and sd (its corpus's) for a network that takes them; ``None``: the encoder's default
+        (the training corpora's pooled statistics with ``model.norm_stats=per_corpus``).
         """
+        if norm is not None:
+            return self.network(self.frontend(wave), lengths, norm)
         if lengths is not None and getattr(self.network, "pool_states", None) is not None:
             return self.network(self.frontend(wave), lengths)
         return self.network(self.frontend(wave))

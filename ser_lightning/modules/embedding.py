@@ -37,8 +37,8 @@ class EmbeddingExtractor(pl.LightningModule):
             :class:`~ser_lightning.models.encoders.classifier.EncoderClassifier`).
 
     Prediction step:
-        ``(waves (batch, time), rows (batch,), lengths (batch,))`` →
-        ``(rows (batch,), pooled (batch, hidden_states, pooled_dim))``.
+        ``WholeClipBatch(waves (batch, time), rows (batch,), lengths (batch,), norm_stats (batch, 2) or None)``
+        → ``(rows (batch,), pooled (batch, hidden_states, pooled_dim))``.
     """
 
     def __init__(self, network: torch.nn.Module) -> None:
@@ -47,8 +47,8 @@ class EmbeddingExtractor(pl.LightningModule):
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0):
         """Pooled hidden states of one batch, with the cache rows they belong to."""
-        waves, rows, lengths = batch
-        return rows, self.network.pooled_states(waves, lengths).float()
+        waves, rows, lengths, norm = batch
+        return rows, self.network.pooled_states(waves, lengths, norm).float()
 
 
 class EmbeddingWriter(BasePredictionWriter):
@@ -70,18 +70,26 @@ class EmbeddingWriter(BasePredictionWriter):
         self.out[pos] = pooled.cpu().numpy()
 
 
-def encoder_identity(network: torch.nn.Module, model_settings: dict[str, Any]) -> dict:
+def encoder_identity(network: torch.nn.Module, model_settings: dict[str, Any],
+                     norm_stats: dict[str, tuple[float, float]] | None = None) -> dict:
     """What makes a frozen encoder's pooled output what it is: the class, a SHA-256 of its weights
-    and buffers, and the settings that change the output (encoder, pretrained, window, pooling).
+    and buffers, the settings that change the output (encoder, pretrained, window, pooling) and the
+    per-corpus standardisation statistics its clips are encoded with.
 
     Args:
         network: The encoder model (its ``encoder`` and ``pooling`` are read).
         model_settings: The ``model`` settings.
+        norm_stats: Corpus → ``(mean, sd)`` the clips are standardised with
+            (``model.norm_stats=per_corpus``; ``SERDataModule.norm_stats``); ``None``: the
+            encoder's fixed statistics (then the identity is as without this argument).
     """
     keep = ("name", "encoder", "pretrained", "pad_to_30s", "pooling")
-    return {"class": type(network.encoder).__name__, "weights_sha256": weights_sha256(network.encoder.state_dict()),
-            "pooling_class": type(network.pooling).__name__,
-            "settings": {k: model_settings.get(k) for k in keep if k in model_settings}}
+    identity = {"class": type(network.encoder).__name__, "weights_sha256": weights_sha256(network.encoder.state_dict()),
+                "pooling_class": type(network.pooling).__name__,
+                "settings": {k: model_settings.get(k) for k in keep if k in model_settings}}
+    if norm_stats is not None:
+        identity["norm_stats"] = {c: [float(m), float(s)] for c, (m, s) in sorted(norm_stats.items())}
+    return identity
 
 
 def frozen_feature_path(model, dm, model_settings: dict[str, Any]) -> tuple[bool, str]:
@@ -139,7 +147,7 @@ def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: 
     batch_size = int(model_settings.get("extract_batch_size") or dm.hparams.batch_size)
     if batch_size < 1:
         raise ValueError(f"model.extract_batch_size={batch_size} must be at least 1")
-    identity = encoder_identity(net, model_settings)
+    identity = encoder_identity(net, model_settings, dm.norm_stats)
     timing = {"s": 0.0}
 
     def extract(out: np.ndarray) -> None:
@@ -158,3 +166,34 @@ def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: 
     dm.use_embeddings(cached.path, cached.rows)
     model.use_cached_embeddings(True)
     return cached
+
+
+def speaker_norm_inputs(model, dm, accelerator: str = "cpu", progress: bool = False) -> CachedEmbeddings | None:
+    """Re-apply per-speaker normalisation when a checkpoint trained with ``data.speaker_norm=true`` is tested.
+
+    The checkpoint's head learned on per-speaker standardised embeddings, so evaluation takes the
+    same frozen-feature path (:func:`use_frozen_features`, reusing the cache) and the data module
+    standardises each speaker of the evaluated data with that speaker's own statistics
+    (:meth:`~ser_lightning.data.datamodule.SERDataModule.use_embeddings`). Nothing happens for a
+    plain checkpoint.
+
+    Args:
+        model: The loaded ``SERClassifier``.
+        dm: Its ``SERDataModule`` (built from the checkpoint's settings), after ``setup``.
+        accelerator: Lightning accelerator for an extraction.
+        progress: Show the extraction progress bar.
+
+    Returns:
+        The opened embedding cache, or ``None`` for a plain checkpoint.
+
+    Raises:
+        ValueError: the checkpoint's network cannot use the frozen-feature path.
+    """
+    if not dm.hparams.get("speaker_norm"):
+        return None
+    settings = dict(model.hparams["model"])
+    cached, why = frozen_feature_path(model, dm, settings)
+    if not cached:
+        raise ValueError(f"the checkpoint was trained with data.speaker_norm=true, which needs the frozen-feature path, "
+                         f"but its model takes the {why}")
+    return use_frozen_features(model, dm, settings, accelerator=accelerator, progress=progress)

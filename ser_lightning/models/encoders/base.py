@@ -74,6 +74,10 @@ class SpeechEncoder(nn.Module):
     num_hidden_states: int
     #: Sample rate in Hz the encoder expects.
     sample_rate: int = 16000
+    #: Whether :meth:`forward` takes ``norm`` ``(batch, 2)``: per-clip mean and sd that standardise
+    #: its log-mel input (corpus statistics, ``model.norm_stats=per_corpus``); the encoder then has a
+    #: ``frontend`` with ``frame_moments`` and fixed ``norm_mean`` / ``norm_std``.
+    takes_norm_stats: bool = False
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> EncoderOutput:
         """Hidden states of waveforms ``(batch, time)`` with valid sample counts ``(batch,)``."""

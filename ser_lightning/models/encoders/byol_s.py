@@ -11,7 +11,10 @@ evaluation-only licence):
   (ReLU, dropout 0.3, ReLU); the utterance embedding is the temporal max plus the temporal mean.
 * Scheidwasser-Clow et al., "SERAB: A multi-lingual benchmark for speech emotion recognition",
   ICASSP 2022, §3: the same network, pretrained with BYOL on AudioSet's speech subset ("BYOL-S"),
-  512-d; its input statistics per corpus.
+  512-d; its input statistics per corpus (``settings.py``: the log-mel mean and sd of each
+  corpus; RAVDESS −10.32 / 5.00 is the fixed default here). With ``model.norm_stats=per_corpus``
+  each clip is standardised with statistics computed from its own corpus instead
+  (:mod:`ser_lightning.modules.norm_stats`).
 
 The pretrained weights (MIT, 2.4 MB) ship inside this package (``ser_lightning/assets/byol_s/``,
 with their licence and source) and are SHA-256-checked on load, so they work offline.
@@ -98,11 +101,13 @@ class ByolSEncoder(SpeechEncoder):
         dropout: Dropout between the two fully connected layers (0.3 in BYOL-A).
         pretrained: ``"packaged"`` (the weights shipped in this package, SHA-256-checked), a path to
             a state dict of the same shape, or ``None`` for random initialisation.
-        norm_mean: Frontend standardisation mean (SERAB's RAVDESS statistic by default).
-        norm_std: Frontend standardisation standard deviation.
+        norm_mean: Frontend standardisation mean (SERAB's RAVDESS statistic by default), used when
+            :meth:`forward` gets no per-clip ``norm``.
+        norm_std: Frontend standardisation standard deviation (same rule).
 
     Shapes:
-        wave ``(batch, time)`` at 16 kHz + lengths ``(batch,)`` → one hidden state
+        wave ``(batch, time)`` at 16 kHz + lengths ``(batch,)`` (+ optional per-clip statistics
+        ``norm`` ``(batch, 2)``: mean, sd of its corpus's log-mel) → one hidden state
         ``(batch, frames // 8, d)`` with ``frames = time // 160 + 1``, and lengths ``(batch,)``.
 
     Raises:
@@ -111,6 +116,7 @@ class ByolSEncoder(SpeechEncoder):
     """
 
     num_hidden_states = 1
+    takes_norm_stats = True
 
     def __init__(
         self,
@@ -153,9 +159,11 @@ class ByolSEncoder(SpeechEncoder):
             return int(m.group(1)) // 4
         return 3 if re.match(r"fc(\.|$)", name) else 0
 
-    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> EncoderOutput:
-        """Frame features ``(batch, frames // 8, d)`` and their valid counts ``(batch,)``."""
-        x, n = self.frontend(wave, lengths)  # (batch, 1, n_mels, frames)
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None,
+                norm: torch.Tensor | None = None) -> EncoderOutput:
+        """Frame features ``(batch, frames // 8, d)`` and their valid counts ``(batch,)``; ``norm``
+        ``(batch, 2)``: per-clip standardisation statistics (``None``: the fixed ones)."""
+        x, n = self.frontend(wave, lengths, norm)  # (batch, 1, n_mels, frames)
         for i in range(0, len(self.features), 4):
             x = self.features[i:i + 4](x)
             n = n // 2

@@ -73,8 +73,9 @@ class EncoderClassifier(nn.Module):
             cache keeps every hidden state, so changing this reuses it.
 
     Shapes:
-        wave ``(batch, time)`` at the encoder's sample rate + lengths ``(batch,)`` →
-        logits ``(batch, num_classes)``.
+        wave ``(batch, time)`` at the encoder's sample rate + lengths ``(batch,)`` (+ optional
+        per-clip standardisation statistics ``norm`` ``(batch, 2)`` for an encoder that
+        :attr:`takes_norm_stats`) → logits ``(batch, num_classes)``.
 
     Raises:
         ValueError: an unknown ``freeze`` mode, or ``trainable_layers`` outside
@@ -165,6 +166,12 @@ class EncoderClassifier(nn.Module):
         return self.encoder_frozen and self.pool_each_layer and not any(True for _ in self.pooling.parameters())
 
     @property
+    def takes_norm_stats(self) -> bool:
+        """True when the encoder standardises its log-mel with statistics that can be given per clip
+        (``norm`` of :meth:`forward`; ``model.norm_stats=per_corpus``)."""
+        return bool(self.encoder.takes_norm_stats)
+
+    @property
     def encoder_frozen(self) -> bool:
         """True when no encoder parameter trains (its hidden states are cacheable)."""
         return self.trainable_from >= self.encoder.num_layer_groups
@@ -187,12 +194,27 @@ class EncoderClassifier(nn.Module):
             self._set_frozen_modes()
         return self
 
-    def encode(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> EncoderOutput:
-        """Encoder hidden states (no gradients when the encoder is frozen)."""
+    def encode(self, wave: torch.Tensor, lengths: torch.Tensor | None = None,
+               norm: torch.Tensor | None = None) -> EncoderOutput:
+        """Encoder hidden states (no gradients when the encoder is frozen).
+
+        Args:
+            wave: ``(batch, time)``. lengths: ``(batch,)`` valid samples.
+            norm: ``(batch, 2)`` per-clip mean and sd for the encoder's log-mel (``None``: its
+                fixed statistics).
+
+        Raises:
+            ValueError: ``norm`` given to an encoder that does not take it.
+        """
+        args = (wave, lengths)
+        if norm is not None:
+            if not self.takes_norm_stats:
+                raise ValueError(f"{type(self.encoder).__name__} takes no per-clip standardisation statistics")
+            args = (wave, lengths, norm)
         if self.encoder_frozen:
             with torch.no_grad():
-                return self.encoder(wave, lengths)
-        return self.encoder(wave, lengths)
+                return self.encoder(*args)
+        return self.encoder(*args)
 
     def forward_hidden(self, hidden_states, lengths: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch, num_classes)`` from hidden states (e.g. cached ones).
@@ -223,10 +245,11 @@ class EncoderClassifier(nn.Module):
         b, n, f, d = x.shape
         return self.pooling(x.reshape(b * n, f, d), lengths.repeat_interleave(n)).reshape(b, n, -1)
 
-    def pooled_states(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def pooled_states(self, wave: torch.Tensor, lengths: torch.Tensor | None = None,
+                      norm: torch.Tensor | None = None) -> torch.Tensor:
         """Pooled hidden states ``(batch, num_hidden_states, pooled_dim)`` of waveforms ``(batch, time)``
-        (what the frozen-feature cache stores; needs ``pool_each_layer``)."""
-        out = self.encode(wave, lengths)
+        (what the frozen-feature cache stores; needs ``pool_each_layer``); ``norm`` as in :meth:`encode`."""
+        out = self.encode(wave, lengths, norm)
         return self.pool_states(out.hidden_states, out.lengths)
 
     def forward_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
@@ -246,11 +269,13 @@ class EncoderClassifier(nn.Module):
         x = x.reshape(len(x), -1) if self.layer_combine == "concat" else self.layer_weights(x[..., None, :])[:, 0]
         return self.head(x)
 
-    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits ``(batch, num_classes)`` from waveforms ``(batch, time)`` and lengths ``(batch,)``."""
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None,
+                norm: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``(batch, num_classes)`` from waveforms ``(batch, time)`` and lengths ``(batch,)``;
+        ``norm`` ``(batch, 2)``: per-clip standardisation statistics (see :meth:`encode`)."""
         if self.pool_each_layer:
-            return self.forward_pooled(self.pooled_states(wave, lengths))
-        out = self.encode(wave, lengths)
+            return self.forward_pooled(self.pooled_states(wave, lengths, norm))
+        out = self.encode(wave, lengths, norm)
         return self.forward_hidden(out.hidden_states, out.lengths)
 
     def parameter_groups(self, lr: float, layer_decay: float = 1.0, weight_decay: float = 0.0,
