@@ -157,6 +157,20 @@ def test_cached_path_gives_the_waveform_path_logits(varied_ravdess, tmp_path):
     torch.testing.assert_close(target, batch.target)
 
 
+def test_frozen_feature_cache_is_keyed_on_the_extraction_batch_size(varied_ravdess, tmp_path):
+    """Whole clips are padded to the longest of their extraction batch, which moves the encoder's rounding: an
+    embedding cache extracted in other batches is not reused, so a rebuild from a fresh cache is bit-identical."""
+    dm = _datamodule(varied_ravdess, tmp_path / "c")
+    settings = {"name": "byol_s", "pool_each_layer": True}
+    model = SERClassifier(settings, {"name": "logmel"}, dm.class_names).eval()
+    dm.set_frontend(model.frontend)
+    first = use_frozen_features(model, dm, {**settings, "extract_batch_size": 3}, progress=False)
+    again = use_frozen_features(model, dm, {**settings, "extract_batch_size": 3}, progress=False)
+    other = use_frozen_features(model, dm, {**settings, "extract_batch_size": 5}, progress=False)
+    assert first.built and not again.built and other.built and other.directory != first.directory
+    assert json.loads((first.directory / "index.json").read_text())["identity"]["extract_batch_size"] == 3
+
+
 def test_non_cacheable_settings_take_the_waveform_path():
     fe, net = build_network({"name": "byol_s", "pool_each_layer": True, "pooling": "attentive"}, {"name": "logmel"}, 8)
     assert not net.cacheable

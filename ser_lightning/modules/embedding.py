@@ -71,7 +71,8 @@ class EmbeddingWriter(BasePredictionWriter):
 
 
 def encoder_identity(network: torch.nn.Module, model_settings: dict[str, Any],
-                     norm_stats: dict[str, tuple[float, float]] | None = None) -> dict:
+                     norm_stats: dict[str, tuple[float, float]] | None = None,
+                     extract_batch_size: int | None = None) -> dict:
     """What makes a frozen encoder's pooled output what it is: the class, a SHA-256 of its weights
     and buffers, the settings that change the output (encoder, pretrained, window, pooling) and the
     per-corpus standardisation statistics its clips are encoded with.
@@ -82,6 +83,10 @@ def encoder_identity(network: torch.nn.Module, model_settings: dict[str, Any],
         norm_stats: Corpus → ``(mean, sd)`` the clips are standardised with
             (``model.norm_stats=per_corpus``; ``SERDataModule.norm_stats``); ``None``: the
             encoder's fixed statistics (then the identity is as without this argument).
+        extract_batch_size: Clips per extraction batch. Whole clips are zero-padded to the longest of
+            their batch, and the padded length changes the encoder's floating-point rounding (up to
+            about 1e-5 on Whisper tiny's last hidden state), so embeddings are bit-identical only when
+            extracted in the same batches; ``None`` leaves it out of the identity.
     """
     keep = ("name", "encoder", "pretrained", "pad_to_30s", "pooling")
     identity = {"class": type(network.encoder).__name__, "weights_sha256": weights_sha256(network.encoder.state_dict()),
@@ -89,6 +94,8 @@ def encoder_identity(network: torch.nn.Module, model_settings: dict[str, Any],
                 "settings": {k: model_settings.get(k) for k in keep if k in model_settings}}
     if norm_stats is not None:
         identity["norm_stats"] = {c: [float(m), float(s)] for c, (m, s) in sorted(norm_stats.items())}
+    if extract_batch_size is not None:
+        identity["extract_batch_size"] = int(extract_batch_size)
     return identity
 
 
@@ -147,7 +154,7 @@ def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: 
     batch_size = int(model_settings.get("extract_batch_size") or dm.hparams.batch_size)
     if batch_size < 1:
         raise ValueError(f"model.extract_batch_size={batch_size} must be at least 1")
-    identity = encoder_identity(net, model_settings, dm.norm_stats)
+    identity = encoder_identity(net, model_settings, dm.norm_stats, extract_batch_size=batch_size)
     timing = {"s": 0.0}
 
     def extract(out: np.ndarray) -> None:
