@@ -24,15 +24,17 @@ lock:
 	$(PY) -m pip install -q "uv==0.13.9"
 	PATH="$(VENV)/bin:$$PATH" $(PY) .ci/lock.py
 
-## Train and test the default experiment (homebrew CNN, RAVDESS, speaker-independent).
+## Train and test the default model (frozen Whisper tiny.en encoder + linear probe, refit on the training and
+## validation speakers; RAVDESS, speaker-independent). Report 003's homebrew CNN: ARGS=model=homebrew_cnn.
 ## Without data (no data.root=/data= in ARGS and no $$SER_DATA_DIR/ravdess, default ./data/ravdess) it first
 ## downloads RAVDESS (make data), which says in one line what to do where there is no internet.
 train: install
 	@case "$(ARGS)" in *data.root=*|*data=*) ;; *) test -d "$${SER_DATA_DIR:-./data}/ravdess" || $(MAKE) data ;; esac
 	$(PY) train.py $(ARGS)
 
-## Speaker 6-fold cross-validation of the default experiment (RAVDESS: actors 1-4, 5-8, ..., 21-24
-## as test folds); summary.csv / summary.md land in the sweep directory.
+## Speaker 6-fold cross-validation of the default model (RAVDESS: actors 1-4, 5-8, ..., 21-24 as test folds;
+## the frozen encoder's embeddings are extracted once and cached, then each fold fits its probe);
+## summary.csv / summary.md land in the sweep directory. Another model: ARGS=model=homebrew_cnn.
 cv: install
 	$(PY) train.py -m data.split=kfold 'data.fold=range(0,6)' $(ARGS)
 

@@ -1,7 +1,7 @@
 """Decode-once cache: cold build time, reopen time, size, and build time vs corpus size.
 
 1. **Cold build**: a fresh :class:`~ser_lightning.data.datamodule.SERDataModule` (default
-   ``conf/train.yaml`` data settings: 16 kHz, 3 s, peak-normalised, float16) decodes all of
+   ``conf/train.yaml`` data settings of ``model=homebrew_cnn``: 16 kHz, 3 s, peak-normalised, float16) decodes all of
    RAVDESS into an empty temporary cache folder (``prepare_data``); timed end to end, including
    the corpus scan.
 2. **Reopen**: a second fresh datamodule's ``prepare_data`` over the same folder (scan, cache key
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ser_cache_bench_", dir=args.tmp) as tmp:
         tmp = Path(tmp)
         root = data_root(args.smoke, args.root, tmp)
-        cfg = compose([f"paths.data_dir={root}", *(SMOKE_OVERRIDES if args.smoke else []), *args.overrides])
+        cfg = compose(["model=homebrew_cnn", f"paths.data_dir={root}", *(SMOKE_OVERRIDES if args.smoke else []), *args.overrides])
         dm = fresh_datamodule(cfg, tmp / "unused", args.decode_workers)
         utts, _, _ = dm._scan()
         paths = [u.path for u in utts]

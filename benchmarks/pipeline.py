@@ -15,7 +15,8 @@ same machine, in one run, over the training split of the default speaker split (
     memory-mapped cache) and then exactly what training runs after each batch transfer:
     :meth:`SERDataModule.on_after_batch_transfer` (waveform augmentation → the model's batched
     log-mel frontend → SpecAugment) of a :class:`~ser_lightning.modules.classifier.SERClassifier`
-    built from ``conf/train.yaml`` as ``train.py`` builds it, with a stub trainer in training mode.
+    built from ``conf/train.yaml`` with ``model=homebrew_cnn`` as ``train.py`` builds it, with a stub
+    trainer in training mode.
 
 The ratio b/a is printed for each DataLoader worker count (default 0, 1 and 2, the same count
 for both pipelines), together with the best (b) over the best (a). (a) is per-item Python work
@@ -382,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ser_bench_") as tmp:
         root = data_root(args.smoke, args.root, Path(tmp))
         cache_dir = Path(tmp) / "cache" if args.smoke else Path(args.cache_dir or default_cache_dir())
-        cfg = compose([f"paths.data_dir={root}", f"paths.cache_dir={cache_dir}",
+        cfg = compose(["model=homebrew_cnn", f"paths.data_dir={root}", f"paths.cache_dir={cache_dir}",
                        f"data.batch_size={args.batch_size}", f"data.num_workers={args.workers[-1]}",
                        *(SMOKE_OVERRIDES if args.smoke else []), *args.overrides])
         torch.manual_seed(0)

@@ -69,8 +69,9 @@ def trained_members(tiny_ravdess, tmp_path_factory) -> list[Path]:
     ckpts = []
     for i, extra in enumerate([["features=logmel"], ["features=mfcc", "seed=7"]]):
         run = base / f"run{i}"
-        r = run_script("train.py", f"data.root={tiny_ravdess}", f"data.cache_dir={base / 'cache'}",
-                       "trainer.max_epochs=2", "callbacks.progress_bar=null", *TINY_DATA, *extra, cwd=run)
+        r = run_script("train.py", "model=homebrew_cnn", f"data.root={tiny_ravdess}",
+                       f"data.cache_dir={base / 'cache'}", "trainer.max_epochs=2",
+                       "callbacks.progress_bar=null", *TINY_DATA, *extra, cwd=run)
         assert r.returncode == 0, r.stderr[-3000:]
         ckpts.append(run / "checkpoints" / "best.ckpt")
     return ckpts

@@ -46,8 +46,8 @@ def test_leave_one_corpus_out_over_two_generated_corpora(tmp_path):
     root = make_ravdess(tmp_path / "data", actors=range(1, 7), statements=(1,), sample_rate=16000, duration_s=0.5)
     make_emodb(root, speakers=("03", "08", "09", "10", "11", "12"))
     out = tmp_path / "run"
-    r = run_script("cross_corpus.py", "cross.mode=loco", "cross.corpora=[ravdess,emodb,iemocap]", f"data.root={root}",
-                   f"data.cache_dir={tmp_path / 'cache'}", "data.duration_s=0.5", "data.val_speakers=2",
+    r = run_script("cross_corpus.py", "model=homebrew_cnn", "cross.mode=loco", "cross.corpora=[ravdess,emodb,iemocap]",
+                   f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}", "data.duration_s=0.5", "data.val_speakers=2",
                    "data.test_speakers=2", "data.batch_size=16", "trainer.max_epochs=1", "callbacks.progress_bar=null",
                    cwd=out)
     assert r.returncode == 0, r.stderr[-3000:]

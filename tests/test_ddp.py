@@ -27,7 +27,8 @@ from omegaconf import OmegaConf
 from ser_lightning.hardware import trainer_from_config
 from tests.conftest import REPO, TINY_DATA, make_ravdess, run_script
 
-QUICK = [*TINY_DATA, "trainer.max_epochs=1", "callbacks.progress_bar=null", "callbacks.model_summary=null"]
+QUICK = ["model=homebrew_cnn", *TINY_DATA, "trainer.max_epochs=1", "callbacks.progress_bar=null",
+         "callbacks.model_summary=null"]
 FOLDS = ["data.split=kfold", "data.n_folds=4", "data.fold=0"]  # test = actors 1-2
 REMOVED = "Actor_01/03-01-01-01-01-01-01.wav"
 
@@ -44,7 +45,8 @@ from ser_lightning.modules.classifier import SERClassifier
 
 ckpt, trainer_option, out, root_dir = sys.argv[1:5]
 with initialize_config_dir(config_dir=sys.argv[5], version_base="1.3"):
-    cfg = compose("train", overrides=[f"trainer={trainer_option}", f"trainer.default_root_dir={root_dir}"])
+    cfg = compose("train", overrides=["model=homebrew_cnn", f"trainer={trainer_option}",
+                                      f"trainer.default_root_dir={root_dir}"])
 dm_hp = torch.load(ckpt, map_location="cpu", weights_only=True)["datamodule_hyper_parameters"]
 dm = SERDataModule(**dm_hp, progress=False)
 model = SERClassifier.load_from_checkpoint(ckpt, map_location="cpu")
@@ -86,8 +88,9 @@ def ddp_run(odd_corpus, tmp_path_factory) -> tuple[Path, subprocess.CompletedPro
 
 # ------------------------------------------------------------------------------ trainer configs
 def _compose(*overrides: str, hydra: bool = False):
+    """``conf/train.yaml`` with the homebrew CNN, whose model config sets no trainer keys."""
     with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
-        return compose("train", overrides=list(overrides), return_hydra_config=hydra)
+        return compose("train", overrides=["model=homebrew_cnn", *overrides], return_hydra_config=hydra)
 
 
 def test_ddp_configs_inherit_their_single_device_base():

@@ -205,8 +205,9 @@ def test_lightning_steps_half_cycle_per_batch_and_restarts_per_epoch(one_thread)
 
 
 def _config(*overrides: str):
+    """``conf/train.yaml`` with the homebrew CNN, whose model config sets no trainer keys."""
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("train", overrides=list(overrides))
+        return compose("train", overrides=["model=homebrew_cnn", *overrides])
 
 
 def test_early_stopping_patience_from_the_config_stops_the_fit(one_thread):

@@ -27,7 +27,7 @@ def test_real_ravdess_trains_speaker_independently(real_data_root, tmp_path):
     speakers = [f"ravdess_{i:02d}" for i in range(1, 7)]
     run = tmp_path / "run"
     r = run_script(
-        "train.py", "debug=fast", f"data.root={real_data_root}", f"data.cache_dir={tmp_path / 'cache'}",
+        "train.py", "model=homebrew_cnn", "debug=fast", f"data.root={real_data_root}", f"data.cache_dir={tmp_path / 'cache'}",
         f"data.speakers=[{','.join(speakers)}]", "data.val_speakers=1", "data.test_speakers=1", cwd=run,
     )
     assert r.returncode == 0, r.stderr[-3000:]

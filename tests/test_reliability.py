@@ -28,8 +28,9 @@ from tests.conftest import REPO, TINY_DATA, run_script
 
 
 def _config(*overrides: str):
+    """``conf/train.yaml`` with the homebrew CNN unless ``overrides`` choose another model."""
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("train", overrides=list(overrides))
+        return compose("train", overrides=["model=homebrew_cnn", *overrides])
 
 
 # ------------------------------------------------------------------------ atomic checkpoints
@@ -134,8 +135,8 @@ def test_train_stops_before_decoding_with_one_line_naming_the_setting(tiny_ravde
     """``train.py`` calls ``validate_config`` before the datamodule: a setting that used to fail only when
     the network was built (after the corpus was decoded) now stops the run before any file is read."""
     run = tmp_path / "run"
-    r = run_script("train.py", f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path / 'cache'}",
-                   "features.n_mels=600", cwd=run, timeout=300)
+    r = run_script("train.py", "model=homebrew_cnn", f"data.root={tiny_ravdess}",
+                   f"data.cache_dir={tmp_path / 'cache'}", "features.n_mels=600", cwd=run, timeout=300)
     assert r.returncode == 1
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("error: features.n_mels=600 is larger than") and "Traceback" not in r.stderr
@@ -151,8 +152,9 @@ def _epoch_rows(run_dir):
 
 @pytest.mark.slow
 def test_same_seed_and_config_give_identical_metrics_twice(tiny_ravdess, tmp_path):
-    args = [f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path / 'cache'}", *TINY_DATA, "data.duration_s=0.5",
-            "trainer.max_epochs=2", "callbacks.progress_bar=null", "callbacks.model_summary=null", "seed=7"]
+    args = ["model=homebrew_cnn", f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path / 'cache'}", *TINY_DATA,
+            "data.duration_s=0.5", "trainer.max_epochs=2", "callbacks.progress_bar=null",
+            "callbacks.model_summary=null", "seed=7"]
     runs = [tmp_path / "a", tmp_path / "b"]
     with ThreadPoolExecutor(2) as pool:  # two separate processes, started together (they share the cache)
         for r in pool.map(lambda run: run_script("train.py", *args, cwd=run), runs):

@@ -19,8 +19,8 @@ from ser_lightning.evaluation.results import (
 )
 from tests.conftest import REPO, TINY_DATA
 
-QUICK = [*TINY_DATA, "data.duration_s=0.5", "trainer.max_epochs=2", "trainer.limit_train_batches=2",
-         "callbacks.progress_bar=null", "callbacks.model_summary=null"]
+QUICK = ["model=homebrew_cnn", *TINY_DATA, "data.duration_s=0.5", "trainer.max_epochs=2",
+         "trainer.limit_train_batches=2", "callbacks.progress_bar=null", "callbacks.model_summary=null"]
 
 
 def _png(path: Path) -> bool:

@@ -10,8 +10,8 @@ import torch
 from ser_lightning.callbacks.resume import prepare_csv_log, resolve_ckpt_path
 from tests.conftest import TINY_DATA, run_script
 
-COMMON = [*TINY_DATA, "trainer.max_epochs=4", "callbacks.progress_bar=null", "callbacks.model_summary=null",
-          "data.duration_s=0.5"]
+COMMON = ["model=homebrew_cnn", *TINY_DATA, "trainer.max_epochs=4", "callbacks.progress_bar=null",
+          "callbacks.model_summary=null", "data.duration_s=0.5"]
 
 
 def _log_rows(run_dir):

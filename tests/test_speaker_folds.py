@@ -90,8 +90,9 @@ def test_emobox_preset_composes_and_splits_generated_ravdess_into_emobox_groups(
     root = make_ravdess(tmp_path / "data", actors=range(1, 25), statements=(1,), sample_rate=8000, duration_s=0.2)
     for k, group in enumerate(EMOBOX_RAVDESS):
         with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
-            cfg = compose("train", overrides=["folds=emobox_ravdess", f"data.fold={k}", f"data.root={root}",
-                                              f"data.cache_dir={tmp_path / 'cache'}", "data.duration_s=0.2",
+            cfg = compose("train", overrides=["model=homebrew_cnn", "folds=emobox_ravdess", f"data.fold={k}",
+                                              f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}",
+                                              "data.duration_s=0.2",
                                               "paths.output_dir=" + str(tmp_path / "out")])
         assert cfg.data.split == "kfold"
         validate_config(cfg)

@@ -13,8 +13,8 @@ from hydra import compose, initialize_config_dir
 from ser_lightning.callbacks.sweep_summary import collect_jobs, write_summary
 from tests.conftest import REPO, TINY_DATA
 
-QUICK = [*TINY_DATA, "data.duration_s=0.5", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
-         "callbacks.progress_bar=null", "callbacks.model_summary=null"]
+QUICK = ["model=homebrew_cnn", *TINY_DATA, "data.duration_s=0.5", "trainer.max_epochs=1",
+         "trainer.limit_train_batches=2", "callbacks.progress_bar=null", "callbacks.model_summary=null"]
 
 
 def _multirun(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess:

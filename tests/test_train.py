@@ -23,7 +23,8 @@ def _rows(path):
 
 def test_fast_dev_run(tiny_ravdess, tmp_path):
     run = tmp_path / "run"
-    r = run_script("train.py", "debug=fast", f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path / 'cache'}", *SMALL, cwd=run)
+    r = run_script("train.py", "model=homebrew_cnn", "debug=fast", f"data.root={tiny_ravdess}",
+                   f"data.cache_dir={tmp_path / 'cache'}", *SMALL, cwd=run)
     assert r.returncode == 0, r.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
     rows = split_rows(run)
@@ -45,7 +46,8 @@ def test_fast_dev_run(tiny_ravdess, tmp_path):
 def test_train_writes_run_directory_and_eval_reproduces_it(tiny_ravdess, tmp_path):
     run = tmp_path / "run"
     cache = tmp_path / "cache"
-    r = run_script("train.py", f"data.root={tiny_ravdess}", f"data.cache_dir={cache}", "trainer.max_epochs=3", *SMALL, cwd=run)
+    r = run_script("train.py", "model=homebrew_cnn", f"data.root={tiny_ravdess}", f"data.cache_dir={cache}",
+                   "trainer.max_epochs=3", *SMALL, cwd=run)
     assert r.returncode == 0, r.stderr[-3000:]
     for name in ("split.csv", "skipped.csv", "class_counts.csv", "metrics.json", "confusion_matrix.png",
                  "checkpoints/best.ckpt", "checkpoints/last.ckpt", "csv/metrics.csv", ".hydra/config.yaml"):
@@ -156,8 +158,8 @@ def test_refit_trains_on_training_and_validation_speakers_for_the_best_epochs(ti
     from ser_lightning.inference.checkpoint import read_checkpoint
 
     run, cache = tmp_path / "run", tmp_path / "cache"
-    r = run_script("train.py", "refit=true", f"data.root={tiny_ravdess}", f"data.cache_dir={cache}",
-                   "trainer.max_epochs=2", "callbacks.last_checkpoint=null", *SMALL, cwd=run)
+    r = run_script("train.py", "model=homebrew_cnn", "refit=true", f"data.root={tiny_ravdess}",
+                   f"data.cache_dir={cache}", "trainer.max_epochs=2", "callbacks.last_checkpoint=null", *SMALL, cwd=run)
     assert r.returncode == 0, r.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
     refit = metrics["refit"]
