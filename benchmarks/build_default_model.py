@@ -20,11 +20,12 @@ What it does, from one set of ``train.py`` overrides (the default model's config
    (machine-readable), ``MODEL_CARD.md`` (for people) and ``cv_results.json`` go beside it. Replacing the
    shipped model is rerunning this script.
 
-The training is on the CPU with a fixed seed, so anyone with RAVDESS can rebuild the weights; the
-shipped tensors' SHA-256 (``state_dict_sha256`` in the output) says whether a rebuild matches::
+The training is on the CPU with a fixed seed and one intra-op thread per fold (``--threads``, default 1:
+the fold runs get ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``; with 2 threads the L-BFGS fits round
+differently and the heads are not bit-identical), so anyone with RAVDESS can rebuild the weights bit for
+bit; the shipped tensors' SHA-256 (``state_dict_sha256`` in the output) says whether a rebuild matches::
 
-    OMP_NUM_THREADS=1 SER_DATA_DIR=/path/to/data python -m benchmarks.build_default_model \\
-        --overrides model=whisper_tiny refit=true
+    SER_DATA_DIR=/path/to/data python -m benchmarks.build_default_model --overrides model=whisper_tiny refit=true
     python -m benchmarks.build_default_model --dry-run --overrides model=whisper_tiny   # print the commands only
 
 ``--from-work`` skips training and builds the asset from folds already trained in ``--work``.
@@ -102,8 +103,13 @@ def fold_checkpoint(fold_dir: Path, metrics: dict[str, Any], check: bool = True)
     return path
 
 
-def machine() -> dict[str, Any]:
-    """What the build ran on: OS, CPU, cores, thread settings, Python and library versions."""
+def machine(threads: int | None = None) -> dict[str, Any]:
+    """What the build ran on: OS, CPU, cores, thread settings, Python and library versions.
+
+    Args:
+        threads: Intra-op threads of the fold runs (``--threads``); ``None``: this process's
+            ``OMP_NUM_THREADS``.
+    """
     import lightning
     import torch
 
@@ -116,7 +122,7 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "torch_threads": torch.get_num_threads(),
+            "OMP_NUM_THREADS": str(threads) if threads is not None else os.environ.get("OMP_NUM_THREADS"),
             "python": platform.python_version(), "torch": torch.__version__, "lightning": lightning.__version__}
 
 
@@ -125,7 +131,7 @@ def _spread(folds: list[dict[str, Any]], key: str) -> tuple[float, float]:
     return statistics.fmean(vals), statistics.pstdev(vals)
 
 
-def collect_results(work: Path, overrides: list[str], ship_fold: int) -> dict[str, Any]:
+def collect_results(work: Path, overrides: list[str], ship_fold: int, threads: int = 1) -> dict[str, Any]:
     """The cross-validation results of the trained folds (the ``results=`` file of ``export.py``).
 
     Each fold's entry holds the test metrics of the model its ``metrics.json`` describes (the refitted one
@@ -137,6 +143,7 @@ def collect_results(work: Path, overrides: list[str], ship_fold: int) -> dict[st
         work: The folder holding ``fold0`` … ``fold5``.
         overrides: The ``train.py`` overrides (recorded in the command).
         ship_fold: The fold whose model ships.
+        threads: Intra-op threads of the fold runs (``--threads``; recorded in the command and machine).
 
     Returns:
         ``{"protocol", "folds", "ua_mean", "ua_sd", "wa_mean", "wa_sd", "macro_f1_mean", "macro_f1_sd",
@@ -162,9 +169,9 @@ def collect_results(work: Path, overrides: list[str], ship_fold: int) -> dict[st
         entry["extract_s"] = (m.get("frozen_features") or {}).get("extract_s")
         folds.append(entry)
     refit = all("refit" in f for f in folds)
-    threads = os.environ.get("OMP_NUM_THREADS")
-    command = ((f"OMP_NUM_THREADS={threads} " if threads else "") + "SER_DATA_DIR=<data> python -m "
-               "benchmarks.build_default_model --overrides " + " ".join(shlex.quote(o) for o in overrides))
+    command = ("SER_DATA_DIR=<data> python -m benchmarks.build_default_model "
+               + (f"--threads {threads} " if threads != 1 else "")
+               + "--overrides " + " ".join(shlex.quote(o) for o in overrides))
     protocol = (f"Speaker-independent {N_FOLDS}-fold cross-validation on the RAVDESS speech clips (8 classes): each "
                 "fold tests on 4 actors (1-4, 5-8, ..., 21-24) never heard in training or model selection; 4 of the "
                 "other 20 actors are validation speakers and 16 train. ")
@@ -184,7 +191,7 @@ def collect_results(work: Path, overrides: list[str], ship_fold: int) -> dict[st
                           f"trained on {trained_on}, test actors {test_actors(ship_fold)} never heard; its test UA "
                           f"{100 * folds[ship_fold]['ua']:.1f} %).")
     results.update(command=command, overrides=list(overrides),
-                   built_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), machine=machine())
+                   built_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), machine=machine(threads))
     return results
 
 
@@ -326,21 +333,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ship-fold", type=int, default=0, choices=range(N_FOLDS), help="fold whose model ships")
     ap.add_argument("--from-work", action="store_true", help="folds already trained in --work: only build the asset")
     ap.add_argument("--dry-run", action="store_true", help="print the training commands and stop")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="intra-op threads of each fold run (OMP_NUM_THREADS; 1 gives bit-identical rebuilds)")
     args = ap.parse_args(argv)
     work = args.work.expanduser().resolve()
     commands = [[sys.executable, str(REPO / "train.py"), *fold_overrides(args.overrides, k, work)]
                 for k in range(N_FOLDS)]
+    prefix = f"OMP_NUM_THREADS={args.threads} MKL_NUM_THREADS={args.threads} "
     if args.dry_run:
-        print("\n".join(shlex.join(c) for c in commands))
+        print("\n".join(prefix + shlex.join(c) for c in commands))
         return 0
     build_wall_s = None
+    if args.threads < 1:
+        raise ValueError(f"--threads={args.threads} must be at least 1")
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     if not args.from_work:
         start = time.perf_counter()
         for k, cmd in enumerate(commands):
-            print(f"fold {k}: {shlex.join(cmd)}", flush=True)
-            subprocess.run(cmd, cwd=REPO, check=True)
+            print(f"fold {k}: {prefix}{shlex.join(cmd)}", flush=True)
+            subprocess.run(cmd, cwd=REPO, check=True, env=env)
         build_wall_s = round(time.perf_counter() - start, 1)
-    results = collect_results(work, args.overrides, args.ship_fold)
+    elif (work / "cv_results.json").is_file():  # the training's wall time, from the build that trained the folds
+        build_wall_s = json.loads((work / "cv_results.json").read_text()).get("build_wall_s")
+    results = collect_results(work, args.overrides, args.ship_fold, args.threads)
     results["build_wall_s"] = build_wall_s
     ship = fold_checkpoint(work / f"fold{args.ship_fold}",
                            json.loads((work / f"fold{args.ship_fold}" / "metrics.json").read_text()))
