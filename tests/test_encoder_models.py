@@ -159,12 +159,17 @@ def test_cached_path_gives_the_waveform_path_logits(varied_ravdess, tmp_path):
 
 def test_frozen_feature_cache_is_keyed_on_the_extraction_batch_size(varied_ravdess, tmp_path):
     """Whole clips are padded to the longest of their extraction batch, which moves the encoder's rounding: an
-    embedding cache extracted in other batches is not reused, so a rebuild from a fresh cache is bit-identical."""
+    embedding cache extracted in other batches is not reused, so a rebuild from a fresh cache is bit-identical;
+    and an extraction draws nothing from the global random state."""
     dm = _datamodule(varied_ravdess, tmp_path / "c")
     settings = {"name": "byol_s", "pool_each_layer": True}
     model = SERClassifier(settings, {"name": "logmel"}, dm.class_names).eval()
     dm.set_frontend(model.frontend)
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
     first = use_frozen_features(model, dm, {**settings, "extract_batch_size": 3}, progress=False)
+    # an extraction leaves the random state alone: training after it is as after reusing the cache
+    assert first.built and torch.equal(torch.get_rng_state(), before)
     again = use_frozen_features(model, dm, {**settings, "extract_batch_size": 3}, progress=False)
     other = use_frozen_features(model, dm, {**settings, "extract_batch_size": 5}, progress=False)
     assert first.built and not again.built and other.built and other.directory != first.directory

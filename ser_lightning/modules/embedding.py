@@ -12,7 +12,9 @@ and the classifier to them; a later run with the same clips and encoder reuses t
 from __future__ import annotations
 
 import logging
+import random
 import time
+from contextlib import contextmanager
 from typing import Any
 
 import lightning.pytorch as pl
@@ -126,13 +128,34 @@ def frozen_feature_path(model, dm, model_settings: dict[str, Any]) -> tuple[bool
     return True, "frozen-feature path (cached pooled hidden states of the frozen encoder)"
 
 
+@contextmanager
+def _rng_untouched():
+    """Restore the global random states (Python, NumPy, torch CPU and CUDA) on exit.
+
+    The extraction loop draws from them (a data loader takes its base seed from torch's generator), so
+    without this a run that computes the embeddings would train differently (e.g. shuffle in another
+    order) from one that reuses them.
+    """
+    py, npy, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    try:
+        yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(npy)
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+
 def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: str = "cpu",
                         progress: bool = True) -> CachedEmbeddings:
     """Compute (or reuse) the cached embeddings of every clip and switch ``dm`` and ``model`` to them.
 
     Extraction is ``trainer.predict`` with :class:`EmbeddingExtractor` on one device of
     ``accelerator`` (a progress bar shows it) writing through :class:`EmbeddingWriter` into the
-    cache (:func:`~ser_lightning.data.feature_cache.build_or_load_embeddings`).
+    cache (:func:`~ser_lightning.data.feature_cache.build_or_load_embeddings`). The global random states
+    are left as they were, so training after a fresh extraction is the same as after reusing the cache.
 
     Args:
         model: The ``SERClassifier`` (its network must be cacheable).
@@ -164,7 +187,9 @@ def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: 
                              enable_progress_bar=progress, enable_model_summary=False, callbacks=[writer],
                              precision="32-true")
         was_training = net.training
-        trainer.predict(EmbeddingExtractor(net), dataloaders=dm.all_clips_dataloader(rows, batch_size), return_predictions=False)
+        with _rng_untouched():
+            trainer.predict(EmbeddingExtractor(net), dataloaders=dm.all_clips_dataloader(rows, batch_size),
+                            return_predictions=False)
         net.train(was_training)
         timing["s"] = time.perf_counter() - start
 
