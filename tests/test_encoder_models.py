@@ -160,7 +160,8 @@ def test_cached_path_gives_the_waveform_path_logits(varied_ravdess, tmp_path):
 def test_frozen_feature_cache_is_keyed_on_the_extraction_batch_size(varied_ravdess, tmp_path):
     """Whole clips are padded to the longest of their extraction batch, which moves the encoder's rounding: an
     embedding cache extracted in other batches is not reused, so a rebuild from a fresh cache is bit-identical;
-    and an extraction draws nothing from the global random state."""
+    an extraction draws nothing from the global random state, and the head's batches are 64-byte aligned (CPU
+    kernels round differently at other alignments, which made a run that extracted train differently)."""
     dm = _datamodule(varied_ravdess, tmp_path / "c")
     settings = {"name": "byol_s", "pool_each_layer": True}
     model = SERClassifier(settings, {"name": "logmel"}, dm.class_names).eval()
@@ -174,6 +175,9 @@ def test_frozen_feature_cache_is_keyed_on_the_extraction_batch_size(varied_ravde
     other = use_frozen_features(model, dm, {**settings, "extract_batch_size": 5}, progress=False)
     assert first.built and not again.built and other.built and other.directory != first.directory
     assert json.loads((first.directory / "index.json").read_text())["identity"]["extract_batch_size"] == 3
+    # embedding batches live in torch's 64-byte aligned memory, wherever NumPy's malloc put the rows it read
+    for n in (1, 3, len(dm.datasets["train"])):
+        assert dm.datasets["train"].__getitems__(list(range(n))).embeddings.data_ptr() % 64 == 0
 
 
 def test_non_cacheable_settings_take_the_waveform_path():

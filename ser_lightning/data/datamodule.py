@@ -154,7 +154,10 @@ class CachedWaveDataset(Dataset):
             return WholeClipBatch(torch.from_numpy(block.astype(np.float32)), target, torch.from_numpy(lengths), norm)
         block = torch.from_numpy(self._memmap()[self.rows[idx]].astype(np.float32))  # (batch, time)
         if self.embeddings:
-            return EmbeddingBatch(block, target)
+            # A copy in torch's own (64-byte aligned) memory: NumPy's buffer sits wherever malloc puts it, and
+            # CPU kernels round differently at other alignments, so a head would train differently in a run
+            # that extracted the embeddings (its heap differs) than in one that reused them.
+            return EmbeddingBatch(block.clone(), target)
         return WaveBatch(block, target)
 
     def _memmap(self) -> np.ndarray:
