@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"fold": k, "ua": m["ua"], "wa": m["wa"], "macro_f1": m["macro_f1"], "best_val_ua": m["best_val_ua"],
                      "epochs": m["epochs"], "wall_s": round(wall, 1), "extract_s": extract,
                      "train_min": round((wall - extract) / 60, 2), "training_input": m.get("training_input")})
-        print(f"fold {k}: UA {m['ua']:.4f} WA {m['wa']:.4f} F1 {m['macro_f1']:.4f} val UA {m['best_val_ua']:.4f} "
+        val = "n/a" if m.get("best_val_ua") is None else f"{m['best_val_ua']:.4f}"  # no monitored checkpoint
+        print(f"fold {k}: UA {m['ua']:.4f} WA {m['wa']:.4f} F1 {m['macro_f1']:.4f} val {val} "
               f"{wall:.0f} s (extraction {extract:.0f} s)", flush=True)
     summary = {key: mean_sd([100 * r[key] for r in rows]) for key in ("ua", "wa", "macro_f1")}
     command = (f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} python -m benchmarks.encoder_cv "

@@ -230,3 +230,16 @@ def test_encoder_model_fast_dev_run_on_real_ravdess(name, real_data_root, tmp_pa
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["model"] == name and metrics["training_input"].startswith("frozen-feature path")
     assert metrics["frozen_features"]["built"] and list((tmp_path / "cache" / "embeddings").glob("*/embeddings.npy"))
+
+
+def test_default_model_is_the_refit_whisper_probe_and_homebrew_stays_one_word_away():
+    """train.py's default is the frozen Whisper tiny.en probe with its refit; a model config's own top-level
+    keys (refit) win over train.yaml's, and the command line wins over both."""
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        default = compose("train")
+        off = compose("train", overrides=["refit=false"])
+        cnn = compose("train", overrides=["model=homebrew_cnn"])
+    assert default.model.name == "whisper_tiny" and default.refit is True and default.optim.name == "lbfgs"
+    assert default.trainer.precision in (32, "32") and default.model.dropout == 0.0
+    assert off.refit is False
+    assert cnn.model.name == "homebrew_cnn" and cnn.refit is False and cnn.optim.name == "adamw"
