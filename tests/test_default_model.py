@@ -296,3 +296,23 @@ def test_only_a_frozen_pretrained_encoder_is_left_out(tmp_path):
     assert not has_frozen_encoder(trained)
     with pytest.raises(ValueError, match=r"freeze=top_k.*not a frozen pretrained encoder"):
         strip_frozen_encoder(trained)
+
+
+def test_the_shipped_encoder_model_exports_to_torchscript_and_refuses_onnx(tmp_path):
+    """A speech-encoder model exports to TorchScript for any batch size (the pooled features are not
+    reshaped by a traced batch size); ONNX is refused in one line (format=onnx) or skipped (format=both)."""
+    import torch
+
+    from ser_lightning.cli.export import export
+
+    base = {"paths": {"output_dir": str(tmp_path / "run")}, "ckpt_path": "default", "name": "m",
+            "tolerance": 1e-4, "seed": 0, "results": None}
+    with pytest.raises(ValueError, match="does not export to ONNX yet; use format=torchscript"):
+        export(OmegaConf.create({**base, "format": "onnx", "output": str(tmp_path / "onnx")}))
+    export(OmegaConf.create({**base, "format": "both", "output": str(tmp_path / "both")}))
+    card = json.loads((tmp_path / "both" / "m.card.json").read_text())
+    assert set(card["files"]) == {"torchscript"} and card["parity"]["torchscript"]["passed"]
+    ts = torch.jit.load(str(tmp_path / "both" / "m.torchscript.pt"))
+    for batch in (1, 3):
+        probs = ts(0.1 * torch.randn(batch, 16000 * 6))  # the model's fixed window, data.duration_s = 6 s
+        assert probs.shape == (batch, 8) and torch.allclose(probs.sum(1), torch.ones(batch), atol=1e-5)

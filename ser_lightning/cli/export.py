@@ -100,6 +100,14 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         "random": "4 clips of Gaussian noise, sigma 0.3, clipped to [-1, 1]",
         "tone": "1 clip, 220 Hz + 1 kHz, 3 Hz amplitude modulation, peak 1"}}
     failures = []
+    if getattr(classifier.network, "pool_states", None) is not None and fmt in ("onnx", "both"):
+        # torch.export cannot trace the encoder models' length-dependent frame counts (data-dependent shapes)
+        if fmt == "onnx":
+            raise ValueError(f"ckpt_path={source}: {classifier.hparams['model'].get('name')} (a speech-encoder model) "
+                             "does not export to ONNX yet; use format=torchscript")
+        log.warning("%s is a speech-encoder model: ONNX export is not supported yet; exporting TorchScript only",
+                    classifier.hparams["model"].get("name"))
+        fmt = "torchscript"
     if fmt in ("onnx", "both"):
         import onnxruntime
 

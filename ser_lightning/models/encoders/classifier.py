@@ -265,8 +265,9 @@ class EncoderClassifier(nn.Module):
             raise ValueError(f"pooled states have shape {tuple(pooled.shape[1:])}, the head expects {self.pooled_shape}")
         x = self._select(pooled.float())
         if self.pooled_norm is not None:
-            x = self.pooled_norm(x.reshape(len(x), -1)).reshape(x.shape)
-        x = x.reshape(len(x), -1) if self.layer_combine == "concat" else self.layer_weights(x[..., None, :])[:, 0]
+            # flatten(1), not reshape(len(x), -1): a traced batch size would be frozen into exported models
+            x = self.pooled_norm(x.flatten(1)).reshape(x.shape)
+        x = x.flatten(1) if self.layer_combine == "concat" else self.layer_weights(x[..., None, :])[:, 0]
         return self.head(x)
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None,
