@@ -83,17 +83,36 @@ def main(argv: list[str] | None = None) -> int:
                "mean_sd": {k: [round(m, 2), round(s, 2)] for k, (m, s) in summary.items()},
                "train_min_per_fold": round(statistics.mean(r["train_min"] for r in rows), 2),
                "extract_s": max(r["extract_s"] for r in rows)}
-    out = Path(a.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"cv_{a.name}_{a.folds}"
-    stem.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
-    fmt = " | ".join(f"{summary[k][0]:.1f} ± {summary[k][1]:.1f}" for k in ("ua", "wa", "macro_f1"))
-    md = (f"| {a.name} | {a.folds} | {fmt} | {payload['train_min_per_fold']:.2f} | {payload['extract_s']:.0f} |\n\n"
-          f"Columns: UA, WA, macro-F1 (mean ± sd over {len(rows)} folds, %), minutes per fold (wall, extraction "
-          f"excluded), extraction s. {payload['date']}; command: `{command}`\n")
-    stem.with_suffix(".md").write_text(md)
-    print(md)
+    print(write_results(Path(a.out_dir), payload, summary, len(rows),
+                        [f"{payload['train_min_per_fold']:.2f}", f"{payload['extract_s']:.0f}"],
+                        "minutes per fold (wall, extraction excluded), extraction s"))
     return 0
+
+
+def write_results(out_dir: Path, payload: dict, summary: dict, n_folds: int, cells: list[str] = (),
+                  columns: str = "") -> str:
+    """Write ``cv_<name>_<folds>.json`` (``payload``) and ``.md`` (one table row) into ``out_dir``.
+
+    Args:
+        out_dir: Results folder (created).
+        payload: The JSON record; its ``name``, ``folds``, ``date`` and ``command`` name the row.
+        summary: ``ua``/``wa``/``macro_f1`` → ``(mean, sd)`` in %.
+        n_folds: Folds behind the means.
+        cells: Extra cells after the three metrics.
+        columns: Description of the extra cells, for the line under the row.
+
+    Returns:
+        The Markdown written.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = out_dir / f"cv_{payload['name']}_{payload['folds']}"
+    stem.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
+    row = [payload["name"], payload["folds"], *(f"{summary[k][0]:.1f} ± {summary[k][1]:.1f}"
+                                               for k in ("ua", "wa", "macro_f1")), *cells]
+    md = (f"| {' | '.join(row)} |\n\nColumns: UA, WA, macro-F1 (mean ± sd over {n_folds} folds, %)"
+          f"{', ' + columns if columns else ''}. {payload['date']}; command: `{payload['command']}`\n")
+    stem.with_suffix(".md").write_text(md)
+    return md
 
 
 if __name__ == "__main__":

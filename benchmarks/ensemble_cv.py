@@ -29,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.encoder_cv import write_results
 from benchmarks.pipeline import RESULTS, machine_info
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,15 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     payload = {"name": a.name, "folds": a.folds, "combine": a.combine, "date": dt.date.today().isoformat(),
                "command": command, "machine": machine_info(), "per_fold": rows,
                "mean_sd": {k: [round(m, 2), round(s, 2)] for k, (m, s) in summary.items()}}
-    out = Path(a.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"cv_{a.name}_{a.folds}"
-    stem.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
-    fmt = " | ".join(f"{summary[k][0]:.1f} ± {summary[k][1]:.1f}" for k in ("ua", "wa", "macro_f1"))
-    md = (f"| {a.name} | {a.folds} | {fmt} |\n\nColumns: UA, WA, macro-F1 (mean ± sd over 6 folds, %). "
-          f"{payload['date']}; command: `{command}`\n")
-    stem.with_suffix(".md").write_text(md)
-    print(md)
+    print(write_results(Path(a.out_dir), payload, summary, len(rows)))
     return 0
 
 
