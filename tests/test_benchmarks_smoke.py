@@ -149,3 +149,15 @@ def test_pin_memory_setting():
         SERDataModule(pin_memory="yes")
     with pytest.raises(ValueError, match="data.num_workers"):
         SERDataModule(num_workers=-1)
+
+
+def test_cv_results_writer_names_the_row_and_its_command(tmp_path):
+    from benchmarks.encoder_cv import write_results
+
+    payload = {"name": "probe", "folds": "emobox", "date": "2026-11-29", "command": "python -m benchmarks.encoder_cv"}
+    md = write_results(tmp_path, payload, {"ua": (75.04, 4.8), "wa": (75.0, 4.7), "macro_f1": (74.6, 4.3)}, 6,
+                       ["0.62", "0"], "minutes per fold, extraction s")
+    assert md.startswith("| probe | emobox | 75.0 ± 4.8 | 75.0 ± 4.7 | 74.6 ± 4.3 | 0.62 | 0 |")
+    assert "over 6 folds" in md and "`python -m benchmarks.encoder_cv`" in md
+    assert (tmp_path / "cv_probe_emobox.md").read_text() == md
+    assert json.loads((tmp_path / "cv_probe_emobox.json").read_text()) == payload
