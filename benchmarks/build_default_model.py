@@ -127,8 +127,9 @@ def machine(threads: int | None = None) -> dict[str, Any]:
 
 
 def _spread(folds: list[dict[str, Any]], key: str) -> tuple[float, float]:
+    """Mean and sample standard deviation (n − 1, as every CV table of the README) of one metric over the folds."""
     vals = [float(f[key]) for f in folds]
-    return statistics.fmean(vals), statistics.pstdev(vals)
+    return statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0
 
 
 def collect_results(work: Path, overrides: list[str], ship_fold: int, threads: int = 1) -> dict[str, Any]:

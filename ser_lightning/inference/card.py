@@ -160,8 +160,8 @@ def _results_section(results: dict[str, Any] | None) -> list[str]:
             vals = [float(f[key]) for f in folds if isinstance(f.get(key), (int, float))]
             if vals:
                 lines.append(f"{'' if key != 'ua' else chr(10)}- mean {name}: {_fmt_pct(sum(vals) / len(vals))} "
-                             f"(± {100 * statistics.pstdev(vals):.1f} "
-                             f"points across {len(vals)} folds)")
+                             f"(± {100 * (statistics.stdev(vals) if len(vals) > 1 else 0.0):.1f} "
+                             f"points, sample sd across {len(vals)} folds)")
         lines.append("")
     if results.get("shipped"):
         lines += [f"The weights in this file: {results['shipped']}", ""]
