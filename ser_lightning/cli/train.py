@@ -208,7 +208,7 @@ def refit_on_all_speakers(cfg: DictConfig, dm, best_checkpoint: str, out_dir: Pa
         raise ValueError("refit=true needs the validation-selected checkpoint (callbacks.model_checkpoint) "
                          "to take the number of epochs from")
     epochs = int(read_checkpoint(best_checkpoint).get("epoch", 0)) + 1
-    dm.merge_validation_into_training()
+    n_speakers = dm.merge_validation_into_training()
     pl.seed_everything(cfg.seed, workers=True)
     model = build_module(cfg, dm)
     dm.set_frontend(model.frontend)
@@ -227,9 +227,8 @@ def refit_on_all_speakers(cfg: DictConfig, dm, best_checkpoint: str, out_dir: Pa
     path = out_dir / "checkpoints" / "refit.ckpt"
     trainer.save_checkpoint(path)
     logged = trainer.test(model, datamodule=dm, verbose=False, weights_only=True)[0]
-    speakers = {u.speaker for u, a in zip(dm.utterances, dm.assignment) if a == "train"}
     return model, logged, {"epochs": epochs, "train_clips": len(dm.datasets["train"]),
-                            "train_speakers": len(speakers), "checkpoint": str(path), "fit_s": round(fit_s, 1)}
+                            "train_speakers": n_speakers, "checkpoint": str(path), "fit_s": round(fit_s, 1)}
 
 
 def train(cfg: DictConfig) -> float | None:

@@ -566,7 +566,7 @@ class SERDataModule(pl.LightningDataModule):
         return DataLoader(ds, batch_size=batch_size or self.hparams.batch_size, shuffle=False,
                           num_workers=self.hparams.num_workers, collate_fn=collate_batch)
 
-    def merge_validation_into_training(self) -> None:
+    def merge_validation_into_training(self) -> int:
         """Train on the training and validation speakers together (``train.py refit=true``).
 
         After the settings (e.g. the number of epochs) were chosen on the validation speakers, the
@@ -574,6 +574,9 @@ class SERDataModule(pl.LightningDataModule):
         validation split stays as it was (a refit does not validate). ``split.csv`` of the run
         directory keeps the selection split; :attr:`assignment` now says ``train`` for the
         validation clips.
+
+        Returns:
+            The number of training speakers now.
 
         Raises:
             RuntimeError: called before :meth:`setup`, or without a validation split.
@@ -590,6 +593,7 @@ class SERDataModule(pl.LightningDataModule):
         self.assignment = ["train" if a == "val" else a for a in self.assignment]
         n_spk = len({u.speaker for u, a in zip(self.utterances, self.assignment) if a == "train"})
         log.info("refit: training on %d clips of %d speakers (training + validation)", len(self.datasets["train"]), n_spk)
+        return n_spk
 
     def use_embeddings(self, embeddings_path: str | Path, rows: np.ndarray) -> None:
         """Serve cached clip embeddings instead of waveforms (the frozen-encoder path).
@@ -633,15 +637,14 @@ class SERDataModule(pl.LightningDataModule):
         Returns:
             ``(n, hidden_states, pooled_dim)`` float32; rows no split uses are left as they are.
         """
-        data = np.load(embeddings_path)
+        out = np.load(embeddings_path)  # float32 (checked when the cache was opened), read into memory once
         speaker_of = {}
         assign = np.asarray(self.assignment)
         for name, pos in positions.items():
             for p, i in zip(pos, np.flatnonzero(assign == name)):
                 speaker_of[int(p)] = self.utterances[i].speaker
         used = np.asarray(sorted(speaker_of), dtype=np.int64)
-        out = np.array(data, dtype=np.float32)
-        out[used], table = standardise_per_speaker(data[used], [speaker_of[int(p)] for p in used])
+        out[used], table = standardise_per_speaker(out[used], [speaker_of[int(p)] for p in used])
         log.info("data.speaker_norm=true: %s; %d clips of %d speakers", self.protocol, len(used), len(table))
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,6 @@ and the classifier to them; a later run with the same clips and encoder reuses t
 from __future__ import annotations
 
 import logging
-import random
 import time
 from contextlib import contextmanager
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from ser_lightning.data.feature_cache import CachedEmbeddings, build_or_load_embeddings
@@ -136,16 +136,13 @@ def _rng_untouched():
     without this a run that computes the embeddings would train differently (e.g. shuffle in another
     order) from one that reuses them.
     """
-    py, npy, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    # Lightning's own helpers, as the resume callback and config validation use them (CUDA only once
+    # initialised: reading its states would otherwise start it).
+    states = _collect_rng_states(include_cuda=torch.cuda.is_available() and torch.cuda.is_initialized())
     try:
         yield
     finally:
-        random.setstate(py)
-        np.random.set_state(npy)
-        torch.set_rng_state(cpu)
-        if cuda is not None:
-            torch.cuda.set_rng_state_all(cuda)
+        _set_rng_states(states)
 
 
 def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: str = "cpu",
