@@ -113,15 +113,9 @@ def machine(threads: int | None = None) -> dict[str, Any]:
     import lightning
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
+    from benchmarks.latency import cpu_model
+
+    return {"platform": platform.platform(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
             "OMP_NUM_THREADS": str(threads) if threads is not None else os.environ.get("OMP_NUM_THREADS"),
             "python": platform.python_version(), "torch": torch.__version__, "lightning": lightning.__version__}
 

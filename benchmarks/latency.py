@@ -45,17 +45,21 @@ SKIP = {"ensemble": "combines trained checkpoints (eval.py model=ensemble); its 
 SMOKE_MODELS = ["homebrew_cnn", "attention_fcn"]
 
 
-def cpu_name() -> str:
-    """CPU model name from ``/proc/cpuinfo`` (or ``platform.processor()``), with the core count."""
+def cpu_model() -> str:
+    """CPU model name from ``/proc/cpuinfo`` (or ``platform.processor()`` / ``platform.machine()``)."""
     name = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return f"{name}, {os.cpu_count()} CPU cores"
+    return name
+
+
+def cpu_name() -> str:
+    """CPU model name (:func:`cpu_model`) with the core count."""
+    return f"{cpu_model()}, {os.cpu_count()} CPU cores"
 
 
 def build(name: str, duration_s: float = 3.0, overrides: list[str] | None = None) -> tuple[torch.nn.Module, int, dict[str, Any]]:
