@@ -66,7 +66,7 @@ SMOKE_OVERRIDES = ["data.val_speakers=1", "data.test_speakers=1"]
 
 # ----------------------------------------------------------------------------------- shared helpers
 def machine_info() -> dict[str, Any]:
-    """CPU name and count, torch / Python versions, intra-op threads, date and the load average."""
+    """CPU name and count, GPU name (if any), torch / Python versions, intra-op threads, date and the load average."""
     from benchmarks.latency import cpu_name
 
     return {
@@ -77,6 +77,7 @@ def machine_info() -> dict[str, Any]:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.is_available(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "loadavg_1_5_15": [round(v, 2) for v in os.getloadavg()],
     }
 

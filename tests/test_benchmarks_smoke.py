@@ -161,3 +161,35 @@ def test_cv_results_writer_names_the_row_and_its_command(tmp_path):
     assert "over 6 folds" in md and "`python -m benchmarks.encoder_cv`" in md
     assert (tmp_path / "cv_probe_emobox.md").read_text() == md
     assert json.loads((tmp_path / "cv_probe_emobox.json").read_text()) == payload
+
+
+def test_cv_runs_folds_in_parallel_and_keeps_the_folds_that_finished(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    import benchmarks.encoder_cv as cv
+
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def fake_fold(k, a):  # stands in for one fold's train.py subprocess
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.2)
+        with lock:
+            running[0] -= 1
+        if k == 2:
+            return None  # a failed fold
+        return {"fold": k, "ua": 0.5 + k / 100, "wa": 0.5, "macro_f1": 0.5, "best_val_ua": 0.6, "epochs": 3,
+                "wall_s": 1.0, "extract_s": 0.0, "train_min": 0.02, "training_input": "waveform"}
+
+    monkeypatch.setattr(cv, "run_fold", fake_fold)
+    rc = cv.main(["--name", "par", "--folds", "contiguous", "--jobs", "3", "--out-dir", str(tmp_path), "--", "x=1"])
+    assert rc == 1  # one fold failed: the exit status says so
+    assert peak[0] == 3  # three folds at a time
+    out = json.loads((tmp_path / "cv_par_contiguous.json").read_text())
+    assert [r["fold"] for r in out["per_fold"]] == [0, 1, 3, 4, 5] and out["failed_folds"] == [2]
+    assert out["jobs"] == 3 and "--jobs 3" in out["command"]
+    assert "over 5 folds" in (tmp_path / "cv_par_contiguous.md").read_text()
+    with pytest.raises(SystemExit):
+        cv.main(["--name", "bad", "--jobs", "0"])
