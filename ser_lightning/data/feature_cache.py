@@ -19,6 +19,12 @@ output): new audio, other settings or other weights give a new key. An existing 
 on every open (index checksum, matching content, byte size, SHA-256); a damaged one is logged with
 the reason, deleted and rebuilt, never read. Builds write into a temporary directory renamed into
 place when complete, under the lock (concurrent processes wait and reuse the result).
+
+A distributed extraction (the processes of a DDP run) uses the same build: rank 0 starts it
+(:func:`begin_embeddings`), every process embeds whole batches of its share
+(:func:`extraction_shard`) into its own shard file in the temporary directory
+(:func:`shard_files`), and rank 0 merges them (:func:`merge_shards`: every clip exactly once)
+and finishes the build; the other processes then open it (:func:`open_embeddings`).
 """
 
 from __future__ import annotations

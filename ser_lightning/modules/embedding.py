@@ -149,6 +149,7 @@ class ShardedEmbeddingWriter(BasePredictionWriter):
         self.decision: dict | None = None
         self.cached: CachedEmbeddings | None = None  # rank 0: the cache it opened or built
         self.clips_per_process: list[int] | None = None
+        self.started_s: float | None = None  # time.perf_counter() when the processes agreed to build
         self._build: EmbeddingBuild | None = None
         self._positions = np.zeros(0, dtype=np.int64)
         self._part: np.ndarray | None = None
@@ -183,7 +184,9 @@ class ShardedEmbeddingWriter(BasePredictionWriter):
         if "error" in decision:
             raise RuntimeError(f"embedding cache under {self.cache_dir}: {decision['error']}")
         if not decision["build"]:
+            trainer.limit_predict_batches = 0  # nothing to predict: the loop asks for no data and skips
             return
+        self.started_s = time.perf_counter()  # all processes are up: the extraction proper starts
         shards = Path(decision["shards"])
         if not trainer.strategy.reduce_boolean_decision(shards.is_dir(), all=True):
             self.abort()
@@ -428,8 +431,8 @@ def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: 
         cached = _extract_distributed(net, dm, rows, identity, batch_size, accelerator, progress, trainer)
     else:
         if trainer is not None and trainer.world_size > 1:
-            log.info("embedding extraction on one device in the main process: trainer.strategy=%s starts its "
-                     "%d processes only for fit", type(trainer.strategy).__name__, trainer.world_size)
+            log.info("embedding extraction on one device in the main process: the trainer's %d processes "
+                     "(%s, spawned or forked) exist only inside fit", trainer.world_size, type(trainer.strategy).__name__)
         timing = {"s": 0.0}
 
         def extract(out: np.ndarray) -> None:
@@ -457,7 +460,6 @@ def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: 
 def _extract_distributed(net, dm, rows: np.ndarray, identity: dict, batch_size: int, accelerator: str,
                          progress: bool, trainer: pl.Trainer) -> CachedEmbeddings:
     """:func:`use_frozen_features`'s extraction over the processes of ``trainer`` (every process calls it)."""
-    start = time.perf_counter()
     writer = ShardedEmbeddingWriter(dm.cache, rows, identity, net.pooled_shape, dm.hparams.cache_dir, batch_size,
                                     lambda part: dm.all_clips_dataloader(part, batch_size))
     on_gpu = trainer.strategy.root_device.type == "cuda"
@@ -474,7 +476,8 @@ def _extract_distributed(net, dm, rows: np.ndarray, identity: dict, batch_size: 
     finally:
         writer.abort()  # rank 0: an unfinished build releases its lock (nothing once finished)
     net.train(was_training)
-    cached.extract_s = round(time.perf_counter() - start, 1) if cached.built else 0.0
+    # from the moment all processes are up (Lightning's ddp launcher starts the others in this predict)
+    cached.extract_s = round(time.perf_counter() - writer.started_s, 1) if cached.built else 0.0
     cached.extract_processes = int(extractor.world_size)
     cached.clips_per_process = writer.clips_per_process
     return cached
