@@ -227,8 +227,16 @@ def extraction_shard(n: int, batch_size: int, rank: int, world_size: int) -> np.
 
 
 def shard_files(directory: Path, rank: int) -> tuple[Path, Path]:
-    """``(embeddings, positions)`` files one process of a distributed extraction writes into a build's
-    temporary directory: ``part-<rank>.npy`` ``(k, *shape)`` float32 and ``part-<rank>.positions.npy`` ``(k,)``."""
+    """The files one process of a distributed extraction writes.
+
+    Args:
+        directory: The shard directory inside the build's temporary directory.
+        rank: The process's global rank.
+
+    Returns:
+        ``(part-<rank>.npy, part-<rank>.positions.npy)``: its embeddings ``(k, *shape)`` float32 and the
+        positions ``(k,)`` int64 (into the rows to embed) they belong to.
+    """
     return directory / f"part-{rank:05d}.npy", directory / f"part-{rank:05d}.positions.npy"
 
 
