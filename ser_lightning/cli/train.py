@@ -281,10 +281,13 @@ def train(cfg: DictConfig) -> float | None:
     if cached_path:
         accelerator = "gpu" if trainer.strategy.root_device.type == "cuda" else "cpu"
         cached = use_frozen_features(model, dm, _plain(cfg.model), accelerator=accelerator,
-                                     progress=bool(cfg.trainer.get("enable_progress_bar", True)))
-        extraction = {"embedding_cache": str(cached.directory), "built": cached.built, "extract_s": cached.extract_s}
+                                     progress=bool(cfg.trainer.get("enable_progress_bar", True)), trainer=trainer)
+        extraction = {"embedding_cache": str(cached.directory), "built": cached.built, "extract_s": cached.extract_s,
+                      "extract_processes": cached.extract_processes, "clips_per_process": cached.clips_per_process}
         log.info("embedding cache %s: %s", cached.directory,
-                 f"computed in {cached.extract_s} s" if cached.built else "reused")
+                 f"computed in {cached.extract_s} s by {cached.extract_processes} process(es) "
+                 f"({' + '.join(map(str, cached.clips_per_process))} clips)" if cached.built
+                 else f"reused (checked by {cached.extract_processes} process(es))")
 
     try:
         trainer.fit(model, datamodule=dm, ckpt_path=prepare_resume(cfg.get("ckpt_path"), out_dir, write_log=is_zero),

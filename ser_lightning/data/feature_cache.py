@@ -19,6 +19,12 @@ output): new audio, other settings or other weights give a new key. An existing 
 on every open (index checksum, matching content, byte size, SHA-256); a damaged one is logged with
 the reason, deleted and rebuilt, never read. Builds write into a temporary directory renamed into
 place when complete, under the lock (concurrent processes wait and reuse the result).
+
+A distributed extraction (the processes of a DDP run) uses the same build: rank 0 starts it
+(:func:`begin_embeddings`), every process embeds whole batches of its share
+(:func:`extraction_shard`) into its own shard file in the temporary directory
+(:func:`shard_files`), and rank 0 merges them (:func:`merge_shards`: every clip exactly once)
+and finishes the build; the other processes then open it (:func:`open_embeddings`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +111,262 @@ def _open(directory: Path, audio: CachedWaves, rows: np.ndarray, identity: dict,
     return CachedEmbeddings(data_path, rows, directory, built)
 
 
+class EmbeddingBuild:
+    """One embedding cache being built: holds its file lock and a temporary directory until
+    :meth:`finish` renames the directory into place or :meth:`abort` removes it.
+
+    Made by :func:`begin_embeddings`; also a context manager that aborts an unfinished build on exit.
+
+    Attributes:
+        tmp: The temporary build directory (``cache_dir/embeddings/<key>.tmp-<random>``); other
+            processes of a distributed extraction write their shard files here.
+        final: Where the finished cache goes.
+        rebuilt_because: Why an existing cache was discarded, else ``None``.
+    """
+
+    def __init__(self, audio: CachedWaves, rows: np.ndarray, identity: dict, shape: tuple[int, ...], final: Path,
+                 lock: ExitStack, rebuilt_because: str | None) -> None:
+        self.audio, self.rows, self.identity, self.shape = audio, rows, identity, shape
+        self.final, self.rebuilt_because = final, rebuilt_because
+        self._lock = lock
+        self._out: np.ndarray | None = None
+        for stale in final.parent.glob(f"{final.name}.tmp-*"):  # left by a killed builder (we hold the lock)
+            shutil.rmtree(stale, ignore_errors=True)
+        self.tmp = final.parent / f"{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+        self.tmp.mkdir(parents=True)
+
+    def allocate(self) -> np.ndarray:
+        """The array to fill: ``tmp/embeddings.npy`` ``(len(rows), *shape)`` float32, a writable memory
+        map of NaN (rows the extraction misses stay NaN and fail :meth:`finish`)."""
+        log.info("computing the frozen encoder's embeddings of %d clips into %s", len(self.rows), self.final)
+        out = np.lib.format.open_memmap(self.tmp / "embeddings.npy", mode="w+", dtype=np.float32,
+                                        shape=(len(self.rows), *self.shape))
+        out[:] = np.nan
+        self._out = out
+        return out
+
+    def finish(self) -> CachedEmbeddings:
+        """Check the array of :meth:`allocate` (filled by now; drop other references to it first),
+        write its checksummed index, rename the directory into place and release the lock.
+
+        Returns:
+            The opened cache (``built=True``).
+
+        Raises:
+            RuntimeError: the extraction left non-finite values, or the fresh cache fails its own check.
+        """
+        out, self._out = self._out, None
+        try:
+            if out is None:
+                raise RuntimeError("EmbeddingBuild.finish() before allocate()")
+            if not np.isfinite(out).all():
+                raise RuntimeError(f"the embedding extraction left {int((~np.isfinite(out)).any(axis=tuple(range(1, out.ndim))).sum())} "
+                                   "clip(s) without finite values")
+            out.flush()
+            del out
+            tmp, final = self.tmp, self.final
+            index = {"format": EMBEDDING_FORMAT_VERSION, "audio": _audio_identity(self.audio), "rows": self.rows.tolist(),
+                     "identity": self.identity, "shape": [len(self.rows), *self.shape],
+                     "bytes": (tmp / "embeddings.npy").stat().st_size, "sha256": sha256_file(tmp / "embeddings.npy")}
+            index["index_sha256"] = _index_digest(index)
+            (tmp / "index.json").write_text(json.dumps(index), encoding="utf-8")
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            shutil.rmtree(tmp, ignore_errors=True)
+            try:
+                cached = _open(final, self.audio, self.rows, self.identity, self.shape, verify_checksum=False, built=True)
+            except CacheCorrupt as err:
+                raise RuntimeError(f"embedding cache {final} failed its check right after the build: {err}") from None
+            cached.rebuilt_because = self.rebuilt_because
+            return cached
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Remove the temporary directory and release the lock (nothing happens once finished or aborted)."""
+        if self._lock is None:
+            return
+        self._out = None
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        lock, self._lock = self._lock, None
+        lock.close()
+
+    def __enter__(self) -> EmbeddingBuild:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.abort()
+
+
+def extraction_shard(n: int, batch_size: int, rank: int, world_size: int) -> np.ndarray:
+    """Positions (into the rows to embed) that one process of a distributed extraction embeds.
+
+    The rows are cut into the batches a single process would use (``batch_size`` consecutive
+    rows, the last one shorter) and the batches are dealt out in turn: process ``rank`` takes
+    batches ``rank, rank + world_size, ...``. Every row goes to exactly one process and every batch
+    holds the same clips as on one device, so the padded lengths, and with them the embeddings, do
+    not depend on the number of processes. A process may get no batch (fewer batches than processes).
+
+    Args:
+        n: Number of rows to embed.
+        batch_size: Clips per extraction batch.
+        rank: This process's global rank, ``0 <= rank < world_size``.
+        world_size: Number of processes.
+
+    Returns:
+        Sorted positions ``(k,)`` int64.
+
+    Raises:
+        ValueError: a batch size below 1 or a rank outside ``[0, world_size)``.
+    """
+    if batch_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"extraction_shard: batch_size={batch_size} rank={rank} world_size={world_size}")
+    starts = range(rank * batch_size, n, world_size * batch_size)
+    return np.asarray([i for s in starts for i in range(s, min(s + batch_size, n))], dtype=np.int64)
+
+
+def shard_files(directory: Path, rank: int) -> tuple[Path, Path]:
+    """The files one process of a distributed extraction writes.
+
+    Args:
+        directory: The shard directory inside the build's temporary directory.
+        rank: The process's global rank.
+
+    Returns:
+        ``(part-<rank>.npy, part-<rank>.positions.npy)``: its embeddings ``(k, *shape)`` float32 and the
+        positions ``(k,)`` int64 (into the rows to embed) they belong to.
+    """
+    return directory / f"part-{rank:05d}.npy", directory / f"part-{rank:05d}.positions.npy"
+
+
+def merge_shards(out: np.ndarray, directory: Path, world_size: int) -> list[int]:
+    """Copy every process's shard of a distributed extraction into ``out`` and check that each row was
+    embedded exactly once.
+
+    Args:
+        out: The array to fill ``(n, *shape)`` (:meth:`EmbeddingBuild.allocate`).
+        directory: Where the processes wrote their :func:`shard_files` (the build's ``tmp``).
+        world_size: Number of processes.
+
+    Returns:
+        Rows embedded by each process ``(world_size,)``.
+
+    Raises:
+        RuntimeError: a process's shard is missing or malformed, or a row was embedded by no process or by
+            more than one (named by position).
+    """
+    counts = np.zeros(len(out), dtype=np.int64)
+    per_rank = []
+    for rank in range(world_size):
+        data_path, pos_path = shard_files(directory, rank)
+        try:
+            positions = np.load(pos_path)
+            data = np.load(data_path, mmap_mode="r")
+        except (OSError, ValueError) as err:
+            raise RuntimeError(f"the shard of extraction process {rank} is missing or unreadable ({err})") from None
+        if positions.ndim != 1 or data.shape != (len(positions), *out.shape[1:]) or \
+                (len(positions) and (positions.min() < 0 or positions.max() >= len(out))):
+            raise RuntimeError(f"the shard of extraction process {rank} ({data_path}) holds {data.shape} for "
+                               f"{positions.shape} positions, not rows of {out.shape}")
+        out[positions] = data
+        np.add.at(counts, positions, 1)
+        per_rank.append(len(positions))
+        del data
+    if (counts != 1).any():
+        missing, twice = np.flatnonzero(counts == 0), np.flatnonzero(counts > 1)
+        raise RuntimeError(f"the distributed extraction embedded {len(missing)} clip(s) by no process "
+                           f"(positions {missing[:10].tolist()}) and {len(twice)} by more than one "
+                           f"(positions {twice[:10].tolist()})")
+    return per_rank
+
+
+def begin_embeddings(
+    audio: CachedWaves,
+    rows: Sequence[int],
+    identity: dict,
+    shape: Sequence[int],
+    cache_dir: str | Path,
+    verify_checksum: bool = True,
+) -> CachedEmbeddings | EmbeddingBuild:
+    """Open the embeddings of these audio-cache rows for this encoder, or start building them.
+
+    Takes the cache's file lock (waiting for another process's build) and checks an existing cache
+    (a damaged one is logged and rebuilt). The lock is released on return when the cache is valid,
+    else held by the returned :class:`EmbeddingBuild` until it finishes or aborts.
+
+    Args:
+        audio: The opened audio cache the clips come from.
+        rows: Audio-cache rows to embed (each clip's embedding lands in the same position).
+        identity: JSON-able description of the encoder (weights digest and output-changing
+            settings); part of the key.
+        shape: Shape of one clip's embedding, e.g. ``(hidden_states, pooled_dim)``.
+        cache_dir: The data cache directory (``data.cache_dir``); embeddings go to its ``embeddings/``.
+        verify_checksum: Check the SHA-256 of an existing ``embeddings.npy`` (its size is checked either way).
+
+    Returns:
+        The opened :class:`CachedEmbeddings` (``built=False``), or an :class:`EmbeddingBuild` to fill.
+
+    Raises:
+        ValueError: no rows.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    shape = tuple(int(s) for s in shape)
+    if len(rows) == 0:
+        raise ValueError("no clips to embed")
+    root = Path(cache_dir) / "embeddings"
+    key = embedding_key(audio, rows, identity)
+    final = root / key
+    lock = ExitStack()
+    lock.enter_context(_locked(root / f"{key}.lock"))
+    try:
+        reason = None
+        if final.exists():
+            try:
+                cached = _open(final, audio, rows, identity, shape, verify_checksum, built=False)
+            except CacheCorrupt as err:
+                reason = str(err)
+                log.warning("embedding cache %s is damaged: %s; rebuilding it", final, reason)
+            else:
+                log.info("reusing embedding cache %s (%d clips, %s each)", final, len(rows), shape)
+                lock.close()
+                return cached
+        return EmbeddingBuild(audio, rows, identity, shape, final, lock, reason)
+    except BaseException:
+        lock.close()
+        raise
+
+
+def open_embeddings(
+    audio: CachedWaves,
+    rows: Sequence[int],
+    identity: dict,
+    shape: Sequence[int],
+    cache_dir: str | Path,
+) -> CachedEmbeddings:
+    """Open a cache another process has just built or checked (a distributed extraction's ranks
+    other than 0), under its lock; its size and index are checked, its SHA-256 is not read again.
+
+    Args:
+        audio, rows, identity, shape, cache_dir: As for :func:`begin_embeddings`.
+
+    Returns:
+        The opened :class:`CachedEmbeddings` (``built=False``).
+
+    Raises:
+        RuntimeError: the cache is missing or damaged.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    shape = tuple(int(s) for s in shape)
+    root = Path(cache_dir) / "embeddings"
+    final = root / embedding_key(audio, rows, identity)
+    with _locked(root / f"{final.name}.lock"):
+        try:
+            return _open(final, audio, rows, identity, shape, verify_checksum=False, built=False)
+        except CacheCorrupt as err:
+            raise RuntimeError(f"embedding cache {final} is not usable after its build: {err}") from None
+
+
 def build_or_load_embeddings(
     audio: CachedWaves,
     rows: Sequence[int],
@@ -133,52 +396,11 @@ def build_or_load_embeddings(
         ValueError: no rows.
         RuntimeError: the extraction left non-finite values, or a fresh cache fails its own check.
     """
-    rows = np.asarray(rows, dtype=np.int64)
-    shape = tuple(int(s) for s in shape)
-    if len(rows) == 0:
-        raise ValueError("no clips to embed")
-    root = Path(cache_dir) / "embeddings"
-    key = embedding_key(audio, rows, identity)
-    final = root / key
-    with _locked(root / f"{key}.lock"):
-        reason = None
-        if final.exists():
-            try:
-                cached = _open(final, audio, rows, identity, shape, verify_checksum, built=False)
-            except CacheCorrupt as err:
-                reason = str(err)
-                log.warning("embedding cache %s is damaged: %s; rebuilding it", final, reason)
-            else:
-                log.info("reusing embedding cache %s (%d clips, %s each)", final, len(rows), shape)
-                return cached
-        for stale in root.glob(f"{key}.tmp-*"):  # left by a killed builder (we hold the lock)
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = root / f"{key}.tmp-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir(parents=True)
-        try:
-            log.info("computing the frozen encoder's embeddings of %d clips into %s", len(rows), final)
-            out = np.lib.format.open_memmap(tmp / "embeddings.npy", mode="w+", dtype=np.float32,
-                                            shape=(len(rows), *shape))
-            out[:] = np.nan  # rows the extraction misses stay NaN and fail the check below
-            extract(out)
-            if not np.isfinite(out).all():
-                raise RuntimeError(f"the embedding extraction left {int((~np.isfinite(out)).any(axis=tuple(range(1, out.ndim))).sum())} "
-                                   "clip(s) without finite values")
-            out.flush()
-            del out
-            index = {"format": EMBEDDING_FORMAT_VERSION, "audio": _audio_identity(audio), "rows": rows.tolist(),
-                     "identity": identity, "shape": [len(rows), *shape],
-                     "bytes": (tmp / "embeddings.npy").stat().st_size, "sha256": sha256_file(tmp / "embeddings.npy")}
-            index["index_sha256"] = _index_digest(index)
-            (tmp / "index.json").write_text(json.dumps(index), encoding="utf-8")
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            cached = _open(final, audio, rows, identity, shape, verify_checksum=False, built=True)
-        except CacheCorrupt as err:
-            raise RuntimeError(f"embedding cache {final} failed its check right after the build: {err}") from None
-        cached.rebuilt_because = reason
-        return cached
+    started = begin_embeddings(audio, rows, identity, shape, cache_dir, verify_checksum)
+    if isinstance(started, CachedEmbeddings):
+        return started
+    with started as build:
+        out = build.allocate()
+        extract(out)
+        del out
+        return build.finish()
