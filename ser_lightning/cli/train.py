@@ -282,7 +282,8 @@ def train(cfg: DictConfig) -> float | None:
         accelerator = "gpu" if trainer.strategy.root_device.type == "cuda" else "cpu"
         cached = use_frozen_features(model, dm, _plain(cfg.model), accelerator=accelerator,
                                      progress=bool(cfg.trainer.get("enable_progress_bar", True)))
-        extraction = {"embedding_cache": str(cached.directory), "built": cached.built, "extract_s": cached.extract_s}
+        extraction = {"embedding_cache": str(cached.directory), "built": cached.built, "extract_s": cached.extract_s,
+                      **({"windows": cached.windows} if cached.windows else {})}
         log.info("embedding cache %s: %s", cached.directory,
                  f"computed in {cached.extract_s} s" if cached.built else "reused")
 
