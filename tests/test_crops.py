@@ -201,3 +201,17 @@ def test_silence_trimming_shortens_whole_clips_and_changes_the_embedding_cache_k
     assert a.built and b.built and a.directory != b.directory
     key_a = json.loads((a.directory / "index.json").read_text())["audio"]["audio_key"]
     assert key_a == plain.cache.directory.name != trimmed.cache.directory.name
+
+
+def test_eval_keeps_the_checkpoints_crop_settings():
+    from ser_lightning.cli.eval import eval_data_settings
+
+    stored = {"corpora": ["ravdess"], "clip_length": "whole", "train_crop_s": 2.5, "test_crops": 4}
+    request = {"corpora": ["cremad"], "clip_length": "whole", "train_crop_s": None, "test_crops": 1}
+    settings, ignored = eval_data_settings(stored, request)
+    assert settings["test_crops"] == 4 and settings["train_crop_s"] == 2.5 and settings["corpora"] == ["cremad"]
+    assert ignored == {"train_crop_s": None, "test_crops": 1}
+    with pytest.raises(ValueError, match="data.test_crops=1"):
+        eval_data_settings(stored, request, explicit={"test_crops"})
+    old, ignored = eval_data_settings({"corpora": ["ravdess"], "clip_length": "whole"}, request)  # a checkpoint from before the settings:
+    assert "test_crops" not in old and not ignored  # whole clips, the data module's default
