@@ -101,7 +101,7 @@ def test_test_time_averaging_is_the_mean_of_the_per_crop_probabilities():
     ({"train_crop_s": "2s"}, "data.train_crop_s"),
     ({"test_crops": 0}, "data.test_crops"),
     ({"test_crops": 2.5, "train_crop_s": 1.0}, "data.test_crops"),
-    ({"train_crops": 0, "train_crop_s": 1.0}, "data.train_crops"),
+    ({"train_crops": -1, "train_crop_s": 1.0}, "data.train_crops"),
     ({"test_crops": 3}, "data.train_crop_s is null"),
     ({"train_crop_s": 1.0, "clip_length": "fixed"}, "data.clip_length=fixed"),
     ({"train_crop_s": 1.0, "speaker_norm": True}, "data.speaker_norm"),
@@ -215,3 +215,14 @@ def test_eval_keeps_the_checkpoints_crop_settings():
         eval_data_settings(stored, request, explicit={"test_crops"})
     old, ignored = eval_data_settings({"corpora": ["ravdess"], "clip_length": "whole"}, request)  # a checkpoint from before the settings:
     assert "test_crops" not in old and not ignored  # whole clips, the data module's default
+
+
+def test_train_crops_0_keeps_training_clips_whole_and_crops_only_the_test_clips(varied_ravdess, tmp_path):
+    dm = _dm(varied_ravdess, tmp_path / "c", train_crop_s=1.0, train_crops=0, test_crops=2)
+    assert dm.datasets["train"].crop_samples is None and dm.datasets["val"].crop_count == 2
+    model = SERClassifier(BYOL, {"name": "logmel"}, dm.class_names).eval()
+    dm.set_frontend(model.frontend)
+    n_train = len(dm.datasets["train"])
+    cached = use_frozen_features(model, dm, BYOL, progress=False)
+    assert set(cached.windows) == {"test"} and len(dm.datasets["train"]) == n_train
+    assert isinstance(dm.datasets["val"].__getitems__([0]), CropBatch)

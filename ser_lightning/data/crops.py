@@ -17,6 +17,8 @@ Two paths (``SERDataModule``):
   training clip contributes all K windows as training items (a fixed, deterministic training set, as
   full-batch L-BFGS needs); the N test windows are embedded once as well.
 
+``data.train_crops=0`` keeps the training clips whole on either path (test-time crops alone).
+
 Functions here are plain NumPy/torch; the data module and the classifier call them.
 """
 
@@ -49,7 +51,8 @@ def check_crop_settings(train_crop_s: float | None, test_crops: int, train_crops
     Args:
         train_crop_s: Window length in seconds (``data.train_crop_s``), or ``None`` (whole clips).
         test_crops: Windows averaged per validation/test clip (``data.test_crops``; 1: the whole clip).
-        train_crops: Windows embedded per training clip on the frozen-feature path (``data.train_crops``).
+        train_crops: Windows embedded per training clip on the frozen-feature path (``data.train_crops``;
+            0: training clips stay whole on either path, ``train_crop_s`` only sets the test windows).
         clip_length: ``data.clip_length``.
 
     Raises:
@@ -63,9 +66,9 @@ def check_crop_settings(train_crop_s: float | None, test_crops: int, train_crops
         if clip_length != "whole":
             raise ValueError(f"data.train_crop_s={train_crop_s} crops whole clips for the encoder models; "
                              f"data.clip_length={clip_length} already crops every clip to data.duration_s")
-    for name, value in (("data.test_crops", test_crops), ("data.train_crops", train_crops)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r} must be a whole number of windows, at least 1")
+    for name, value, least in (("data.test_crops", test_crops, 1), ("data.train_crops", train_crops, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{name}={value!r} must be a whole number of windows, at least {least}")
     if test_crops > 1 and train_crop_s is None:
         raise ValueError(f"data.test_crops={test_crops} averages windows of data.train_crop_s seconds, "
                          "but data.train_crop_s is null; set it (e.g. data.train_crop_s=2.0) or data.test_crops=1")

@@ -327,7 +327,8 @@ class SERDataModule(pl.LightningDataModule):
         test_crops: Validation and test clips scored by this many evenly spaced windows of
             ``train_crop_s`` seconds, their class probabilities averaged (1, default: the whole clip).
         train_crops: Windows embedded once per training clip on the frozen-feature path (each one a
-            training item), when ``train_crop_s`` is set.
+            training item), when ``train_crop_s`` is set; 0: training clips stay whole on either path
+            (``train_crop_s`` then only sets the length of the ``test_crops`` windows).
         cache_dir: Where decoded waveforms are cached. cache_dtype: ``float16``/``float32``.
         split: ``speaker``/``kfold``/``random``/``partition``/``session`` (see
             :mod:`ser_lightning.data.splits`).
@@ -587,7 +588,8 @@ class SERDataModule(pl.LightningDataModule):
         if self.crop_samples is None:
             return {}
         if split == "train":
-            return {"crop_samples": self.crop_samples, "crop_count": 0}
+            whole = int(self.hparams.get("train_crops", 4)) == 0  # test-time crops alone
+            return {} if whole else {"crop_samples": self.crop_samples, "crop_count": 0}
         tests = int(self.hparams.get("test_crops", 1))
         return {"crop_samples": self.crop_samples, "crop_count": tests} if tests > 1 else {}
 

@@ -215,7 +215,8 @@ def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: 
     cached.extract_s = round(timing["s"], 1)
     windows, cached.windows = {}, {}
     train_k, test_n = int(dm.hparams.get("train_crops", 4)), int(dm.hparams.get("test_crops", 1))
-    counts = {"train": train_k if dm.crop_samples is not None else None, "test": test_n if test_n > 1 else None}
+    counts = {"train": train_k if dm.crop_samples is not None and train_k > 0 else None,
+              "test": test_n if test_n > 1 else None}
     for which, count in counts.items():
         if count is None:
             continue
