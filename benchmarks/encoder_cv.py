@@ -127,13 +127,13 @@ def write_results(out_dir: Path, payload: dict, summary: dict, n_folds: int, cel
         The Markdown written.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / f"cv_{payload['name']}_{payload['folds']}"
-    stem.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
+    stem = f"cv_{payload['name']}_{payload['folds']}"  # a name may hold dots (crops2.5s): no with_suffix
+    (out_dir / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")
     row = [payload["name"], payload["folds"], *(f"{summary[k][0]:.1f} ± {summary[k][1]:.1f}"
                                                for k in ("ua", "wa", "macro_f1")), *cells]
     md = (f"| {' | '.join(row)} |\n\nColumns: UA, WA, macro-F1 (mean ± sd over {n_folds} folds, %)"
           f"{', ' + columns if columns else ''}. {payload['date']}; command: `{payload['command']}`\n")
-    stem.with_suffix(".md").write_text(md)
+    (out_dir / f"{stem}.md").write_text(md)
     return md
 
 

@@ -161,6 +161,8 @@ def test_cv_results_writer_names_the_row_and_its_command(tmp_path):
     assert "over 6 folds" in md and "`python -m benchmarks.encoder_cv`" in md
     assert (tmp_path / "cv_probe_emobox.md").read_text() == md
     assert json.loads((tmp_path / "cv_probe_emobox.json").read_text()) == payload
+    write_results(tmp_path, {**payload, "name": "crops2.5s"}, {"ua": (1, 0), "wa": (1, 0), "macro_f1": (1, 0)}, 6)
+    assert (tmp_path / "cv_crops2.5s_emobox.json").is_file() and (tmp_path / "cv_crops2.5s_emobox.md").is_file()
 
 
 def test_cv_runs_folds_in_parallel_and_keeps_the_folds_that_finished(tmp_path, monkeypatch):

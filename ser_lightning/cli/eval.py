@@ -72,7 +72,7 @@ from ser_lightning.modules.norm_stats import use_eval_norm_stats
 log = logging.getLogger(__name__)
 
 #: Datamodule settings that belong to the model: always the checkpoint's.
-MODEL_KEYS = (*AUDIO_KEYS, "cache_dtype", "label_set", "calm", "speaker_norm")
+MODEL_KEYS = (*AUDIO_KEYS, "cache_dtype", "label_set", "calm", "speaker_norm", "train_crop_s", "test_crops")
 #: Keys of a ``data=`` group that are not corpus settings.
 _NOT_CORPUS_KEYS = ("_target_", "test_split")
 EVAL_SPLITS = (*SPLITS, "all")
@@ -111,12 +111,12 @@ def eval_data_settings(stored: dict[str, Any], request: dict[str, Any],
         ValueError: an explicitly requested audio or label setting that differs from the
             checkpoint's (the model only works with its own).
     """
-    defaults = {"speaker_norm": False}  # checkpoints from before the setting existed: plain
+    defaults = {"speaker_norm": False, "train_crop_s": None, "test_crops": 1}  # checkpoints from before the settings existed
     for k in sorted(explicit & set(MODEL_KEYS)):
         if request.get(k) != stored.get(k, defaults.get(k)):
             raise ValueError(
                 f"data.{k}={request.get(k)!r}: eval.py keeps the checkpoint's {k}={stored.get(k)!r} (audio settings, "
-                "label set and speaker_norm belong to the model; other corpora's labels are mapped onto its classes through the "
+                "label set, speaker_norm and crops belong to the model; other corpora's labels are mapped onto its classes through the "
                 "shared vocabulary)")
     settings, ignored = dict(stored), {}
     for k, v in request.items():

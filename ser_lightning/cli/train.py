@@ -283,7 +283,8 @@ def train(cfg: DictConfig) -> float | None:
         cached = use_frozen_features(model, dm, _plain(cfg.model), accelerator=accelerator,
                                      progress=bool(cfg.trainer.get("enable_progress_bar", True)), trainer=trainer)
         extraction = {"embedding_cache": str(cached.directory), "built": cached.built, "extract_s": cached.extract_s,
-                      "extract_processes": cached.extract_processes, "clips_per_process": cached.clips_per_process}
+                      "extract_processes": cached.extract_processes, "clips_per_process": cached.clips_per_process,
+                      **({"windows": cached.windows} if cached.windows else {})}
         log.info("embedding cache %s: %s", cached.directory,
                  f"computed in {cached.extract_s} s by {cached.extract_processes} process(es) "
                  f"({' + '.join(map(str, cached.clips_per_process))} clips)" if cached.built

@@ -27,6 +27,13 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ser_lightning.data.audio import AudioConfig
 from ser_lightning.data.cache import CachedWaves, build_or_load
+from ser_lightning.data.crops import (
+    CropGroups,
+    check_crop_settings,
+    cut_windows,
+    even_windows,
+    random_windows,
+)
 from ser_lightning.data.labels import VOCABULARY, class_counts, get_label_set
 from ser_lightning.data.manifest import Utterance
 from ser_lightning.data.scan import scan_corpora
@@ -78,6 +85,21 @@ class EmbeddingBatch(NamedTuple):
     target: torch.Tensor
 
 
+class CropBatch(NamedTuple):
+    """A batch of clips served as several windows each (``data.test_crops`` > 1).
+
+    Attributes:
+        batch: A :class:`WholeClipBatch` of ``batch * crops`` windows, or an :class:`EmbeddingBatch` of their
+            ``batch * crops`` cached embeddings; each clip's windows consecutive.
+        crops: Windows per clip.
+        target: ``(batch,)`` int64 class index per clip.
+    """
+
+    batch: Any
+    crops: int
+    target: torch.Tensor
+
+
 def collate_batch(items: WaveBatch | list) -> Any:
     """DataLoader ``collate_fn``: a :class:`WaveBatch` is already a batch; anything else goes to ``default_collate``.
 
@@ -87,7 +109,7 @@ def collate_batch(items: WaveBatch | list) -> Any:
     Returns:
         ``(waves (batch, time), target (batch,))``.
     """
-    if isinstance(items, (WaveBatch, WholeClipBatch, EmbeddingBatch)):
+    if isinstance(items, (WaveBatch, WholeClipBatch, EmbeddingBatch, CropBatch)):
         return items
     return default_collate(items)
 
@@ -109,6 +131,13 @@ class CachedWaveDataset(Dataset):
             per-speaker standardised embeddings of ``data.speaker_norm=true``).
         norm_stats: ``(n, 2)`` mean and sd of each item's corpus, carried by whole-clip batches
             (see :meth:`SERDataModule.set_norm_stats`); ``None``: none.
+        crop_samples: Whole clips (``lengths`` given) are served as windows of this many samples
+            (:mod:`ser_lightning.data.crops`; a clip no longer than it whole): with ``crop_count=0`` one
+            uniformly drawn window per clip each time it is served (training), with ``crop_count=N`` its N
+            evenly spaced windows as a :class:`CropBatch`. ``None``: whole clips.
+        crop_count: With ``crop_samples``: windows per clip (0: one random window). With ``embeddings``:
+            the array holds ``crop_count`` consecutive rows per item (row ``rows[i] * crop_count + j`` is
+            window ``j`` of item ``i``) and batches are :class:`CropBatch` of them.
 
     Item:
         ``(waveform (time,) float32, class index)``.
@@ -116,7 +145,8 @@ class CachedWaveDataset(Dataset):
 
     def __init__(self, waves_path: str | Path, rows: np.ndarray, labels: np.ndarray,
                  lengths: np.ndarray | None = None, embeddings: bool = False,
-                 array: np.ndarray | None = None, norm_stats: np.ndarray | None = None) -> None:
+                 array: np.ndarray | None = None, norm_stats: np.ndarray | None = None,
+                 crop_samples: int | None = None, crop_count: int = 0) -> None:
         self.waves_path = str(waves_path)
         self.rows = np.asarray(rows, dtype=np.int64)
         self.labels = np.asarray(labels, dtype=np.int64)
@@ -125,6 +155,10 @@ class CachedWaveDataset(Dataset):
             raise ValueError(f"CachedWaveDataset: {len(self.lengths)} lengths for {len(self.rows)} rows")
         self.embeddings = bool(embeddings)
         self.norm_stats = None if norm_stats is None else np.asarray(norm_stats, dtype=np.float32)
+        self.crop_samples = None if crop_samples is None else int(crop_samples)
+        self.crop_count = int(crop_count)
+        if self.crop_samples is not None and self.lengths is None:
+            raise ValueError("CachedWaveDataset: crops (crop_samples) need whole clips (lengths)")
         self._waves: np.ndarray | None = array
 
     def __len__(self) -> int:
@@ -147,6 +181,13 @@ class CachedWaveDataset(Dataset):
         """
         idx = np.asarray(indices, dtype=np.int64)
         target = torch.from_numpy(self.labels[idx])
+        if self.crop_samples is not None:
+            return self._windows(idx, target)
+        if self.embeddings and self.crop_count:
+            k = self.crop_count
+            items = (self.rows[idx][:, None] * k + np.arange(k)).reshape(-1)
+            block = torch.from_numpy(self._memmap()[items].astype(np.float32))  # (batch * crops, ...)
+            return CropBatch(EmbeddingBatch(block.clone(), target.repeat_interleave(k)), k, target)
         if self.lengths is not None:
             lengths = self.lengths[idx]
             block = self._memmap()[self.rows[idx], : int(lengths.max())]
@@ -160,6 +201,22 @@ class CachedWaveDataset(Dataset):
             return EmbeddingBatch(block.clone(), target)
         return WaveBatch(block, target)
 
+    def _windows(self, idx: np.ndarray, target: torch.Tensor) -> WholeClipBatch | CropBatch:
+        """Windows of the whole clips ``idx``: one random window each, or ``crop_count`` evenly spaced ones."""
+        rows, lengths = self.rows[idx], self.lengths[idx]
+        norm = None if self.norm_stats is None else self.norm_stats[idx]
+        if self.crop_count == 0:
+            starts, lens = random_windows(lengths, self.crop_samples)
+            block = cut_windows(self._memmap(), rows, starts, lens)
+            return WholeClipBatch(torch.from_numpy(block), target, torch.from_numpy(lens),
+                                  None if norm is None else torch.from_numpy(norm))
+        k = self.crop_count
+        starts, lens = even_windows(lengths, self.crop_samples, k)
+        block = cut_windows(self._memmap(), np.repeat(rows, k), starts.reshape(-1), lens.reshape(-1))
+        inner = WholeClipBatch(torch.from_numpy(block), target.repeat_interleave(k), torch.from_numpy(lens.reshape(-1)),
+                               None if norm is None else torch.from_numpy(np.repeat(norm, k, axis=0)))
+        return CropBatch(inner, k, target)
+
     def _memmap(self) -> np.ndarray:
         """The cache's ``(clips, time)`` array, memory-mapped on first use in this process."""
         if self._waves is None:
@@ -169,6 +226,38 @@ class CachedWaveDataset(Dataset):
     def __getstate__(self) -> dict:
         in_memory = self._waves is not None and not isinstance(self._waves, np.memmap)
         return {**self.__dict__, "_waves": self._waves if in_memory else None}
+
+
+class _WindowDataset(Dataset):
+    """Fixed windows of cached whole clips (the crop extraction's input); item ``i`` is window ``i``.
+
+    Args:
+        waves_path: The audio cache's ``waves.npy``.
+        rows: Cache row per window ``(m,)``. starts: First sample per window ``(m,)``.
+        lengths: Samples per window ``(m,)``. norm_stats: ``(m, 2)`` corpus statistics, or ``None``.
+
+    Batch: ``WholeClipBatch(waves (batch, longest window), window indices (batch,), lengths (batch,), norm)``.
+    """
+
+    def __init__(self, waves_path: str | Path, rows: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
+                 norm_stats: np.ndarray | None = None) -> None:
+        self.waves_path, self.rows, self.starts, self.lengths = str(waves_path), rows, starts, lengths
+        self.norm_stats = norm_stats
+        self._waves: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitems__(self, indices: list[int]) -> WholeClipBatch:
+        if self._waves is None:
+            self._waves = np.load(self.waves_path, mmap_mode="r")
+        idx = np.asarray(indices, dtype=np.int64)
+        block = cut_windows(self._waves, self.rows[idx], self.starts[idx], self.lengths[idx])
+        norm = None if self.norm_stats is None else torch.from_numpy(self.norm_stats[idx])
+        return WholeClipBatch(torch.from_numpy(block), torch.from_numpy(idx), torch.from_numpy(self.lengths[idx]), norm)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_waves": None}
 
 
 def resolve_data_root(root: str | None) -> Path:
@@ -231,6 +320,15 @@ class SERDataModule(pl.LightningDataModule):
             networks) or ``whole`` (each clip keeps its own length up to ``duration_s``; batches
             are ``((waves, lengths), target)`` for the encoder networks, see
             :meth:`on_after_batch_transfer`).
+        train_crop_s: With whole clips: each training clip is a window of this many seconds
+            (:mod:`ser_lightning.data.crops`; a clip no longer than it is used whole): a new random window
+            each epoch on the waveform path, ``train_crops`` fixed windows on the frozen-feature path;
+            ``None`` (default): whole clips.
+        test_crops: Validation and test clips scored by this many evenly spaced windows of
+            ``train_crop_s`` seconds, their class probabilities averaged (1, default: the whole clip).
+        train_crops: Windows embedded once per training clip on the frozen-feature path (each one a
+            training item), when ``train_crop_s`` is set; 0: training clips stay whole on either path
+            (``train_crop_s`` then only sets the length of the ``test_crops`` windows).
         cache_dir: Where decoded waveforms are cached. cache_dtype: ``float16``/``float32``.
         split: ``speaker``/``kfold``/``random``/``partition``/``session`` (see
             :mod:`ser_lightning.data.splits`).
@@ -281,6 +379,9 @@ class SERDataModule(pl.LightningDataModule):
         pad_mode: str = "zero",
         crop: str = "center",
         clip_length: str = "fixed",
+        train_crop_s: float | None = None,
+        test_crops: int = 1,
+        train_crops: int = 4,
         cache_dir: str = ".ser_cache",
         cache_dtype: str = "float16",
         split: str = "speaker",
@@ -307,6 +408,7 @@ class SERDataModule(pl.LightningDataModule):
         self.save_hyperparameters(ignore=["run_dir", "progress", "decode_workers"])
         # Validate everything cheap before any file is touched.
         self.audio_cfg = audio_config_from_hparams(self.hparams)
+        check_crop_settings(train_crop_s, test_crops, train_crops, self.audio_cfg.clip_length)
         if unknown_labels not in UNKNOWN_LABEL_POLICIES:
             raise ValueError(f"data.unknown_labels={unknown_labels!r} is not one of {list(UNKNOWN_LABEL_POLICIES)}")
         if label_set == "emobox":
@@ -329,6 +431,9 @@ class SERDataModule(pl.LightningDataModule):
                                  "of data.split=kfold")
         if not isinstance(speaker_norm, bool):
             raise ValueError(f"data.speaker_norm={speaker_norm!r} must be true or false")
+        if speaker_norm and (train_crop_s is not None or test_crops > 1):
+            raise ValueError("data.speaker_norm=true standardises whole-clip embeddings; it does not take crops "
+                             f"(data.train_crop_s={train_crop_s}, data.test_crops={test_crops})")
         if pin_memory not in (True, False, "auto"):
             raise ValueError(f"data.pin_memory={pin_memory!r} must be true, false or auto")
         augment = augment or {}
@@ -351,6 +456,8 @@ class SERDataModule(pl.LightningDataModule):
         self.datasets: dict[str, CachedWaveDataset] = {}
         self.frontend: nn.Module | None = None  # set_frontend(): the classifier's, shared
         self.embedding_path: Path | None = None  # use_embeddings(): the frozen-feature cache in use
+        # use_embeddings() with training windows: (path, (n * k, ...) array, k, split -> positions, split -> labels)
+        self._crop_embeddings: tuple | None = None
         self.row_corpus: np.ndarray = np.zeros(0, dtype=object)  # corpus of each cache row ("" where not decoded)
         self.norm_stats: dict[str, tuple[float, float]] | None = None  # set_norm_stats(): corpus -> (mean, sd)
         self.row_norm_stats: np.ndarray | None = None  # (cache rows, 2) mean, sd per row (NaN: no statistics)
@@ -459,7 +566,8 @@ class SERDataModule(pl.LightningDataModule):
             if len(sel) == 0:
                 raise ValueError(f"split {name!r} is empty (data.split={hp.split}); check the speaker settings")
             lengths = self.cache.lengths[rows[sel]] if self.audio_cfg.clip_length == "whole" else None
-            self.datasets[name] = CachedWaveDataset(waves_path, rows[sel], self.labels[sel], lengths)
+            self.datasets[name] = CachedWaveDataset(waves_path, rows[sel], self.labels[sel], lengths,
+                                                    **self._crop_kwargs(name))
         for name in names:
             counts = class_counts(self.datasets[name].labels.tolist(), self.label_set)
             n_spk = len({u.speaker for u, a in zip(self.utterances, self.assignment) if a == name})
@@ -468,6 +576,22 @@ class SERDataModule(pl.LightningDataModule):
             log.warning("%d file(s) skipped; listed in skipped.csv of the run directory", len(skipped))
         if self.run_dir is not None:
             self.write_run_files(self.run_dir)
+
+    @property
+    def crop_samples(self) -> int | None:
+        """``data.train_crop_s`` in samples, or ``None`` (whole clips)."""
+        crop_s = self.hparams.get("train_crop_s")
+        return None if crop_s is None else max(1, int(round(float(crop_s) * self.audio_cfg.sample_rate)))
+
+    def _crop_kwargs(self, split: str) -> dict[str, Any]:
+        """Waveform-path crop arguments of a split's :class:`CachedWaveDataset` (see :mod:`ser_lightning.data.crops`)."""
+        if self.crop_samples is None:
+            return {}
+        if split == "train":
+            whole = int(self.hparams.get("train_crops", 4)) == 0  # test-time crops alone
+            return {} if whole else {"crop_samples": self.crop_samples, "crop_count": 0}
+        tests = int(self.hparams.get("test_crops", 1))
+        return {"crop_samples": self.crop_samples, "crop_count": tests} if tests > 1 else {}
 
     def train_class_counts(self) -> list[int]:
         """Training items per class, in class order (after :meth:`setup`)."""
@@ -566,6 +690,28 @@ class SERDataModule(pl.LightningDataModule):
         return DataLoader(ds, batch_size=batch_size or self.hparams.batch_size, shuffle=False,
                           num_workers=self.hparams.num_workers, collate_fn=collate_batch)
 
+    def window_clips_dataloader(self, rows: np.ndarray, count: int, batch_size: int | None = None) -> DataLoader:
+        """The ``count`` evenly spaced ``data.train_crop_s`` windows of each given cache row, in order, as
+        :class:`WholeClipBatch` whose targets are the window indices ``position * count + j`` (position of
+        the row in ``rows``), for the frozen-feature extraction of crops (:mod:`ser_lightning.data.crops`).
+
+        Args:
+            rows: Cache rows ``(n,)``.
+            count: Windows per clip.
+            batch_size: Windows per batch (default ``data.batch_size``).
+
+        Raises:
+            ValueError: ``data.train_crop_s`` is not set.
+        """
+        if self.crop_samples is None:
+            raise ValueError("window_clips_dataloader needs data.train_crop_s")
+        starts, lens = even_windows(self.cache.lengths[rows], self.crop_samples, count)
+        norm = None if self.row_norm_stats is None else np.repeat(self.row_norm_stats[rows], count, axis=0)
+        ds = _WindowDataset(self.cache.directory / "waves.npy", np.repeat(rows, count), starts.reshape(-1),
+                            lens.reshape(-1), norm)
+        return DataLoader(ds, batch_size=batch_size or self.hparams.batch_size, shuffle=False,
+                          num_workers=self.hparams.num_workers, collate_fn=collate_batch)
+
     def merge_validation_into_training(self) -> int:
         """Train on the training and validation speakers together (``train.py refit=true``).
 
@@ -584,18 +730,34 @@ class SERDataModule(pl.LightningDataModule):
         if "train" not in self.datasets or "val" not in self.datasets:
             raise RuntimeError("merge_validation_into_training needs setup() with a train and a val split")
         tr, va = self.datasets["train"], self.datasets["val"]
-        lengths = None if tr.lengths is None else np.concatenate([tr.lengths, va.lengths])
-        self.datasets["train"] = CachedWaveDataset(tr.waves_path, np.concatenate([tr.rows, va.rows]),
-                                                   np.concatenate([tr.labels, va.labels]), lengths, tr.embeddings,
-                                                   array=tr._waves if tr.embeddings else None,  # speaker_norm's copy
-                                                   norm_stats=None if tr.norm_stats is None else
-                                                   np.concatenate([tr.norm_stats, va.norm_stats]))
+        if self._crop_embeddings is not None:  # frozen-feature path with training windows: every window of both
+            path, flat, k, positions, labels = self._crop_embeddings
+            self.datasets["train"] = self._window_items(path, flat, k, np.concatenate([positions["train"], positions["val"]]),
+                                                        np.concatenate([labels["train"], labels["val"]]))
+        else:
+            lengths = None if tr.lengths is None else np.concatenate([tr.lengths, va.lengths])
+            self.datasets["train"] = CachedWaveDataset(tr.waves_path, np.concatenate([tr.rows, va.rows]),
+                                                       np.concatenate([tr.labels, va.labels]), lengths, tr.embeddings,
+                                                       array=tr._waves if tr.embeddings else None,  # speaker_norm's copy
+                                                       norm_stats=None if tr.norm_stats is None else
+                                                       np.concatenate([tr.norm_stats, va.norm_stats]),
+                                                       crop_samples=tr.crop_samples, crop_count=tr.crop_count)
         self.assignment = ["train" if a == "val" else a for a in self.assignment]
         n_spk = len({u.speaker for u, a in zip(self.utterances, self.assignment) if a == "train"})
         log.info("refit: training on %d clips of %d speakers (training + validation)", len(self.datasets["train"]), n_spk)
         return n_spk
 
-    def use_embeddings(self, embeddings_path: str | Path, rows: np.ndarray) -> None:
+    @staticmethod
+    def _window_items(path: str | Path, flat: np.ndarray, k: int, positions: np.ndarray,
+                      labels: np.ndarray) -> CachedWaveDataset:
+        """A training set of every window of the given clips: item ``p * k + j`` of ``flat`` is window ``j`` of
+        embedding row ``p``; each window keeps its clip's label."""
+        items = (np.asarray(positions, dtype=np.int64)[:, None] * k + np.arange(k)).reshape(-1)
+        return CachedWaveDataset(path, items, np.repeat(labels, k), embeddings=True, array=flat)
+
+    def use_embeddings(self, embeddings_path: str | Path, rows: np.ndarray,
+                       train_windows: tuple[str | Path, int] | None = None,
+                       test_windows: tuple[str | Path, int] | None = None) -> None:
         """Serve cached clip embeddings instead of waveforms (the frozen-encoder path).
 
         Every split's dataset reads ``embeddings_path`` (one row per entry of ``rows``, in that
@@ -611,6 +773,17 @@ class SERDataModule(pl.LightningDataModule):
         in the data (:func:`~ser_lightning.data.speaker_norm.standardise_per_speaker`; labels are
         not read); ``speaker_norm.csv`` in the run directory lists the speakers and their clip counts.
 
+        Crops (:mod:`ser_lightning.data.crops`): with ``train_windows`` the training split serves every
+        window of every training clip as an item; with ``test_windows`` the validation and test splits
+        serve each clip's windows as a :class:`CropBatch` (class probabilities averaged by the classifier).
+
+        Args:
+            embeddings_path: See above.
+            rows: See above.
+            train_windows: ``(path, k)``: ``embeddings.npy`` ``(len(rows), k, ...)`` of ``k`` windows per clip
+                (``data.train_crop_s``, ``data.train_crops``), or ``None`` (whole clips).
+            test_windows: ``(path, n)`` likewise for the ``data.test_crops`` windows, or ``None``.
+
         Raises:
             ValueError: a split uses a cache row that has no embedding.
         """
@@ -622,9 +795,23 @@ class SERDataModule(pl.LightningDataModule):
                 raise ValueError(f"the embedding cache {embeddings_path} lacks clips of split {name!r}")
             positions[name] = pos
         array = self._speaker_normalised(embeddings_path, positions) if self.hparams.get("speaker_norm") else None
+        windows = {}
+        for which, spec in (("train", train_windows), ("test", test_windows)):
+            if spec is not None:
+                data = np.load(spec[0])  # (len(rows), k, ...) float32, into memory once
+                windows[which] = (spec[0], data.reshape(data.shape[0] * data.shape[1], *data.shape[2:]), int(spec[1]))
+        labels = {name: self.datasets[name].labels for name in positions}
         for name, pos in positions.items():
-            self.datasets[name] = CachedWaveDataset(embeddings_path, pos, self.datasets[name].labels, embeddings=True,
-                                                    array=array)
+            if name == "train" and "train" in windows:
+                path, flat, k = windows["train"]
+                self.datasets[name] = self._window_items(path, flat, k, pos, labels[name])
+            elif name != "train" and "test" in windows:
+                path, flat, k = windows["test"]
+                self.datasets[name] = CachedWaveDataset(path, pos, labels[name], embeddings=True, array=flat, crop_count=k)
+            else:
+                self.datasets[name] = CachedWaveDataset(embeddings_path, pos, labels[name], embeddings=True, array=array)
+        if "train" in windows:
+            self._crop_embeddings = (*windows["train"], positions, labels)
         self.embedding_path = Path(embeddings_path)
 
     def _speaker_normalised(self, embeddings_path: str | Path, positions: dict[str, np.ndarray]) -> np.ndarray:
@@ -719,7 +906,8 @@ class SERDataModule(pl.LightningDataModule):
             network the features are the waveforms ``(batch, time)``); for whole clips
             (``data.clip_length=whole``) ``((features, lengths (batch,)), target)``, or
             ``((features, lengths, norm_stats (batch, 2)), target)`` after :meth:`set_norm_stats`; for cached
-            embeddings (:meth:`use_embeddings`) ``(embeddings, target)`` unchanged.
+            embeddings (:meth:`use_embeddings`) ``(embeddings, target)`` unchanged; for a :class:`CropBatch`
+            ``(CropGroups(inputs of its batch * crops windows, crops), target (batch,))``.
 
         Raises:
             RuntimeError: no frontend handed over, or ``training=None`` without a trainer.
@@ -731,6 +919,9 @@ class SERDataModule(pl.LightningDataModule):
             if self.trainer is None:
                 raise RuntimeError("SERDataModule.on_after_batch_transfer needs training=True/False without a trainer")
             training = bool(self.trainer.training)
+        if isinstance(batch, CropBatch):  # windows of each clip: the classifier averages their probabilities
+            inputs, _ = self.on_after_batch_transfer(batch.batch, dataloader_idx, training=training)
+            return CropGroups(inputs, batch.crops), batch.target
         if isinstance(batch, EmbeddingBatch):
             return batch.embeddings, batch.target
         wave, target = batch[0], batch[1]

@@ -19,6 +19,7 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
+from ser_lightning.data.crops import CropGroups, average_crop_logits
 from ser_lightning.models import build_network
 from ser_lightning.modules.frozen_encoder import restore_frozen_encoder
 from ser_lightning.modules.norm_stats import norm_stats_mode, pooled_stats
@@ -204,7 +205,14 @@ class SERClassifier(pl.LightningModule):
     cached_embeddings = False
 
     def _logits(self, feats) -> torch.Tensor:
-        """Network output for the features of a batch (see the class docstring)."""
+        """Network output for the features of a batch (see the class docstring).
+
+        For :class:`~ser_lightning.data.crops.CropGroups` (``data.test_crops`` windows per clip) the per-clip log
+        of the windows' mean class probability ``(batch, num_classes)``
+        (:func:`~ser_lightning.data.crops.average_crop_logits`).
+        """
+        if isinstance(feats, CropGroups):
+            return average_crop_logits(self._logits(feats.inputs), feats.crops)
         if self.cached_embeddings:
             return self.network.forward_pooled(feats)
         if isinstance(feats, (tuple, list)):

@@ -8,7 +8,9 @@ pooling without parameters), no waveform augmentation and ``model.feature_cache`
 :class:`EmbeddingWriter` writing each batch into the cache's array — and switches the data module
 and the classifier to them; a later run with the same clips and encoder reuses them. In a
 distributed run (DDP over devices and nodes) the extraction spreads over the run's processes
-(:class:`ShardedEmbeddingWriter`) and gives the same cache.
+(:class:`ShardedEmbeddingWriter`) and gives the same cache. With crops (``data.train_crop_s``,
+:mod:`ser_lightning.data.crops`) the windows' pooled states are cached the same way, once per window
+length and count.
 """
 
 from __future__ import annotations
@@ -388,6 +390,29 @@ def _rng_untouched():
         _set_rng_states(states)
 
 
+def _predict_into(net: torch.nn.Module, loader, out: np.ndarray, ids: np.ndarray, accelerator: str,
+                  progress: bool) -> float:
+    """Run the extraction loop (``trainer.predict`` with :class:`EmbeddingExtractor`) over ``loader`` into ``out``.
+
+    Args:
+        net: The encoder model. loader: Whole-clip batches whose targets are ids of ``ids``.
+        out: Writable ``(len(ids), *pooled_shape)``. ids: Sorted id of each ``out`` row.
+        accelerator: Lightning accelerator. progress: Show the progress bar.
+
+    Returns:
+        Seconds taken. The global random states and the network's mode are left as they were.
+    """
+    start = time.perf_counter()
+    trainer = pl.Trainer(accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=progress, enable_model_summary=False, callbacks=[EmbeddingWriter(out, ids)],
+                         precision="32-true")
+    was_training = net.training
+    with _rng_untouched():
+        trainer.predict(EmbeddingExtractor(net), dataloaders=loader, return_predictions=False)
+    net.train(was_training)
+    return time.perf_counter() - start
+
+
 def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: str = "cpu",
                         progress: bool = True, trainer: pl.Trainer | None = None) -> CachedEmbeddings:
     """Compute (or reuse) the cached embeddings of every clip and switch ``dm`` and ``model`` to them.
@@ -411,11 +436,18 @@ def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: 
         trainer: The run's training trainer, whose processes (devices, nodes, strategy) a distributed
             extraction uses; ``None``: one device.
 
+    With ``data.train_crop_s`` the ``data.train_crops`` windows of every clip are embedded too and serve as
+    the training items; with ``data.test_crops`` > 1 the validation/test windows likewise
+    (:meth:`~ser_lightning.data.datamodule.SERDataModule.use_embeddings`).
+
     Returns:
         The opened cache; ``built`` says whether it was computed now, and the added attributes
-        ``extract_s`` how long that took in seconds (0 when reused), ``extract_processes`` the number of
-        processes the extraction ran on (1 on one device) and ``clips_per_process`` how many clips each
-        embedded (``None`` when reused).
+        ``extract_s`` how long the extraction took in seconds (0 when reused; windows included),
+        ``extract_processes`` the number of processes the whole clips' extraction ran on (1 on one
+        device), ``clips_per_process`` how many clips each embedded (``None`` when reused) and
+        ``windows`` the window caches used, ``{"train"|"test": {"embedding_cache", "built",
+        "extract_s", "windows"}}`` (windows are extracted on one device: the first process to take
+        the cache's lock builds them, the others reuse them).
 
     Raises:
         ValueError: the network cannot use cached embeddings, or ``model.extract_batch_size`` is below 1.
@@ -436,23 +468,26 @@ def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: 
         timing = {"s": 0.0}
 
         def extract(out: np.ndarray) -> None:
-            start = time.perf_counter()
-            writer = EmbeddingWriter(out, rows)
-            extractor = pl.Trainer(accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False,
-                                   enable_progress_bar=progress, enable_model_summary=False, callbacks=[writer],
-                                   precision="32-true")
-            was_training = net.training
-            with _rng_untouched():
-                extractor.predict(EmbeddingExtractor(net), dataloaders=dm.all_clips_dataloader(rows, batch_size),
-                                  return_predictions=False)
-            net.train(was_training)
-            timing["s"] = time.perf_counter() - start
+            timing["s"] = _predict_into(net, dm.all_clips_dataloader(rows, batch_size), out, rows, accelerator,
+                                        progress)
 
         cached = build_or_load_embeddings(dm.cache, rows, identity, net.pooled_shape, extract, dm.hparams.cache_dir)
         cached.extract_s = round(timing["s"], 1)
         cached.extract_processes = 1
         cached.clips_per_process = [len(rows)] if cached.built else None
-    dm.use_embeddings(cached.path, cached.rows)
+    windows, cached.windows = {}, {}
+    train_k, test_n = int(dm.hparams.get("train_crops", 4)), int(dm.hparams.get("test_crops", 1))
+    counts = {"train": train_k if dm.crop_samples is not None and train_k > 0 else None,
+              "test": test_n if test_n > 1 else None}
+    for which, count in counts.items():
+        if count is None:
+            continue
+        crops = _window_embeddings(net, dm, rows, count, identity, batch_size, accelerator, progress)
+        windows[which] = (crops.path, count)
+        cached.windows[which] = {"embedding_cache": str(crops.directory), "built": crops.built,
+                                 "extract_s": crops.extract_s, "windows": count}
+        cached.extract_s = round(cached.extract_s + crops.extract_s, 1)
+    dm.use_embeddings(cached.path, cached.rows, train_windows=windows.get("train"), test_windows=windows.get("test"))
     model.use_cached_embeddings(True)
     return cached
 
@@ -481,6 +516,30 @@ def _extract_distributed(net, dm, rows: np.ndarray, identity: dict, batch_size: 
     cached.extract_processes = int(extractor.world_size)
     cached.clips_per_process = writer.clips_per_process
     return cached
+
+
+def _window_embeddings(net, dm, rows: np.ndarray, count: int, identity: dict, batch_size: int, accelerator: str,
+                       progress: bool) -> CachedEmbeddings:
+    """Compute (or reuse) the pooled hidden states of ``count`` evenly spaced ``data.train_crop_s`` windows per clip.
+
+    Keyed like the whole clips' cache plus the window length in samples, the count and their placement, so
+    other crop settings give another cache.
+
+    Returns:
+        The opened cache: ``embeddings.npy`` ``(len(rows), count, hidden_states, pooled_dim)``, with ``extract_s``.
+    """
+    ids = np.arange(len(rows) * count, dtype=np.int64)
+    identity = {**identity, "windows": {"crop_samples": int(dm.crop_samples), "count": int(count), "placement": "even"}}
+    timing = {"s": 0.0}
+
+    def extract(out: np.ndarray) -> None:  # (clips, count, ...) written as (clips * count, ...) windows
+        timing["s"] = _predict_into(net, dm.window_clips_dataloader(rows, count, batch_size),
+                                    out.reshape(len(ids), *out.shape[2:]), ids, accelerator, progress)
+
+    log.info("crops: embedding %d window(s) of %d samples per clip", count, dm.crop_samples)
+    crops = build_or_load_embeddings(dm.cache, rows, identity, (count, *net.pooled_shape), extract, dm.hparams.cache_dir)
+    crops.extract_s = round(timing["s"], 1)
+    return crops
 
 
 def speaker_norm_inputs(model, dm, accelerator: str = "cpu", progress: bool = False) -> CachedEmbeddings | None:
