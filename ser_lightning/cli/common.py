@@ -85,6 +85,19 @@ def build_loggers(cfg: DictConfig | None) -> list[Any]:
     return loggers
 
 
+def _instantiate_callback(node) -> pl.Callback:
+    """``instantiate`` one callback config; a bad setting the callback refuses with a ``ValueError`` comes out as
+    that ``ValueError`` (one line through :func:`run_cli`) instead of Hydra's multi-line ``InstantiationException``."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return instantiate(node)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, ValueError):
+            raise err.__cause__ from None
+        raise
+
+
 def build_callbacks(cfg: DictConfig | None, run_config: DictConfig | None = None) -> list[pl.Callback]:
     """Instantiate every callback under ``callbacks:`` (entries set to null are skipped).
 
@@ -99,11 +112,12 @@ def build_callbacks(cfg: DictConfig | None, run_config: DictConfig | None = None
         run_config: The whole composed config, or ``None`` (no W&B dashboard).
 
     Raises:
-        ValueError: if a W&B logger's ``log_model`` is not a boolean.
+        ValueError: if a W&B logger's ``log_model`` is not a boolean, or a callback refuses its settings
+            (e.g. ``callbacks.ema.decay`` out of range).
     """
     from ser_lightning.callbacks.wandb_dashboard import WandbDashboard
 
-    callbacks = [instantiate(c) for c in (cfg or {}).values() if c is not None and "_target_" in c]
+    callbacks = [_instantiate_callback(c) for c in (cfg or {}).values() if c is not None and "_target_" in c]
     wandb_cfgs = {n: c for n, c in ((run_config or {}).get("logger") or {}).items() if _is_wandb(c)}
     if wandb_cfgs and not any(isinstance(c, WandbDashboard) for c in callbacks):
         config = OmegaConf.to_container(run_config, resolve=True)
@@ -254,6 +268,7 @@ def build_classifier(cfg: DictConfig, class_names: list[str], num_samples: int,
         class_names=class_names,
         optim=plain(cfg.get("optim")),
         label_smoothing=float(loss.get("label_smoothing", 0.0)),
+        mixup_alpha=loss.get("mixup_alpha", 0.0),
         class_weights=loss.get("class_weights"),
         class_counts=class_counts,
         num_samples=num_samples,

@@ -23,7 +23,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler, default_collate
 
 from ser_lightning.data.audio import AudioConfig
 from ser_lightning.data.cache import CachedWaves, build_or_load
@@ -260,6 +260,42 @@ class _WindowDataset(Dataset):
         return {**self.__dict__, "_waves": None}
 
 
+#: ``data.sampler`` choices: ``None`` (shuffle) or ``balanced`` (:class:`BalancedClassSampler`).
+SAMPLERS = (None, "balanced")
+
+
+class BalancedClassSampler(WeightedRandomSampler):
+    """Class-balanced sampling: each item drawn with probability proportional to 1 / its class's count.
+
+    torch's :class:`~torch.utils.data.WeightedRandomSampler` (with replacement) with inverse class
+    frequency weights, so every class present makes up an equal share of the draws in expectation;
+    an epoch draws as many items as the dataset holds. The draws are seeded: epoch ``e`` uses the
+    seed ``seed + e`` (Lightning calls :meth:`set_epoch` at every training epoch's start, as for a
+    ``DistributedSampler``), so a run, and a run resumed at an epoch boundary, draws the same items.
+
+    Args:
+        labels: Class index per item ``(n,)``.
+        seed: Base seed (``data.seed``).
+
+    Raises:
+        ValueError: no items.
+    """
+
+    def __init__(self, labels: np.ndarray, seed: int = 0) -> None:
+        labels = np.asarray(labels, dtype=np.int64)
+        if labels.size == 0:
+            raise ValueError("data.sampler=balanced: the training split has no clips")
+        counts = np.bincount(labels)
+        weights = torch.from_numpy(1.0 / counts[labels]).double()
+        super().__init__(weights, num_samples=len(labels), replacement=True, generator=torch.Generator())
+        self.seed = int(seed)
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Seed the draws of training epoch ``epoch`` with ``seed + epoch``."""
+        self.generator.manual_seed(self.seed + int(epoch))
+
+
 def resolve_data_root(root: str | None) -> Path:
     """Data root: the setting, else ``$SER_DATA_DIR``, else ``./data`` (made absolute)."""
     return Path(root or os.environ.get("SER_DATA_DIR") or "data").expanduser().resolve()
@@ -339,6 +375,10 @@ class SERDataModule(pl.LightningDataModule):
             contiguous folds (:func:`~ser_lightning.data.splits.resolve_speaker_folds`).
         seed: Split seed.
         batch_size: Items per batch. num_workers: DataLoader workers.
+        sampler: How training batches are drawn: ``None`` (default: a shuffle of the training clips)
+            or ``balanced`` (:class:`BalancedClassSampler`: with replacement, each class in equal shares in
+            expectation, seeded with ``seed``). Validation and test loaders are never resampled. The
+            loss-side alternative is ``loss.class_weights=balanced``.
         pin_memory: Pin host memory for faster host-to-GPU copies: ``true``, ``false`` or ``"auto"``
             (default: pin when the trainer's device is a CUDA GPU).
         persistent_workers: Keep the DataLoader workers between epochs (no re-fork per epoch;
@@ -394,6 +434,7 @@ class SERDataModule(pl.LightningDataModule):
         test_frac: float = 0.2,
         seed: int = 42,
         batch_size: int = 32,
+        sampler: str | None = None,
         num_workers: int = 0,
         pin_memory: bool | str = "auto",
         persistent_workers: bool = True,
@@ -422,6 +463,8 @@ class SERDataModule(pl.LightningDataModule):
             raise ValueError(f"test_split={test_split!r} is not one of {[*SPLITS, 'all']}")
         if batch_size < 1:
             raise ValueError(f"data.batch_size={batch_size} must be at least 1")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"data.sampler={sampler!r} is not one of {list(SAMPLERS)} (null: shuffle)")
         if num_workers < 0:
             raise ValueError(f"data.num_workers={num_workers} must be 0 (load in the main process) or more")
         if speaker_folds is not None:
@@ -637,21 +680,28 @@ class SERDataModule(pl.LightningDataModule):
         """``plain``, or the per-speaker normalisation protocol (``data.speaker_norm=true``), for ``metrics.json``."""
         return protocol_name(bool(self.hparams.get("speaker_norm", False)))
 
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+    def _loader(self, name: str, shuffle: bool, sampler: BalancedClassSampler | None = None) -> DataLoader:
         hp = self.hparams
         if hp.get("speaker_norm") and self.embedding_path is None:
             raise ValueError("data.speaker_norm=true standardises cached frozen-encoder embeddings per speaker, but "
                              "this run feeds waveforms (no frozen-feature path); use a frozen encoder model with "
                              "model.feature_cache=auto and no waveform augmentation, or data.speaker_norm=false")
         return DataLoader(
-            self.datasets[name], batch_size=hp.batch_size, shuffle=shuffle, num_workers=hp.num_workers,
+            self.datasets[name], batch_size=hp.batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+            num_workers=hp.num_workers,
             pin_memory=self._pin_memory(), persistent_workers=bool(hp.persistent_workers) and hp.num_workers > 0,
             collate_fn=collate_batch,
         )
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches ``((batch, time), (batch,))``."""
-        return self._loader("train", shuffle=True)
+        """Shuffled training batches ``((batch, time), (batch,))``; with ``data.sampler=balanced`` drawn by a
+        :class:`BalancedClassSampler` over the current training clips instead."""
+        sampler = None
+        if self.hparams.get("sampler") == "balanced":
+            sampler = BalancedClassSampler(self.datasets["train"].labels, seed=self.hparams.seed)
+            log.info("data.sampler=balanced: %d training clips drawn with replacement, classes in equal shares",
+                     len(sampler))
+        return self._loader("train", shuffle=True, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
         """Validation batches, fixed order."""

@@ -22,6 +22,7 @@ from torchmetrics.classification import (
 from ser_lightning.data.crops import CropGroups, average_crop_logits
 from ser_lightning.models import build_network
 from ser_lightning.modules.frozen_encoder import restore_frozen_encoder
+from ser_lightning.modules.mixup import check_mixup_alpha, mixup_batch, soft_cross_entropy
 from ser_lightning.modules.norm_stats import norm_stats_mode, pooled_stats
 from ser_lightning.modules.optim import build_optimizers, l2_penalty
 
@@ -62,6 +63,13 @@ class SERClassifier(pl.LightningModule):
         class_names: Class names in index order.
         optim: Optimiser/scheduler settings (see :func:`ser_lightning.modules.optim.build_optimizers`).
         label_smoothing: Cross-entropy label smoothing in [0, 1).
+        mixup_alpha: Mixup's ``Beta(alpha, alpha)`` parameter (Zhang et al. 2018; ``loss.mixup_alpha``);
+            0: off. Training batches are mixed with a permutation of themselves and scored against soft
+            targets (:mod:`ser_lightning.modules.mixup`; class weights and label smoothing compose as in
+            the plain loss): the spectrogram of the spectrogram networks, the frontend features of whole
+            clips, or — on the frozen-feature path — the cached pooled encoder states, the head's input
+            (manifold mixup, Verma et al. 2019). Train metrics score each mixed item against its
+            dominant label. Not with ``optim.name=lbfgs`` (its line search re-evaluates one fixed objective).
         class_weights: ``None``, ``"balanced"`` (inverse training frequency; needs
             ``class_counts``) or one weight per class.
         class_counts: Training items per class (for ``"balanced"`` weights).
@@ -76,7 +84,7 @@ class SERClassifier(pl.LightningModule):
             clips that come without statistics (prediction on a user's file).
 
     Raises:
-        ValueError: bad loss settings (named in the message), an unknown ``model.norm_stats``,
+        ValueError: bad loss settings (named in the message; mixup with L-BFGS), an unknown ``model.norm_stats``,
             or ``per_corpus`` for a network whose input takes no statistics.
     """
 
@@ -87,6 +95,7 @@ class SERClassifier(pl.LightningModule):
         class_names: list[str],
         optim: dict[str, Any] | None = None,
         label_smoothing: float = 0.0,
+        mixup_alpha: float = 0.0,
         class_weights: str | list[float] | None = None,
         class_counts: list[int] | None = None,
         num_samples: int | None = None,
@@ -108,6 +117,11 @@ class SERClassifier(pl.LightningModule):
             self.hparams["model"]["pretrained"] = self.network.pretrained
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"loss.label_smoothing={label_smoothing} must be in [0, 1)")
+        self.mixup_alpha = check_mixup_alpha(mixup_alpha)
+        if self.mixup_alpha > 0 and (optim or {}).get("name") == "lbfgs":
+            raise ValueError(f"loss.mixup_alpha={mixup_alpha} cannot train with optim.name=lbfgs: L-BFGS re-evaluates one "
+                             "fixed objective in its line search, and mixup draws a new batch each time; use a "
+                             "first-order optimiser (e.g. optim=onecycle) or loss.mixup_alpha=0")
         weight = None
         if class_weights == "balanced":
             if not class_counts or len(class_counts) != n or min(class_counts) <= 0:
@@ -223,16 +237,48 @@ class SERClassifier(pl.LightningModule):
     def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits.float(), target, weight=self.class_weight, label_smoothing=self.hparams.label_smoothing)
 
+    def _mixup(self, feats, target: torch.Tensor):
+        """Mix a training batch (``mixup_alpha > 0``): ``(mixed features, soft targets (batch, num_classes),
+        dominant label (batch,))``; see :mod:`ser_lightning.modules.mixup`.
+
+        Whole-clip features ``(features, lengths)`` are mixed on the features; a mixed clip's length is
+        the longer of its two clips' (the shorter one is zero-padded there).
+
+        Raises:
+            ValueError: whole clips with per-corpus statistics (``model.norm_stats=per_corpus``): a mixed
+                clip would need two corpora's standardisations.
+        """
+        n = len(self.class_names)
+        if isinstance(feats, (tuple, list)):
+            if len(feats) > 2:
+                raise ValueError("loss.mixup_alpha>0 cannot mix whole clips that carry per-corpus statistics "
+                                 "(model.norm_stats=per_corpus) on the waveform path; use model.norm_stats=fixed "
+                                 "or the frozen-feature path")
+            x, lengths = feats
+            mixed, soft, lam, perm = mixup_batch(x, target, n, self.mixup_alpha)
+            mixed_feats = (mixed, torch.maximum(lengths, lengths[perm]))
+        else:
+            mixed_feats, soft, lam, perm = mixup_batch(feats, target, n, self.mixup_alpha)
+        dominant = target if lam >= 0.5 else target[perm]
+        return mixed_feats, soft.to(target.device), dominant
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         """Cross-entropy on ``(features (batch, C, F, frames), target (batch,))``; logs train metrics.
 
-        With ``optim.name=lbfgs`` the returned loss adds the L2 penalty
+        With ``loss.mixup_alpha > 0`` the batch is mixed first and scored against soft targets
+        (:meth:`_mixup`). With ``optim.name=lbfgs`` the returned loss adds the L2 penalty
         (:func:`~ser_lightning.modules.optim.l2_penalty`); ``train/loss`` logs the cross-entropy alone.
         """
         feats, target = batch
-        logits = self._logits(feats)
-        loss = self._loss(logits, target)
-        self.train_metrics.update(logits.detach(), target)
+        if self.mixup_alpha > 0:
+            feats, soft, metric_target = self._mixup(feats, target)
+            logits = self._logits(feats)
+            loss = soft_cross_entropy(logits, soft, self.class_weight, self.hparams.label_smoothing)
+        else:
+            logits = self._logits(feats)
+            loss = self._loss(logits, target)
+            metric_target = target
+        self.train_metrics.update(logits.detach(), metric_target)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(target),
                  sync_dist=True)
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=len(target))
