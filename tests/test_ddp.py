@@ -81,7 +81,8 @@ def ddp_run(odd_corpus, tmp_path_factory) -> tuple[Path, subprocess.CompletedPro
     base = tmp_path_factory.mktemp("ddp")
     run = base / "run"
     r = run_script("train.py", "trainer=ddp_sim", f"data.root={odd_corpus}", f"data.cache_dir={base / 'cache'}",
-                   *QUICK, *FOLDS, "trainer.max_epochs=3", cwd=run)
+                   *QUICK, *FOLDS, "trainer.max_epochs=3", cwd=run,
+                   fresh_process=True)  # Lightning re-launches the command for rank 1
     assert r.returncode == 0, r.stderr[-3000:]
     return run, r
 
@@ -174,7 +175,8 @@ def test_validation_metrics_match_between_one_and_two_processes(ddp_run, tmp_pat
 def test_eval_with_a_ddp_trainer_runs_on_one_device(ddp_run, odd_corpus, tmp_path):
     run, _ = ddp_run
     r = run_script("eval.py", f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}", "trainer=ddp_sim",
-                   f"data.root={odd_corpus}", f"data.cache_dir={tmp_path / 'cache'}", cwd=tmp_path / "eval")
+                   f"data.root={odd_corpus}", f"data.cache_dir={tmp_path / 'cache'}", cwd=tmp_path / "eval",
+                   fresh_process=True)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "eval.py runs on one device, not the 2 processes" in r.stdout + r.stderr
     evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
