@@ -74,11 +74,22 @@ def run_script(script: str, *overrides: str, cwd: Path, timeout: int = 600,
     )
 
 
+def _fresh_torch_threads() -> int:
+    """torch's intra-op thread count in a new interpreter: ``OMP_NUM_THREADS`` if set, else torch's default."""
+    import torch
+
+    return torch.get_num_threads()
+
+
+_FRESH_TORCH_THREADS = _fresh_torch_threads()  # read before any test changes it
+
+
 @contextlib.contextmanager
 def _isolated_process_state():
-    """Put back what a script run changes process-wide: the working directory, the environment, the
-    RNGs, torch's thread count and deterministic mode, warning filters, logging handlers and levels, and
-    Hydra's global state (so a later ``initialize_config_dir`` or ``HydraConfig.initialized()`` sees none)."""
+    """Run with the torch thread count a fresh interpreter starts with, then put back what a script run
+    changes process-wide: the working directory, the environment, the RNGs, torch's thread count and
+    deterministic mode, warning filters, logging handlers and levels, and Hydra's global state (so a
+    later ``initialize_config_dir`` or ``HydraConfig.initialized()`` sees none)."""
     import random
 
     import torch
@@ -92,6 +103,7 @@ def _isolated_process_state():
                                        if isinstance(lg, logging.Logger)]
     log_state = {lg: (lg.level, lg.handlers[:], lg.propagate, lg.disabled) for lg in loggers}
     disabled = logging.root.manager.disable
+    torch.set_num_threads(_FRESH_TORCH_THREADS)  # e.g. under the one_thread fixture
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # as PYTHONWARNINGS=ignore in a fresh process
