@@ -63,7 +63,8 @@ def run_script(script: str, *overrides: str, cwd: Path, timeout: int = 600,
     By default the script runs in this interpreter (:func:`run_script_in_process`), which saves the
     seconds a new Python spends importing torch, Lightning and Hydra; ``fresh_process=True`` runs it
     in a new interpreter: needed where the run starts processes of its own (``trainer=ddp_sim``
-    re-launches ``sys.argv``), kills itself, or runs next to other runs in threads.
+    re-launches ``sys.argv``), kills itself, or runs next to other runs in threads. ``timeout`` (seconds)
+    applies to a fresh process only.
     """
     if not fresh_process:
         return run_script_in_process(script, f"hydra.run.dir={cwd}", *overrides)
