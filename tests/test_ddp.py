@@ -25,7 +25,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from ser_lightning.hardware import trainer_from_config
-from tests.conftest import REPO, TINY_DATA, make_ravdess, run_script
+from tests.conftest import REPO, TINY_DATA, make_ravdess, run_script, run_script_in_process
 
 QUICK = ["model=homebrew_cnn", *TINY_DATA, "trainer.max_epochs=1", "callbacks.progress_bar=null",
          "callbacks.model_summary=null"]
@@ -81,7 +81,8 @@ def ddp_run(odd_corpus, tmp_path_factory) -> tuple[Path, subprocess.CompletedPro
     base = tmp_path_factory.mktemp("ddp")
     run = base / "run"
     r = run_script("train.py", "trainer=ddp_sim", f"data.root={odd_corpus}", f"data.cache_dir={base / 'cache'}",
-                   *QUICK, *FOLDS, "trainer.max_epochs=3", cwd=run)
+                   *QUICK, *FOLDS, "trainer.max_epochs=3", cwd=run,
+                   fresh_process=True)  # Lightning re-launches the command for rank 1
     assert r.returncode == 0, r.stderr[-3000:]
     return run, r
 
@@ -140,12 +141,18 @@ def test_ddp_sim_trains_end_to_end_and_tests_every_clip_once(ddp_run):
 
 
 def _validate(ckpt: Path, trainer_option: str, tmp_path: Path) -> dict:
+    """Run VALIDATE_SCRIPT: in a new interpreter for the 2-process trainer (Lightning re-launches the
+    script for rank 1), in this one for the single-process trainer."""
     script = tmp_path / "validate.py"
     script.write_text(VALIDATE_SCRIPT)
     out = tmp_path / f"val_{trainer_option}.json"
-    r = subprocess.run([sys.executable, str(script), str(ckpt), trainer_option, str(out), str(tmp_path),
-                        str(REPO / "conf")], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])})
+    args = [str(ckpt), trainer_option, str(out), str(tmp_path), str(REPO / "conf")]
+    if trainer_option == "cpu":
+        r = run_script_in_process(str(script), *args)
+    else:
+        r = subprocess.run([sys.executable, str(script), *args], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=300, env={**os.environ,
+                                             "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])})
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(out.read_text())
 
@@ -185,14 +192,16 @@ def test_eval_with_a_ddp_trainer_runs_on_one_device(ddp_run, odd_corpus, tmp_pat
 
 
 # ---------------------------------------------------------------------------- multirun + DDP
-def _multirun(sweep: Path, *overrides: str) -> subprocess.CompletedProcess:
+def _multirun(sweep: Path, *overrides: str, fresh_process: bool = True) -> subprocess.CompletedProcess:
+    if not fresh_process:
+        return run_script_in_process("train.py", "-m", f"hydra.sweep.dir={sweep}", *overrides)
     return subprocess.run([sys.executable, str(REPO / "train.py"), "-m", f"hydra.sweep.dir={sweep}", *overrides],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
 def test_multirun_with_script_launched_ddp_is_refused(odd_corpus, tmp_path):
     r = _multirun(tmp_path / "sweep", "trainer=ddp_sim", f"data.root={odd_corpus}",
-                  f"data.cache_dir={tmp_path / 'cache'}", *QUICK, "optim.lr=1e-3,3e-3")
+                  f"data.cache_dir={tmp_path / 'cache'}", *QUICK, "optim.lr=1e-3,3e-3", fresh_process=False)
     assert r.returncode == 1
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, r.stderr[-3000:]
@@ -206,7 +215,7 @@ def test_multirun_with_script_launched_ddp_is_refused(odd_corpus, tmp_path):
 def test_multirun_with_ddp_spawn_runs_every_job(odd_corpus, tmp_path):
     sweep = tmp_path / "sweep"
     r = _multirun(sweep, "trainer=ddp_sim", "trainer.strategy=ddp_spawn", f"data.root={odd_corpus}",
-                  f"data.cache_dir={tmp_path / 'cache'}", *QUICK, *FOLDS, "optim.lr=1e-3,3e-3")
+                  f"data.cache_dir={tmp_path / 'cache'}", *QUICK, *FOLDS, "optim.lr=1e-3,3e-3", fresh_process=False)
     assert r.returncode == 0, r.stderr[-3000:]
     for job in ("0", "1"):
         metrics = json.loads((sweep / job / "metrics.json").read_text())
@@ -217,8 +226,7 @@ def test_multirun_with_ddp_spawn_runs_every_job(odd_corpus, tmp_path):
 
 # -------------------------------------------------------------------------------------- SLURM
 def test_slurm_launcher_config_composes():
-    r = subprocess.run([sys.executable, str(REPO / "train.py"), "hydra/launcher=slurm", "--cfg", "hydra"],
-                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    r = run_script_in_process("train.py", "hydra/launcher=slurm", "--cfg", "hydra")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher" in r.stdout
     cfg = _compose("hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2", hydra=True)

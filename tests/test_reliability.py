@@ -156,8 +156,11 @@ def test_same_seed_and_config_give_identical_metrics_twice(tiny_ravdess, tmp_pat
             "data.duration_s=0.5", "trainer.max_epochs=2", "callbacks.progress_bar=null",
             "callbacks.model_summary=null", "seed=7"]
     runs = [tmp_path / "a", tmp_path / "b"]
-    with ThreadPoolExecutor(2) as pool:  # two separate processes, started together (they share the cache)
-        for r in pool.map(lambda run: run_script("train.py", *args, cwd=run), runs):
+    # Two runs started together (they share the cache): one in a new interpreter, one in this one.
+    with ThreadPoolExecutor(1) as pool:
+        fresh = pool.submit(run_script, "train.py", *args, cwd=runs[0], fresh_process=True)
+        here = run_script("train.py", *args, cwd=runs[1])
+        for r in (fresh.result(), here):
             assert r.returncode == 0, r.stderr[-3000:]
     a, b = (json.loads((run / "metrics.json").read_text()) for run in runs)
     for key in ("ua", "wa", "macro_f1", "loss", "per_class_recall", "confusion_matrix", "best_val_ua", "epochs"):

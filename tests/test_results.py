@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from ser_lightning.evaluation.results import (
     read_epoch_log,
     write_summary,
 )
-from tests.conftest import REPO, TINY_DATA
+from tests.conftest import TINY_DATA, run_module_in_process, run_script_in_process
 
 QUICK = ["model=homebrew_cnn", *TINY_DATA, "data.duration_s=0.5", "trainer.max_epochs=2",
          "trainer.limit_train_batches=2", "callbacks.progress_bar=null", "callbacks.model_summary=null"]
@@ -84,10 +82,9 @@ def test_two_fold_multirun_writes_curves_per_job_a_per_fold_chart_and_compares(t
     """A 2-job cross-validation over explicit speaker groups: every job has curves.png, the sweep a
     per-fold chart, and ``compare`` puts two run dirs and the sweep in one table."""
     sweep = tmp_path / "cv"
-    r = subprocess.run([sys.executable, str(REPO / "train.py"), "-m", f"hydra.sweep.dir={sweep}",
-                        f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path / 'cache'}", *QUICK,
-                        "data.split=kfold", "data.speaker_folds=[[1,3,5,7],[2,4,6,8]]", "data.fold=0,1"],
-                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    r = run_script_in_process("train.py", "-m", f"hydra.sweep.dir={sweep}",
+                              f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path / 'cache'}", *QUICK,
+                              "data.split=kfold", "data.speaker_folds=[[1,3,5,7],[2,4,6,8]]", "data.fold=0,1")
     assert r.returncode == 0, r.stderr[-3000:]
     for job in ("0", "1"):
         assert _png(sweep / job / "curves.png")
@@ -97,9 +94,8 @@ def test_two_fold_multirun_writes_curves_per_job_a_per_fold_chart_and_compares(t
         assert tested == {f"ravdess_{a:02d}" for a in ((1, 3, 5, 7) if odd else (2, 4, 6, 8))}
     assert _png(sweep / "per_fold.png") and (sweep / "summary.md").is_file()
 
-    out = subprocess.run([sys.executable, "-m", "ser_lightning.cli.results", "compare", str(sweep / "0"),
-                          str(sweep / "1"), str(sweep), "--csv", str(tmp_path / "cmp.csv")],
-                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    out = run_module_in_process("ser_lightning.cli.results", "compare", str(sweep / "0"),
+                                str(sweep / "1"), str(sweep), "--csv", str(tmp_path / "cmp.csv"))
     assert out.returncode == 0, out.stderr[-2000:]
     uas = [json.loads((sweep / j / "metrics.json").read_text())["ua"] for j in ("0", "1")]
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("| `")]
@@ -108,6 +104,5 @@ def test_two_fold_multirun_writes_curves_per_job_a_per_fold_chart_and_compares(t
     assert f"{100 * (uas[0] + uas[1]) / 2:.1f} ±" in lines[2] and "sweep (2 jobs)" in lines[2]
     assert len((tmp_path / "cmp.csv").read_text().splitlines()) == 4
 
-    bad = subprocess.run([sys.executable, "-m", "ser_lightning.cli.results", "compare", str(tmp_path / "cache")],
-                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    bad = run_module_in_process("ser_lightning.cli.results", "compare", str(tmp_path / "cache"))
     assert bad.returncode == 2 and "holds no finished run" in bad.stderr

@@ -29,7 +29,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tiny_ravdess, tmp_path):
 
     # SIGKILL at the second batch of epoch 2: no cleanup, like a pre-empted node.
     r = run_script("train.py", *base, "+callbacks.kill._target_=tests.killer.KillMidEpoch",
-                   "+callbacks.kill.epoch=2", cwd=killed)
+                   "+callbacks.kill.epoch=2", cwd=killed, fresh_process=True)  # it kills its process
     assert r.returncode == -9
     assert not (killed / "metrics.json").exists()
     last = torch.load(killed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)

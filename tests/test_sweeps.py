@@ -3,7 +3,6 @@ summary table written at the end of every multirun."""
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,15 +10,14 @@ import yaml
 from hydra import compose, initialize_config_dir
 
 from ser_lightning.callbacks.sweep_summary import collect_jobs, write_summary
-from tests.conftest import REPO, TINY_DATA
+from tests.conftest import REPO, TINY_DATA, run_script_in_process
 
 QUICK = ["model=homebrew_cnn", *TINY_DATA, "data.duration_s=0.5", "trainer.max_epochs=1",
          "trainer.limit_train_batches=2", "callbacks.progress_bar=null", "callbacks.model_summary=null"]
 
 
 def _multirun(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "train.py"), "-m", f"hydra.sweep.dir={sweep_dir}", *overrides],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    return run_script_in_process("train.py", "-m", f"hydra.sweep.dir={sweep_dir}", *overrides)
 
 
 def _fake_job(sweep: Path, num: int, override: str, ua: float) -> None:

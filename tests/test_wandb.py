@@ -198,7 +198,7 @@ def test_wandb_offline_run_logs_dashboard(tiny_ravdess, wandb_offline_env):
     r = run_script("train.py", "model=homebrew_cnn", "logger=wandb", "logger.wandb.group=cv_test",
                    "logger.wandb.tags=[unit,offline]", "logger.wandb.log_model=true", "trainer.max_epochs=1",
                    "trainer.limit_train_batches=2", "callbacks.progress_bar=null", f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path / 'cache'}",
-                   *TINY_DATA, cwd=run)
+                   *TINY_DATA, cwd=run, fresh_process=True)  # W&B hooks the process's output
     assert r.returncode == 0, r.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
     (offline,) = (run / "wandb").glob("offline-run-*")
