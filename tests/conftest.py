@@ -48,6 +48,26 @@ def tiny_ravdess(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def varied_ravdess(tmp_path_factory) -> Path:
+    """4 actors × 8 emotions × 2 statements whose clips last 0.6 s and 1.5 s (16 kHz WAV): whole-clip batches
+    of mixed lengths."""
+    root = tmp_path_factory.mktemp("varied")
+    for s, dur in ((1, 0.5), (2, 1.3)):
+        make_ravdess(root, actors=range(1, 5), statements=(s,), sample_rate=16000, duration_s=dur)
+    return root
+
+
+def whole_clip_datamodule(root: Path, cache: Path, **kw):
+    """A set-up ``SERDataModule`` of whole clips (≤ 2 s) over ``root``: 1 validation and 1 test speaker, batches of 8."""
+    from ser_lightning.data.datamodule import SERDataModule
+
+    dm = SERDataModule(root=str(root), cache_dir=str(cache), duration_s=2.0, clip_length="whole", split="speaker",
+                       val_speakers=1, test_speakers=1, batch_size=8, progress=False, **kw)
+    dm.setup("fit")
+    return dm
+
+
+@pytest.fixture(scope="session")
 def real_data_root() -> Path:
     """``$SER_DATA_DIR`` holding the real RAVDESS; the test is skipped when it is absent."""
     root = os.environ.get("SER_DATA_DIR")

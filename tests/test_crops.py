@@ -14,21 +14,12 @@ from ser_lightning.data.crops import CropGroups, average_crop_logits, even_windo
 from ser_lightning.data.datamodule import CropBatch, EmbeddingBatch, SERDataModule, WholeClipBatch
 from ser_lightning.modules.classifier import SERClassifier
 from ser_lightning.modules.embedding import use_frozen_features
-from tests.conftest import make_ravdess, tone
+from tests.conftest import tone, whole_clip_datamodule
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SR = 16000
 BYOL = {"name": "byol_s", "pool_each_layer": True}
-
-
-@pytest.fixture(scope="module")
-def varied_ravdess(tmp_path_factory) -> Path:
-    """4 actors × 8 emotions × 2 statements whose clips last 0.6 s and 1.5 s (16 kHz WAV)."""
-    root = tmp_path_factory.mktemp("varied")
-    for s, dur in ((1, 0.5), (2, 1.3)):
-        make_ravdess(root, actors=range(1, 5), statements=(s,), sample_rate=SR, duration_s=dur)
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +35,6 @@ def padded_ravdess(tmp_path_factory) -> Path:
             x = np.concatenate([quiet, tone(200 + 60 * e, 0.8, SR, seed=a * 10 + e), quiet])
             sf.write(d / f"03-01-{e:02d}-01-01-01-{a:02d}.wav", x, SR)
     return root
-
-
-def _dm(root: Path, cache: Path, **kw) -> SERDataModule:
-    dm = SERDataModule(root=str(root), cache_dir=str(cache), duration_s=2.0, clip_length="whole", split="speaker",
-                       val_speakers=1, test_speakers=1, batch_size=8, progress=False, **kw)
-    dm.setup("fit")
-    return dm
 
 
 def _is_slice(window: np.ndarray, clip: np.ndarray) -> bool:
@@ -113,7 +97,7 @@ def test_bad_crop_settings_get_one_line_naming_the_setting(kw, setting):
 
 
 def test_waveform_path_serves_random_training_windows_and_evenly_spaced_test_windows(varied_ravdess, tmp_path):
-    dm = _dm(varied_ravdess, tmp_path / "c", train_crop_s=1.0, test_crops=3)
+    dm = whole_clip_datamodule(varied_ravdess, tmp_path / "c", train_crop_s=1.0, test_crops=3)
     train = dm.datasets["train"]
     idx = list(range(len(train)))
     batch = train.__getitems__(idx)
@@ -134,7 +118,7 @@ def test_waveform_path_serves_random_training_windows_and_evenly_spaced_test_win
 
 
 def test_classifier_averages_the_probabilities_of_a_clips_windows(varied_ravdess, tmp_path):
-    dm = _dm(varied_ravdess, tmp_path / "c", train_crop_s=1.0, test_crops=3)
+    dm = whole_clip_datamodule(varied_ravdess, tmp_path / "c", train_crop_s=1.0, test_crops=3)
     model = SERClassifier(BYOL, {"name": "logmel"}, dm.class_names).eval()
     dm.set_frontend(model.frontend)
     batch = dm.datasets["val"].__getitems__([0, 1, 2])
@@ -150,7 +134,7 @@ def test_classifier_averages_the_probabilities_of_a_clips_windows(varied_ravdess
 
 
 def test_frozen_path_caches_training_and_test_windows_keyed_on_the_crop_settings(varied_ravdess, tmp_path):
-    dm = _dm(varied_ravdess, tmp_path / "c", train_crop_s=1.0, train_crops=2, test_crops=3)
+    dm = whole_clip_datamodule(varied_ravdess, tmp_path / "c", train_crop_s=1.0, train_crops=2, test_crops=3)
     model = SERClassifier(BYOL, {"name": "logmel"}, dm.class_names).eval()
     dm.set_frontend(model.frontend)
     val_wave = dm.datasets["val"].__getitems__([0, 1])
@@ -177,20 +161,20 @@ def test_frozen_path_caches_training_and_test_windows_keyed_on_the_crop_settings
     dm.merge_validation_into_training()
     assert len(dm.datasets["train"]) == 2 * (n_train + n_val)
     # other crop settings: other window caches; the same ones: reused
-    dm2 = _dm(varied_ravdess, tmp_path / "c", train_crop_s=0.8, train_crops=2, test_crops=3)
+    dm2 = whole_clip_datamodule(varied_ravdess, tmp_path / "c", train_crop_s=0.8, train_crops=2, test_crops=3)
     dm2.set_frontend(model.frontend)
     other = use_frozen_features(model, dm2, BYOL, progress=False)
     assert other.windows["train"]["built"] and other.windows["test"]["built"] and not other.built
     assert other.windows["train"]["embedding_cache"] != cached.windows["train"]["embedding_cache"]
-    dm3 = _dm(varied_ravdess, tmp_path / "c", train_crop_s=1.0, train_crops=2, test_crops=3)
+    dm3 = whole_clip_datamodule(varied_ravdess, tmp_path / "c", train_crop_s=1.0, train_crops=2, test_crops=3)
     dm3.set_frontend(model.frontend)
     same = use_frozen_features(model, dm3, BYOL, progress=False)
     assert not same.built and not any(w["built"] for w in same.windows.values())
 
 
 def test_silence_trimming_shortens_whole_clips_and_changes_the_embedding_cache_key(padded_ravdess, tmp_path):
-    plain = _dm(padded_ravdess, tmp_path / "c")
-    trimmed = _dm(padded_ravdess, tmp_path / "c", trim_silence=True)
+    plain = whole_clip_datamodule(padded_ravdess, tmp_path / "c")
+    trimmed = whole_clip_datamodule(padded_ravdess, tmp_path / "c", trim_silence=True)
     assert set(plain.cache.lengths.tolist()) == {int(1.6 * SR)}
     assert all(0.8 * SR <= n <= 0.85 * SR for n in trimmed.cache.lengths.tolist())  # the tone, in 25 ms frames
     model = SERClassifier(BYOL, {"name": "logmel"}, plain.class_names).eval()
@@ -218,7 +202,7 @@ def test_eval_keeps_the_checkpoints_crop_settings():
 
 
 def test_train_crops_0_keeps_training_clips_whole_and_crops_only_the_test_clips(varied_ravdess, tmp_path):
-    dm = _dm(varied_ravdess, tmp_path / "c", train_crop_s=1.0, train_crops=0, test_crops=2)
+    dm = whole_clip_datamodule(varied_ravdess, tmp_path / "c", train_crop_s=1.0, train_crops=0, test_crops=2)
     assert dm.datasets["train"].crop_samples is None and dm.datasets["val"].crop_count == 2
     model = SERClassifier(BYOL, {"name": "logmel"}, dm.class_names).eval()
     dm.set_frontend(model.frontend)

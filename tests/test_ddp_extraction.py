@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from ser_lightning.data.feature_cache import extraction_shard, merge_shards, shard_files
-from tests.conftest import REPO, make_ravdess
+from tests.conftest import REPO
 
 # argv: data root, cache dir, output dir. Built like train.py: the training trainer (2 gloo processes) first,
 # then the extraction, twice (build, then reuse), then one epoch of fit on the cached embeddings with the
@@ -54,15 +54,6 @@ json.dump({"rank": trainer.global_rank, "world_size": trainer.world_size, "runs"
 SETTINGS = {"name": "byol_s", "pool_each_layer": True, "extract_batch_size": 3}
 
 
-@pytest.fixture(scope="module")
-def varied_corpus(tmp_path_factory) -> Path:
-    """4 actors × 8 emotions × 2 statements (64 clips of 0.6 or 1.5 s, 16 kHz WAV)."""
-    root = tmp_path_factory.mktemp("varied")
-    for s, dur in ((1, 0.5), (2, 1.3)):
-        make_ravdess(root, actors=range(1, 5), statements=(s,), sample_rate=16000, duration_s=dur)
-    return root
-
-
 def _single_process(root: Path, cache: Path):
     """The same extraction in this process, on one device: ``(datamodule, opened cache)``."""
     import torch
@@ -85,14 +76,14 @@ def _single_process(root: Path, cache: Path):
         torch.set_num_threads(threads)
 
 
-def test_two_process_extraction_equals_one_process_and_reuses_the_cache(varied_corpus, tmp_path):
+def test_two_process_extraction_equals_one_process_and_reuses_the_cache(varied_ravdess, tmp_path):
     script = tmp_path / "extract.py"
     script.write_text(DDP_EXTRACT_SCRIPT)
     out = tmp_path / "out"
     out.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore",
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    r = subprocess.run([sys.executable, str(script), str(varied_corpus), str(tmp_path / "ddp_cache"), str(out)],
+    r = subprocess.run([sys.executable, str(script), str(varied_ravdess), str(tmp_path / "ddp_cache"), str(out)],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert (r.stdout + r.stderr).count("distributed_backend=gloo") == 1  # one process group, for both
@@ -114,11 +105,11 @@ def test_two_process_extraction_equals_one_process_and_reuses_the_cache(varied_c
     assert np.isfinite(ddp).all() and not list(ddp_dir.parent.glob("*.tmp-*"))
 
     # one process, fresh cache: same key, same rows (same batches, so the same padding)
-    dm, single = _single_process(varied_corpus, tmp_path / "one_cache")
+    dm, single = _single_process(varied_ravdess, tmp_path / "one_cache")
     assert single.built and single.directory.name == ddp_dir.name and n == len(dm.cache_rows()[0])
     np.testing.assert_allclose(ddp, np.load(single.path), rtol=1e-6, atol=1e-7)
     # and one process reuses the cache the two processes built
-    _, reused = _single_process(varied_corpus, tmp_path / "ddp_cache")
+    _, reused = _single_process(varied_ravdess, tmp_path / "ddp_cache")
     assert not reused.built and reused.directory == ddp_dir
 
 

@@ -17,27 +17,11 @@ from ser_lightning.data.feature_cache import build_or_load_embeddings
 from ser_lightning.models import build_network, list_models, model_info
 from ser_lightning.modules.classifier import SERClassifier
 from ser_lightning.modules.embedding import frozen_feature_path, use_frozen_features
-from tests.conftest import REPO, make_ravdess, run_script
+from tests.conftest import REPO, run_script, whole_clip_datamodule
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 ENCODER_MODELS = ("byol_s", "whisper_tiny", "ssl")
-
-
-@pytest.fixture(scope="module")
-def varied_ravdess(tmp_path_factory) -> Path:
-    """4 actors × 8 emotions × 2 statements whose clips last 0.6–1.5 s (16 kHz WAV)."""
-    root = tmp_path_factory.mktemp("varied")
-    for s, dur in ((1, 0.5), (2, 1.3)):
-        make_ravdess(root, actors=range(1, 5), statements=(s,), sample_rate=16000, duration_s=dur)
-    return root
-
-
-def _datamodule(root: Path, cache: Path, **kw) -> SERDataModule:
-    dm = SERDataModule(root=str(root), cache_dir=str(cache), duration_s=2.0, clip_length="whole", split="speaker",
-                       val_speakers=1, test_speakers=1, batch_size=8, progress=False, **kw)
-    dm.setup("fit")
-    return dm
 
 
 def test_encoder_models_are_registered_with_facts():
@@ -58,7 +42,7 @@ def test_encoder_configs_compose_to_whole_clips_without_wave_augmentation(name):
 
 
 def test_whole_clip_cache_keeps_lengths_and_batches_end_at_the_longest(varied_ravdess, tmp_path):
-    dm = _datamodule(varied_ravdess, tmp_path / "c")
+    dm = whole_clip_datamodule(varied_ravdess, tmp_path / "c")
     lengths = dm.cache.lengths[dm.cache.ok]
     assert set(np.unique(lengths).tolist()) == {int(0.6 * 16000), int(1.5 * 16000)}  # 0.5 + 0.1 s, 1.3 + 0.2 s
     ds = dm.datasets["train"]
@@ -81,7 +65,7 @@ def test_whole_clips_refuse_padding_modes_and_wave_augmentation():
 
 def test_variable_length_batches_pool_without_padding_effects(varied_ravdess, tmp_path):
     """A clip's logits through the batch path do not depend on the other clips' lengths."""
-    dm = _datamodule(varied_ravdess, tmp_path / "c")
+    dm = whole_clip_datamodule(varied_ravdess, tmp_path / "c")
     model = SERClassifier({"name": "byol_s", "pool_each_layer": True}, {"name": "logmel"}, dm.class_names).eval()
     dm.set_frontend(model.frontend)
     ds = dm.datasets["train"]
@@ -139,7 +123,7 @@ def test_frozen_feature_cache_is_reused_and_invalidated_like_the_audio_cache(var
 
 def test_cached_path_gives_the_waveform_path_logits(varied_ravdess, tmp_path):
     """Training on cached pooled states is an optimisation: the head sees exactly what the waveform path gives."""
-    dm = _datamodule(varied_ravdess, tmp_path / "c")
+    dm = whole_clip_datamodule(varied_ravdess, tmp_path / "c")
     settings = {"name": "byol_s", "pool_each_layer": True}
     model = SERClassifier(settings, {"name": "logmel"}, dm.class_names).eval()
     dm.set_frontend(model.frontend)
@@ -162,7 +146,7 @@ def test_frozen_feature_cache_is_keyed_on_the_extraction_batch_size(varied_ravde
     embedding cache extracted in other batches is not reused, so a rebuild from a fresh cache is bit-identical;
     an extraction draws nothing from the global random state, and the head's batches are 64-byte aligned (CPU
     kernels round differently at other alignments, which made a run that extracted train differently)."""
-    dm = _datamodule(varied_ravdess, tmp_path / "c")
+    dm = whole_clip_datamodule(varied_ravdess, tmp_path / "c")
     settings = {"name": "byol_s", "pool_each_layer": True}
     model = SERClassifier(settings, {"name": "logmel"}, dm.class_names).eval()
     dm.set_frontend(model.frontend)
