@@ -626,15 +626,26 @@ class SERDataModule(pl.LightningDataModule):
         crop_s = self.hparams.get("train_crop_s")
         return None if crop_s is None else max(1, int(round(float(crop_s) * self.audio_cfg.sample_rate)))
 
-    def _crop_kwargs(self, split: str) -> dict[str, Any]:
-        """Waveform-path crop arguments of a split's :class:`CachedWaveDataset` (see :mod:`ser_lightning.data.crops`)."""
+    def crop_window_counts(self) -> dict[str, int | None]:
+        """Windows per clip of the training and of the validation/test splits (:mod:`ser_lightning.data.crops`).
+
+        Returns:
+            ``{"train": data.train_crops, "test": data.test_crops}``, each ``None`` where those clips stay whole:
+            training clips without ``data.train_crop_s`` or with ``data.train_crops=0``, validation/test clips
+            with ``data.test_crops=1``.
+        """
         if self.crop_samples is None:
-            return {}
+            return {"train": None, "test": None}
+        train_k, test_n = int(self.hparams.get("train_crops", 4)), int(self.hparams.get("test_crops", 1))
+        return {"train": train_k if train_k > 0 else None, "test": test_n if test_n > 1 else None}
+
+    def _crop_kwargs(self, split: str) -> dict[str, Any]:
+        """Waveform-path crop arguments of a split's :class:`CachedWaveDataset` (see :mod:`ser_lightning.data.crops`):
+        a random window per training clip, ``data.test_crops`` evenly spaced windows per validation/test clip."""
+        counts = self.crop_window_counts()
         if split == "train":
-            whole = int(self.hparams.get("train_crops", 4)) == 0  # test-time crops alone
-            return {} if whole else {"crop_samples": self.crop_samples, "crop_count": 0}
-        tests = int(self.hparams.get("test_crops", 1))
-        return {"crop_samples": self.crop_samples, "crop_count": tests} if tests > 1 else {}
+            return {} if counts["train"] is None else {"crop_samples": self.crop_samples, "crop_count": 0}
+        return {} if counts["test"] is None else {"crop_samples": self.crop_samples, "crop_count": counts["test"]}
 
     def train_class_counts(self) -> list[int]:
         """Training items per class, in class order (after :meth:`setup`)."""

@@ -173,7 +173,6 @@ class EmbeddingBuild:
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
-            shutil.rmtree(tmp, ignore_errors=True)
             try:
                 cached = _open(final, self.audio, self.rows, self.identity, self.shape, verify_checksum=False, built=True)
             except CacheCorrupt as err:
@@ -281,6 +280,14 @@ def merge_shards(out: np.ndarray, directory: Path, world_size: int) -> list[int]
     return per_rank
 
 
+def _cache_target(audio: CachedWaves, rows: Sequence[int], identity: dict, shape: Sequence[int],
+                  cache_dir: str | Path) -> tuple[np.ndarray, tuple[int, ...], Path]:
+    """``(rows (n,) int64, shape as ints, the cache's directory cache_dir/embeddings/<key>)``; its lock file is
+    ``<key>.lock`` beside it."""
+    rows = np.asarray(rows, dtype=np.int64)
+    return rows, tuple(int(s) for s in shape), Path(cache_dir) / "embeddings" / embedding_key(audio, rows, identity)
+
+
 def begin_embeddings(
     audio: CachedWaves,
     rows: Sequence[int],
@@ -310,15 +317,11 @@ def begin_embeddings(
     Raises:
         ValueError: no rows.
     """
-    rows = np.asarray(rows, dtype=np.int64)
-    shape = tuple(int(s) for s in shape)
+    rows, shape, final = _cache_target(audio, rows, identity, shape, cache_dir)
     if len(rows) == 0:
         raise ValueError("no clips to embed")
-    root = Path(cache_dir) / "embeddings"
-    key = embedding_key(audio, rows, identity)
-    final = root / key
     lock = ExitStack()
-    lock.enter_context(_locked(root / f"{key}.lock"))
+    lock.enter_context(_locked(final.parent / f"{final.name}.lock"))
     try:
         reason = None
         if final.exists():
@@ -356,11 +359,8 @@ def open_embeddings(
     Raises:
         RuntimeError: the cache is missing or damaged.
     """
-    rows = np.asarray(rows, dtype=np.int64)
-    shape = tuple(int(s) for s in shape)
-    root = Path(cache_dir) / "embeddings"
-    final = root / embedding_key(audio, rows, identity)
-    with _locked(root / f"{final.name}.lock"):
+    rows, shape, final = _cache_target(audio, rows, identity, shape, cache_dir)
+    with _locked(final.parent / f"{final.name}.lock"):
         try:
             return _open(final, audio, rows, identity, shape, verify_checksum=False, built=False)
         except CacheCorrupt as err:
@@ -376,18 +376,13 @@ def build_or_load_embeddings(
     cache_dir: str | Path,
     verify_checksum: bool = True,
 ) -> CachedEmbeddings:
-    """Open the embeddings of these audio-cache rows for this encoder, computing them first if needed.
+    """Open the embeddings of these audio-cache rows for this encoder, computing them first if needed
+    (:func:`begin_embeddings`, then ``extract`` and :meth:`EmbeddingBuild.finish` on one process).
 
     Args:
-        audio: The opened audio cache the clips come from.
-        rows: Audio-cache rows to embed (each clip's embedding lands in the same position).
-        identity: JSON-able description of the encoder (weights digest and output-changing
-            settings); part of the key.
-        shape: Shape of one clip's embedding, e.g. ``(hidden_states, pooled_dim)``.
+        audio, rows, identity, shape, cache_dir, verify_checksum: As for :func:`begin_embeddings`.
         extract: Called with a writable float32 array ``(len(rows), *shape)`` to fill (e.g. by a
             Lightning prediction loop); only called when no valid cache exists.
-        cache_dir: The data cache directory (``data.cache_dir``); embeddings go to its ``embeddings/``.
-        verify_checksum: Check the SHA-256 of an existing ``embeddings.npy`` (its size is checked either way).
 
     Returns:
         The opened :class:`CachedEmbeddings`.

@@ -465,21 +465,12 @@ def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: 
         if trainer is not None and trainer.world_size > 1:
             log.info("embedding extraction on one device in the main process: the trainer's %d processes "
                      "(%s, spawned or forked) exist only inside fit", trainer.world_size, type(trainer.strategy).__name__)
-        timing = {"s": 0.0}
-
-        def extract(out: np.ndarray) -> None:
-            timing["s"] = _predict_into(net, dm.all_clips_dataloader(rows, batch_size), out, rows, accelerator,
-                                        progress)
-
-        cached = build_or_load_embeddings(dm.cache, rows, identity, net.pooled_shape, extract, dm.hparams.cache_dir)
-        cached.extract_s = round(timing["s"], 1)
+        cached = _build_or_load(net, dm, rows, identity, net.pooled_shape, rows,
+                                lambda: dm.all_clips_dataloader(rows, batch_size), accelerator, progress)
         cached.extract_processes = 1
         cached.clips_per_process = [len(rows)] if cached.built else None
     windows, cached.windows = {}, {}
-    train_k, test_n = int(dm.hparams.get("train_crops", 4)), int(dm.hparams.get("test_crops", 1))
-    counts = {"train": train_k if dm.crop_samples is not None and train_k > 0 else None,
-              "test": test_n if test_n > 1 else None}
-    for which, count in counts.items():
+    for which, count in dm.crop_window_counts().items():
         if count is None:
             continue
         crops = _window_embeddings(net, dm, rows, count, identity, batch_size, accelerator, progress)
@@ -528,18 +519,36 @@ def _window_embeddings(net, dm, rows: np.ndarray, count: int, identity: dict, ba
     Returns:
         The opened cache: ``embeddings.npy`` ``(len(rows), count, hidden_states, pooled_dim)``, with ``extract_s``.
     """
-    ids = np.arange(len(rows) * count, dtype=np.int64)
     identity = {**identity, "windows": {"crop_samples": int(dm.crop_samples), "count": int(count), "placement": "even"}}
+    log.info("crops: embedding %d window(s) of %d samples per clip", count, dm.crop_samples)
+    return _build_or_load(net, dm, rows, identity, (count, *net.pooled_shape), np.arange(len(rows) * count, dtype=np.int64),
+                          lambda: dm.window_clips_dataloader(rows, count, batch_size), accelerator, progress)
+
+
+def _build_or_load(net, dm, rows: np.ndarray, identity: dict, shape: tuple[int, ...], ids: np.ndarray,
+                   make_loader: Callable[[], Any], accelerator: str, progress: bool) -> CachedEmbeddings:
+    """Open the embedding cache of ``rows`` for ``identity``, or fill it on one device with :func:`_predict_into`.
+
+    Args:
+        net: The encoder model. dm: The data module (its audio cache and ``data.cache_dir``).
+        rows: Cache rows ``(n,)``. identity: The cache's encoder identity. shape: One row's embedding shape.
+        ids: Id of each predicted item ``(m,)``, sorted; the cache array ``(n, *shape)`` is filled as
+            ``(m, *pooled_shape)`` (``m = n`` for whole clips, ``n * count`` for windows).
+        make_loader: Builds the loader of those items (only when the cache must be built).
+        accelerator: Lightning accelerator. progress: Show the progress bar.
+
+    Returns:
+        The opened cache, with ``extract_s`` (seconds; 0 when reused).
+    """
     timing = {"s": 0.0}
 
-    def extract(out: np.ndarray) -> None:  # (clips, count, ...) written as (clips * count, ...) windows
-        timing["s"] = _predict_into(net, dm.window_clips_dataloader(rows, count, batch_size),
-                                    out.reshape(len(ids), *out.shape[2:]), ids, accelerator, progress)
+    def extract(out: np.ndarray) -> None:
+        timing["s"] = _predict_into(net, make_loader(), out.reshape(len(ids), *net.pooled_shape), ids, accelerator,
+                                    progress)
 
-    log.info("crops: embedding %d window(s) of %d samples per clip", count, dm.crop_samples)
-    crops = build_or_load_embeddings(dm.cache, rows, identity, (count, *net.pooled_shape), extract, dm.hparams.cache_dir)
-    crops.extract_s = round(timing["s"], 1)
-    return crops
+    cached = build_or_load_embeddings(dm.cache, rows, identity, shape, extract, dm.hparams.cache_dir)
+    cached.extract_s = round(timing["s"], 1)
+    return cached
 
 
 def speaker_norm_inputs(model, dm, accelerator: str = "cpu", progress: bool = False) -> CachedEmbeddings | None:
