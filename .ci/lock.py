@@ -86,6 +86,8 @@ def write_lock() -> None:
     header = f"{HASH_PREFIX}{input_hash()}\n# Written by `make lock` (python .ci/lock.py); do not edit by hand.\n"
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "req.lock"
+        if LOCK.exists():  # uv keeps the versions of an existing output file unless they must change
+            out.write_text(LOCK.read_text())
         common = ["uv", "pip", "compile", "--generate-hashes", "--universal", "--python-version",
                   PYTHON_VERSION, "--no-header", "--quiet"]
         subprocess.run([*common, "pyproject.toml", "--all-extras", "-o", str(out)], cwd=ROOT, check=True)
