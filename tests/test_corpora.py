@@ -128,6 +128,16 @@ def test_tess_ps_is_pleasant_surprise_and_case_tolerant(tmp_path):
     assert [p for p, _ in scan.skipped] == [str(bad)]
 
 
+def test_tess_truncated_prefix_takes_the_speaker_from_its_folder(tmp_path):
+    root = tmp_path / "tess"
+    clip(root / "OAF_neutral" / "OA_bite_neutral.wav")  # the distributed corpus's one typo
+    clip(root / "YAF_neutral" / "OA_bite_neutral.wav")  # prefix and folder disagree: skipped
+    scan = parse_tess(root)
+    (u,) = scan.utterances
+    assert (u.speaker, u.emotion, u.fields) == ("tess_OAF", "neutral", {"word": "bite", "speaker_from": "folder"})
+    assert [p for p, _ in scan.skipped] == [str(root / "YAF_neutral" / "OA_bite_neutral.wav")]
+
+
 # --------------------------------------------------------------------------- SAVEE
 
 

@@ -16,6 +16,7 @@ from ser_lightning.data.corpora import (
     parse_jlcorpus,
     parse_msppodcast,
     parse_shemo,
+    parse_turev,
 )
 from ser_lightning.data.scan import scan_corpus
 from tests.test_corpora import by_name, clip
@@ -241,8 +242,28 @@ def test_jlcorpus_primary_and_secondary_emotions(tmp_path, nested):
     assert [r for _, r in scan.skipped] == ["unknown emotion 'bored'"]
 
 
+@pytest.mark.parametrize("ext", [".wav", ".flac"])
+def test_turev_codes_folders_and_disagreement(tmp_path, ext):
+    # TurEV-DB's codes as its authors document them (Canpolat et al. 2020; repository Xeonen/TurEV-DB,
+    # "Sound Source/<Emotion>/<speaker>_<code>_<word>"): kz kızgın angry, sk sakin calm, mt mutlu happy, hl hüzünlü sad.
+    documented = {"kz": "angry", "sk": "calm", "mt": "happy", "hl": "sad"}
+    folder = {"kz": "Angry", "sk": "Calm", "mt": "Happy", "hl": "Sad"}
+    root = tmp_path / "TurEV-DB" / "Sound Source"
+    for code in documented:
+        clip(root / folder[code] / f"1157_{code}_acik{ext}")
+    clip(root / "Angry" / f"1234_sk_bugu{ext}")  # a calm code in the angry folder
+    clip(root / "Sad" / f"1234_xx_bugu{ext}")
+    scan = scan_corpus(tmp_path, "turev")
+    u = by_name(scan)
+    assert {n.split("_")[1]: x.emotion for n, x in u.items()} == documented
+    a = u[f"1157_kz_acik{ext}"]
+    assert (a.corpus, a.speaker, a.gender, a.fields) == ("turev", "turev_1157", None, {"word": "acik", "code": "kz"})
+    assert sorted(r.split(" (")[0] for _, r in scan.skipped) == ["emotion code 'sk'", "unknown emotion code 'xx'"]
+    assert parse_turev(root).utterances == scan.utterances
+
+
 def test_every_parser_is_registered_and_finds_its_folder(tmp_path):
-    assert {"emodb", "emovo", "iemocap", "msppodcast", "esd", "cafe", "shemo", "aesdd", "jlcorpus"} <= set(PARSERS)
+    assert {"emodb", "emovo", "iemocap", "msppodcast", "esd", "cafe", "shemo", "aesdd", "jlcorpus", "turev"} <= set(PARSERS)
     clip(tmp_path / "EmoDB" / "wav" / "03a01Wa.wav")
     assert scan_corpus(tmp_path, "emodb").utterances[0].speaker == "emodb_03"
     clip(tmp_path / "direct" / "F01A01.wav")  # a corpus directly in the data root

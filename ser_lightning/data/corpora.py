@@ -20,6 +20,7 @@ Supported corpora (see each parser for its naming convention and source paper):
 * ``shemo`` – :func:`parse_shemo` (Mohamad Nezami et al., 2019)
 * ``aesdd`` – :func:`parse_aesdd` (Vryzas et al., 2018)
 * ``jlcorpus`` – :func:`parse_jlcorpus` (James et al., 2018)
+* ``turev`` – :func:`parse_turev` (Canpolat, Ormanoğlu & Zeyrek, 2020)
 * any ``.csv`` manifest – :func:`parse_manifest`
 * ``emobox`` – EmoBox's metadata and official folds (:mod:`ser_lightning.data.emobox`)
 """
@@ -250,11 +251,24 @@ _TESS_EMOTIONS = {
 }
 
 
+_TESS_TYPO_RE = re.compile(r"^(OA|YA)_([a-z]+)_([a-z_ ]+)$", re.IGNORECASE)
+_TESS_FOLDER_RE = re.compile(r"^(OAF|YAF)_", re.IGNORECASE)
+
+
 def _parse_tess_file(path: Path) -> ParseResult:
     m = _TESS_RE.match(path.stem)
+    fields: dict[str, str] = {}
     if not m:
-        return "name does not match {OAF,YAF}_{word}_{emotion}"
-    spk, word, emo = m.groups()
+        # The distributed corpus has one upstream typo, OAF_neutral/OA_bite_neutral: a truncated speaker prefix
+        # whose folder names the speaker. Taken from the folder when the two agree.
+        m = _TESS_TYPO_RE.match(path.stem)
+        folder = _TESS_FOLDER_RE.match(path.parent.name)
+        if not (m and folder and folder.group(1).upper().startswith(m.group(1).upper())):
+            return "name does not match {OAF,YAF}_{word}_{emotion}"
+        fields["speaker_from"] = "folder"
+        spk, word, emo = folder.group(1), *m.groups()[1:]
+    else:
+        spk, word, emo = m.groups()
     emotion = _TESS_EMOTIONS.get(emo.lower().replace(" ", "_"))
     if emotion is None:
         return f"unknown emotion {emo!r}"
@@ -264,7 +278,7 @@ def _parse_tess_file(path: Path) -> ParseResult:
         speaker=f"tess_{spk.upper()}",
         emotion=emotion,
         gender="female",
-        fields={"word": word.lower()},
+        fields={"word": word.lower(), **fields},
     )
 
 
@@ -276,7 +290,8 @@ def parse_tess(root: str | Path) -> CorpusScan:
     female (speaker id ``tess_OAF``); ``word`` the spoken NU-6 word (``fields["word"]``);
     emotion angry, disgust, fear, happy, neutral, sad or ``ps`` = pleasant surprise →
     ``pleasant_surprise`` (also ``pleasant_surprise(d)``; case ignored), which label sets with a
-    surprise class count as surprise.
+    surprise class count as surprise. The distributed copy's one truncated prefix
+    (``OAF_neutral/OA_bite_neutral``) takes its speaker from its folder (``fields["speaker_from"]``).
 
     Source: Dupuis & Pichora-Fuller (2010), "Toronto emotional speech set (TESS)",
     University of Toronto, Psychology Department. doi:10.5683/SP2/E8H2MF.
@@ -291,6 +306,63 @@ def parse_tess(root: str | Path) -> CorpusScan:
         FileNotFoundError: if ``root`` is not a directory or holds no TESS files.
     """
     return _scan(root, "tess", _parse_tess_file, TESS_PATTERN)
+
+
+# --------------------------------------------------------------------------- TurEV-DB
+
+TUREV_PATTERN = "Angry/1157_kz_acik.wav (<Emotion>/<speaker>_<code>_<word>, code kz/sk/mt/hl)"
+_TUREV_RE = re.compile(r"^(\d{4})_([a-z]{2})_(.+)$", re.IGNORECASE)
+#: TurEV-DB's emotion codes (Turkish initials): kz kızgın = angry, sk sakin = calm, mt mutlu = happy,
+#: hl hüzünlü = sad (Canpolat et al. 2020, §3; the corpus's ``Sound Source/`` folders Angry, Calm, Happy, Sad).
+TUREV_CODES = {"kz": "angry", "sk": "calm", "mt": "happy", "hl": "sad"}
+_TUREV_FOLDERS = {"angry": "angry", "calm": "calm", "happy": "happy", "sad": "sad"}
+
+
+def _parse_turev_file(path: Path) -> ParseResult:
+    m = _TUREV_RE.match(path.stem)
+    if not m:
+        return "name does not match <speaker>_<code>_<word>"
+    spk, code, word = m.groups()
+    emotion = TUREV_CODES.get(code.lower())
+    if emotion is None:
+        return f"unknown emotion code {code!r} (kz, sk, mt, hl)"
+    folder = _TUREV_FOLDERS.get(path.parent.name.lower())
+    if folder is not None and folder != emotion:
+        return f"emotion code {code!r} ({emotion}) disagrees with its folder {path.parent.name!r}"
+    return Utterance(
+        path=str(path),
+        corpus="turev",
+        speaker=f"turev_{spk}",
+        emotion=emotion,
+        gender=None,
+        fields={"word": word.lower(), "code": code.lower()},
+    )
+
+
+def parse_turev(root: str | Path) -> CorpusScan:
+    """Scan TurEV-DB (Turkish Emotion Voice Database): isolated Turkish words, 6 speakers, 4 emotions.
+
+    Naming convention ``<Emotion>/<speaker>_<code>_<word>.{wav,flac}``, e.g. ``Angry/1157_kz_acik.wav``:
+    ``speaker`` a 4-digit id (1157, 1234, 1358, 1984, 6783, 7895; speaker id ``turev_1157``); ``code``
+    kz kızgın = angry, sk sakin = calm, mt mutlu = happy, hl hüzünlü = sad (:data:`TUREV_CODES`);
+    ``word`` the spoken word (``fields["word"]``). A file whose code disagrees with its emotion folder
+    is skipped with that reason. Gender is not given by the corpus (``None``). Label sets without a calm
+    class fold calm into neutral (``data.calm``).
+
+    Source: Canpolat, Ormanoğlu & Zeyrek (2020), "Turkish Emotion Voice Database (TurEV-DB)",
+    Proc. 1st Joint Workshop SLTU-CCURL, pp. 368–375 (repository Xeonen/TurEV-DB, folder ``Sound Source/``).
+    Licence CC BY-NC-ND 4.0.
+
+    Args:
+        root: Directory holding the corpus (searched recursively).
+
+    Returns:
+        The scan; non-matching names are in ``skipped``.
+
+    Raises:
+        FileNotFoundError: if ``root`` is not a directory or holds no TurEV-DB files.
+    """
+    return _scan(root, "turev", _parse_turev_file, TUREV_PATTERN)
 
 
 # --------------------------------------------------------------------------- SAVEE
@@ -945,6 +1017,7 @@ PARSERS: dict[str, Callable[[str | Path], CorpusScan]] = {
     "shemo": parse_shemo,
     "aesdd": parse_aesdd,
     "jlcorpus": parse_jlcorpus,
+    "turev": parse_turev,
 }
 
 #: Per-file parse functions (name alone), used to recognise a corpus directly inside a data root
@@ -961,6 +1034,7 @@ FILE_PARSERS: dict[str, Callable[[Path], ParseResult]] = {
     "shemo": _parse_shemo_file,
     "aesdd": _parse_aesdd_file,
     "jlcorpus": _parse_jlcorpus_file,
+    "turev": _parse_turev_file,
 }
 _FILE_PARSERS = FILE_PARSERS
 
@@ -979,6 +1053,7 @@ CORPUS_DIR_NAMES: dict[str, tuple[str, ...]] = {
     "shemo": ("shemo", "ShEMO"),
     "aesdd": ("aesdd", "AESDD", "Acted Emotional Speech Dynamic Database"),
     "jlcorpus": ("jlcorpus", "JL-Corpus", "JL corpus", "jl-corpus"),
+    "turev": ("turev", "TurEV-DB", "turev-db", "TurEV", "Sound Source"),
 }
 
 #: What each corpus is, for tables and reports: language (ISO 639-1) and speakers.
@@ -989,7 +1064,7 @@ CORPUS_INFO: dict[str, dict[str, str]] = {
     "iemocap": {"language": "en", "speakers": "10"}, "msppodcast": {"language": "en", "speakers": "1000+"},
     "esd": {"language": "en", "speakers": "10"}, "cafe": {"language": "fr", "speakers": "12"},
     "shemo": {"language": "fa", "speakers": "87"}, "aesdd": {"language": "el", "speakers": "5"},
-    "jlcorpus": {"language": "en", "speakers": "4"},
+    "jlcorpus": {"language": "en", "speakers": "4"}, "turev": {"language": "tr", "speakers": "6"},
 }
 
 #: Pseudo-corpus name for EmoBox's metadata (settings under ``data.emobox``).
