@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 
@@ -90,3 +91,59 @@ def test_bad_split_settings_name_the_setting(kwargs, message):
     with pytest.raises(ValueError) as err:
         assign_splits(utts, labels, **kwargs)
     assert message in str(err.value)
+
+
+def _three_corpora():
+    utts, labels = [], []
+    for corpus, n in (("ravdess", 24), ("tess", 2), ("turev", 6)):
+        for s in range(1, n + 1):
+            for i in range(4):
+                utts.append(Utterance(f"/{corpus}/{s}_{i}.wav", corpus, f"{corpus}_{s:02d}", "happy",
+                                      "male" if s % 2 else "female"))
+                labels.append(i % 4)
+    return utts, labels
+
+
+def test_corpus_split_tests_whole_corpora_and_validates_one_speaker_in_six_of_each():
+    utts, labels = _three_corpora()
+    a = assign_splits(utts, labels, mode="corpus", seed=1, test_corpora=["turev"])
+    by = {(u.corpus, s) for u, s in zip(utts, a)}
+    assert {s for c, s in by if c == "turev"} == {"test"}
+    val = _speakers(utts, a, "val")
+    assert sum(s.startswith("ravdess") for s in val) == 4  # 24 / 6
+    assert sum(s.startswith("tess") for s in val) == 1     # at least one, never both
+    assert _speakers(utts, a, "train") == {u.speaker for u in utts if u.corpus != "turev"} - val
+    assert a == assign_splits(utts, labels, mode="corpus", seed=1, test_corpora=["turev"])
+    # train_corpora narrows training; the corpus in neither list is unused
+    b = assign_splits(utts, labels, mode="corpus", seed=1, test_corpora=["tess"], train_corpora=["ravdess"])
+    assert {s for u, s in zip(utts, b) if u.corpus == "turev"} == {"unused"}
+    assert {s for u, s in zip(utts, b) if u.corpus == "tess"} == {"test"}
+
+
+def test_kfold_in_one_corpus_trains_the_others_whole():
+    utts, labels = _three_corpora()
+    a = assign_splits(utts, labels, mode="kfold", seed=1, fold=0, n_folds=6, val_speakers=4, kfold_corpus="ravdess",
+                      train_corpora=["tess"])
+    assert _speakers(utts, a, "test") == {f"ravdess_{i:02d}" for i in (1, 2, 3, 4)}
+    assert len(_speakers(utts, a, "val")) == 4 and all(s.startswith("ravdess") for s in _speakers(utts, a, "val"))
+    assert {s for u, s in zip(utts, a) if u.corpus == "tess"} == {"train"}
+    assert {s for u, s in zip(utts, a) if u.corpus == "turev"} == {"unused"}
+    # the RAVDESS folds are the plain k-fold's, whatever else is in the data
+    only = [u for u in utts if u.corpus == "ravdess"]
+    plain = assign_splits(only, [0] * len(only), mode="kfold", seed=1, fold=0, n_folds=6, val_speakers=4)
+    assert [s for u, s in zip(utts, a) if u.corpus == "ravdess"] == plain
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"mode": "corpus"}, "needs data.test_corpora"),
+    ({"mode": "corpus", "test_corpora": ["cremad"]}, "not among the corpora"),
+    ({"mode": "corpus", "test_corpora": ["tess"], "train_corpora": ["tess"]}, "share ['tess']"),
+    ({"mode": "corpus", "test_corpora": ["ravdess", "tess", "turev"]}, "no training corpus is left"),
+    ({"mode": "speaker", "test_corpora": ["tess"]}, "needs data.split=corpus"),
+    ({"mode": "speaker", "kfold_corpus": "ravdess"}, "needs data.split=kfold"),
+    ({"mode": "kfold", "fold": 0, "train_corpora": ["tess"]}, "needs data.kfold_corpus"),
+])
+def test_corpus_split_settings_are_refused_in_one_line(kwargs, message):
+    utts, labels = _three_corpora()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        assign_splits(utts, labels, seed=1, **kwargs)

@@ -4,8 +4,9 @@ The run directory (Hydra's output dir) ends up holding ``.hydra/`` (composed con
 overrides), ``config_resolved.yaml``, ``split.csv``, ``skipped.csv``, ``class_counts.csv``,
 ``checkpoints/best.ckpt`` and ``last.ckpt`` (and ``refit.ckpt`` with ``refit=true``), ``csv/metrics.csv`` (per-epoch log), ``curves.png``
 (loss and UA per epoch, train and validation, drawn from that log after ``fit``),
-``metrics.json`` (test UA, WA, macro-F1, per-class recall, confusion matrix, label names) and
-``confusion_matrix.png``; with ``model.norm_stats=per_corpus`` also ``norm_stats.json`` (each
+``metrics.json`` (test UA, WA, macro-F1, per-class recall, confusion matrix, label names),
+``test_predictions.csv`` (one row per test clip: path, corpus, speaker, label, prediction, class
+probabilities of the model reported) and ``confusion_matrix.png``; with ``model.norm_stats=per_corpus`` also ``norm_stats.json`` (each
 training corpus's log-mel mean and sd, :mod:`ser_lightning.modules.norm_stats`).
 
 ``refit=true`` adds a second stage (the usual "choose on validation, then refit" protocol): the
@@ -43,7 +44,7 @@ from ser_lightning.cli.common import (
     single_device_overrides,
 )
 from ser_lightning.cli.validate import validate_config
-from ser_lightning.evaluation.report import collect_metrics, write_metrics
+from ser_lightning.evaluation.report import collect_metrics, write_metrics, write_predictions
 from ser_lightning.evaluation.results import plot_curves
 from ser_lightning.hardware import describe_trainer
 from ser_lightning.inference.checkpoint import read_checkpoint
@@ -277,6 +278,9 @@ def train(cfg: DictConfig) -> float | None:
     log.info("model %s: %d parameters; weights: %s", cfg.model.name, n_params, weights)
     cached_path, why = frozen_feature_path(model, dm, _plain(cfg.model))
     log.info("training input: %s", why)
+    if cfg.data.get("corpus_weights") and not cached_path:
+        raise ValueError(f"data.corpus_weights={cfg.data.corpus_weights} weighs cached frozen-encoder embeddings, and "
+                         f"this run trains on {why}; use data.sampler=balanced or drop data.corpus_weights")
     extraction = None
     if cached_path:
         accelerator = "gpu" if trainer.strategy.root_device.type == "cuda" else "cpu"
@@ -343,6 +347,10 @@ def train(cfg: DictConfig) -> float | None:
         if hasattr(model.network, "member_weights"):  # report 000's jointly trained ensemble
             metrics["member_weights"] = model.network.member_weights()
             log.info("learned ensemble weights: %s", metrics["member_weights"])
+        tested = refit_model if refit else model
+        test_split = dm.hparams.test_split
+        write_predictions(out_dir / "test_predictions.csv", dm.split_utterances(test_split),
+                          tested.class_names, tested.test_results["logits"], tested.test_results["targets"])
         path = write_metrics(metrics, out_dir)
         log.info("test UA %.4f  WA %.4f  macro-F1 %.4f  (%s)", metrics["ua"], metrics["wa"], metrics["macro_f1"], path)
     finally:

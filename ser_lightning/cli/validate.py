@@ -83,7 +83,7 @@ def _check_data(data: dict[str, Any], augment: dict[str, Any]):
     from ser_lightning.data.cache import CACHE_DTYPES
     from ser_lightning.data.corpora import check_corpus_name
     from ser_lightning.data.datamodule import SERDataModule
-    from ser_lightning.data.splits import SPLIT_MODES
+    from ser_lightning.data.splits import SPLIT_MODES, check_corpus_split
 
     settings = {k: v for k, v in data.items() if k != "_target_"}
     check_keys(SERDataModule.__init__, settings, "data", "SERDataModule", ignore=("augment", "run_dir"))
@@ -104,6 +104,8 @@ def _check_data(data: dict[str, Any], augment: dict[str, Any]):
         raise ValueError(f"data.cache_dtype={hp.cache_dtype!r} is not one of {list(CACHE_DTYPES)}")
     if hp.split not in SPLIT_MODES:
         raise ValueError(f"data.split={hp.split!r} is not one of {list(SPLIT_MODES)}")
+    names = [check_corpus_name(c) for c in corpora]
+    check_corpus_split(hp.split, names, hp.get("test_corpora"), hp.get("train_corpora"), hp.get("kfold_corpus"))
     groups = hp.get("speaker_folds")
     if hp.split == "kfold" and groups is not None:  # their shape was checked by the constructor
         if not isinstance(hp.fold, int) or isinstance(hp.fold, bool) or not 0 <= hp.fold < len(groups):

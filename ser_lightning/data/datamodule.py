@@ -79,10 +79,12 @@ class EmbeddingBatch(NamedTuple):
     Attributes:
         embeddings: ``(batch, *embedding_shape)`` float32, e.g. ``(batch, hidden_states, pooled_dim)``.
         target: ``(batch,)`` int64 class indices.
+        weight: ``(batch,)`` float32 loss weight of each item (``data.corpus_weights=balanced``), or ``None``.
     """
 
     embeddings: torch.Tensor
     target: torch.Tensor
+    weight: torch.Tensor | None = None
 
 
 class CropBatch(NamedTuple):
@@ -138,6 +140,8 @@ class CachedWaveDataset(Dataset):
         crop_count: With ``crop_samples``: windows per clip (0: one random window). With ``embeddings``:
             the array holds ``crop_count`` consecutive rows per item (row ``rows[i] * crop_count + j`` is
             window ``j`` of item ``i``) and batches are :class:`CropBatch` of them.
+        weights: ``(n,)`` loss weight per item, carried by :class:`EmbeddingBatch` (``data.corpus_weights``);
+            ``None``: none.
 
     Item:
         ``(waveform (time,) float32, class index)``.
@@ -146,7 +150,7 @@ class CachedWaveDataset(Dataset):
     def __init__(self, waves_path: str | Path, rows: np.ndarray, labels: np.ndarray,
                  lengths: np.ndarray | None = None, embeddings: bool = False,
                  array: np.ndarray | None = None, norm_stats: np.ndarray | None = None,
-                 crop_samples: int | None = None, crop_count: int = 0) -> None:
+                 crop_samples: int | None = None, crop_count: int = 0, weights: np.ndarray | None = None) -> None:
         self.waves_path = str(waves_path)
         self.rows = np.asarray(rows, dtype=np.int64)
         self.labels = np.asarray(labels, dtype=np.int64)
@@ -159,6 +163,9 @@ class CachedWaveDataset(Dataset):
         self.crop_count = int(crop_count)
         if self.crop_samples is not None and self.lengths is None:
             raise ValueError("CachedWaveDataset: crops (crop_samples) need whole clips (lengths)")
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float32)
+        if self.weights is not None and self.weights.shape != self.rows.shape:
+            raise ValueError(f"CachedWaveDataset: {len(self.weights)} weights for {len(self.rows)} rows")
         self._waves: np.ndarray | None = array
 
     def __len__(self) -> int:
@@ -198,7 +205,8 @@ class CachedWaveDataset(Dataset):
             # A copy in torch's own (64-byte aligned) memory: NumPy's buffer sits wherever malloc puts it, and
             # CPU kernels round differently at other alignments, so a head would train differently in a run
             # that extracted the embeddings (its heap differs) than in one that reused them.
-            return EmbeddingBatch(block.clone(), target)
+            weight = None if self.weights is None else torch.from_numpy(self.weights[idx])
+            return EmbeddingBatch(block.clone(), target, weight)
         return WaveBatch(block, target)
 
     def _windows(self, idx: np.ndarray, target: torch.Tensor) -> WholeClipBatch | CropBatch:
@@ -326,6 +334,10 @@ def audio_config_from_hparams(hp: dict[str, Any]) -> AudioConfig:
     return AudioConfig(**{k: hp[k] for k in AUDIO_KEYS if k in hp})
 
 
+#: ``data.corpus_weights`` choices (``None``: every training item weighs 1).
+CORPUS_WEIGHTS = (None, "balanced")
+
+
 class SERDataModule(pl.LightningDataModule):
     """Speech emotion data for Lightning.
 
@@ -366,8 +378,13 @@ class SERDataModule(pl.LightningDataModule):
             training item), when ``train_crop_s`` is set; 0: training clips stay whole on either path
             (``train_crop_s`` then only sets the length of the ``test_crops`` windows).
         cache_dir: Where decoded waveforms are cached. cache_dtype: ``float16``/``float32``.
-        split: ``speaker``/``kfold``/``random``/``partition``/``session`` (see
+        split: ``speaker``/``kfold``/``random``/``partition``/``session``/``corpus`` (see
             :mod:`ser_lightning.data.splits`).
+        test_corpora, train_corpora: With ``split=corpus``: the test corpora and the training corpora
+            (``None``: all others); with ``split=kfold`` and ``kfold_corpus``: the corpora that train whole
+            beside the folded one. A corpus of ``corpora`` in no list is decoded and embedded but unused, so
+            every cell of a cross-corpus protocol shares one cache.
+        kfold_corpus: With ``split=kfold``: fold this corpus's speakers only.
         fold, n_folds, val_speakers, test_speakers, val_frac, test_frac: split settings.
         speaker_folds: With ``split=kfold``: explicit speaker groups, one test fold each (e.g.
             EmoBox's RAVDESS actor groups, ``folds=emobox_ravdess``), speakers named as the corpus
@@ -397,6 +414,11 @@ class SERDataModule(pl.LightningDataModule):
             (:meth:`use_embeddings`) each speaker's embeddings are standardised with that speaker's
             own mean and sd over all of that speaker's clips in the data (every split, labels
             unused). Needs the frozen-feature path: the loaders refuse to serve waveforms with it.
+        corpus_weights: ``None`` or ``balanced``: on the frozen-feature path every training item carries a loss
+            weight ``N / (K * n_c)`` (``N`` training clips, ``K`` training corpora, ``n_c`` clips of its corpus),
+            so that each training corpus weighs the same in the loss whatever its size; the classifier
+            multiplies it with the class weight (``loss.class_weights``). For full-batch L-BFGS, where a
+            resampling sampler cannot apply.
 
     Raises:
         ValueError / FileNotFoundError: bad settings, missing data (messages name the setting or path).
@@ -428,6 +450,9 @@ class SERDataModule(pl.LightningDataModule):
         fold: int | None = None,
         n_folds: int = 6,
         speaker_folds: list[list[int | str]] | None = None,
+        test_corpora: list[str] | None = None,
+        train_corpora: list[str] | None = None,
+        kfold_corpus: str | None = None,
         val_speakers: int = 4,
         test_speakers: int = 4,
         val_frac: float = 0.1,
@@ -444,6 +469,7 @@ class SERDataModule(pl.LightningDataModule):
         decode_workers: int = 2,
         progress: bool = True,
         speaker_norm: bool = False,
+        corpus_weights: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["run_dir", "progress", "decode_workers"])
@@ -477,6 +503,8 @@ class SERDataModule(pl.LightningDataModule):
         if speaker_norm and (train_crop_s is not None or test_crops > 1):
             raise ValueError("data.speaker_norm=true standardises whole-clip embeddings; it does not take crops "
                              f"(data.train_crop_s={train_crop_s}, data.test_crops={test_crops})")
+        if corpus_weights not in CORPUS_WEIGHTS:
+            raise ValueError(f"data.corpus_weights={corpus_weights!r} is not one of {list(CORPUS_WEIGHTS)} (null: none)")
         if pin_memory not in (True, False, "auto"):
             raise ValueError(f"data.pin_memory={pin_memory!r} must be true, false or auto")
         augment = augment or {}
@@ -504,6 +532,7 @@ class SERDataModule(pl.LightningDataModule):
         self.row_corpus: np.ndarray = np.zeros(0, dtype=object)  # corpus of each cache row ("" where not decoded)
         self.norm_stats: dict[str, tuple[float, float]] | None = None  # set_norm_stats(): corpus -> (mean, sd)
         self.row_norm_stats: np.ndarray | None = None  # (cache rows, 2) mean, sd per row (NaN: no statistics)
+        self._scored_rows: np.ndarray | None = None  # setup(): cache rows of the scored, decoded clips
 
     @property
     def class_names(self) -> list[str]:
@@ -587,6 +616,7 @@ class SERDataModule(pl.LightningDataModule):
         self.unscorable_rows = {u.path: n + i for i, u in enumerate(self.dropped)
                                 if n + i < len(ok) and ok[n + i]}
         rows = np.flatnonzero(ok[:n])
+        self._scored_rows = rows
         self.utterances = [utts[i] for i in rows]
         self.labels = labels[rows]
         self.row_corpus = np.full(len(ok), "", dtype=object)
@@ -600,7 +630,8 @@ class SERDataModule(pl.LightningDataModule):
             self.utterances, self.labels.tolist(), mode=hp.split, seed=hp.seed,
             val_speakers=hp.val_speakers, test_speakers=hp.test_speakers, fold=hp.fold,
             n_folds=hp.n_folds, val_frac=hp.val_frac, test_frac=hp.test_frac,
-            speaker_groups=hp.get("speaker_folds"),
+            speaker_groups=hp.get("speaker_folds"), test_corpora=hp.get("test_corpora"),
+            train_corpora=hp.get("train_corpora"), kfold_corpus=hp.get("kfold_corpus"),
         )
         assign = np.asarray(self.assignment)
         waves_path = self.cache.directory / "waves.npy"
@@ -646,6 +677,15 @@ class SERDataModule(pl.LightningDataModule):
         if split == "train":
             return {} if counts["train"] is None else {"crop_samples": self.crop_samples, "crop_count": 0}
         return {} if counts["test"] is None else {"crop_samples": self.crop_samples, "crop_count": counts["test"]}
+
+    def split_utterances(self, name: str) -> list[Utterance]:
+        """The clips of a split in the order its (unshuffled) loader serves them (after :meth:`setup`).
+
+        Args:
+            name: ``train``, ``val``, ``test`` or ``all`` (as assigned by the split; a refit's merged
+                training set is not covered).
+        """
+        return [u for u, a in zip(self.utterances, self.assignment) if a == name]
 
     def train_class_counts(self) -> list[int]:
         """Training items per class, in class order (after :meth:`setup`)."""
@@ -728,12 +768,15 @@ class SERDataModule(pl.LightningDataModule):
         return len(self.wave_augment) > 0
 
     def cache_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every cache row a split uses, sorted, with its valid length in samples (after :meth:`setup`).
+        """Every decoded cache row of a scored clip, sorted, with its valid length in samples (after
+        :meth:`setup`): the clips of every split, and those a ``corpus``/``kfold_corpus`` split leaves
+        ``unused``, so that every cell of a protocol over the same ``corpora`` shares one frozen-feature cache.
 
         Returns:
             ``(rows (n,), lengths (n,))`` int64: the clips to embed for the frozen-feature cache.
         """
-        rows = np.unique(np.concatenate([d.rows for d in self.datasets.values()]))
+        rows = self._scored_rows if self._scored_rows is not None else \
+            np.unique(np.concatenate([d.rows for d in self.datasets.values()]))
         return rows, self.cache.lengths[rows]
 
     def all_clips_dataloader(self, rows: np.ndarray, batch_size: int | None = None) -> DataLoader:
@@ -797,8 +840,12 @@ class SERDataModule(pl.LightningDataModule):
                                                         np.concatenate([labels["train"], labels["val"]]))
         else:
             lengths = None if tr.lengths is None else np.concatenate([tr.lengths, va.lengths])
-            self.datasets["train"] = CachedWaveDataset(tr.waves_path, np.concatenate([tr.rows, va.rows]),
-                                                       np.concatenate([tr.labels, va.labels]), lengths, tr.embeddings,
+            merged = np.concatenate([tr.rows, va.rows])
+            weights = None if tr.weights is None else self._corpus_weights(
+                [u.corpus for u in self.split_utterances("train") + self.split_utterances("val")])
+            self.datasets["train"] = CachedWaveDataset(tr.waves_path, merged, weights=weights,
+                                                       labels=np.concatenate([tr.labels, va.labels]),
+                                                       lengths=lengths, embeddings=tr.embeddings,
                                                        array=tr._waves if tr.embeddings else None,  # speaker_norm's copy
                                                        norm_stats=None if tr.norm_stats is None else
                                                        np.concatenate([tr.norm_stats, va.norm_stats]),
@@ -807,6 +854,22 @@ class SERDataModule(pl.LightningDataModule):
         n_spk = len({u.speaker for u, a in zip(self.utterances, self.assignment) if a == "train"})
         log.info("refit: training on %d clips of %d speakers (training + validation)", len(self.datasets["train"]), n_spk)
         return n_spk
+
+    @staticmethod
+    def _corpus_weights(corpora: list[str]) -> np.ndarray:
+        """``data.corpus_weights=balanced``: weight ``N / (K * n_c)`` per item (see the class docstring).
+
+        Args:
+            corpora: The corpus of every training item, in item order.
+
+        Returns:
+            ``(len(corpora),)`` float32 weights; they sum to ``N``.
+        """
+        names, inverse, counts = np.unique(np.asarray(corpora, dtype=object).astype(str), return_inverse=True,
+                                           return_counts=True)
+        weights = len(corpora) / (len(names) * counts)
+        log.info("data.corpus_weights=balanced: %s", {str(n): round(float(w), 4) for n, w in zip(names, weights)})
+        return weights[inverse].astype(np.float32)
 
     @staticmethod
     def _window_items(path: str | Path, flat: np.ndarray, k: int, positions: np.ndarray,
@@ -849,6 +912,8 @@ class SERDataModule(pl.LightningDataModule):
             ValueError: a split uses a cache row that has no embedding.
         """
         rows = np.asarray(rows, dtype=np.int64)
+        if self.hparams.get("corpus_weights") and (train_windows is not None or test_windows is not None):
+            raise ValueError("data.corpus_weights weighs whole clips; it does not take crops (data.train_crop_s)")
         positions = {}
         for name, ds in self.datasets.items():
             pos = np.searchsorted(rows, ds.rows)
@@ -870,7 +935,10 @@ class SERDataModule(pl.LightningDataModule):
                 path, flat, k = windows["test"]
                 self.datasets[name] = CachedWaveDataset(path, pos, labels[name], embeddings=True, array=flat, crop_count=k)
             else:
-                self.datasets[name] = CachedWaveDataset(embeddings_path, pos, labels[name], embeddings=True, array=array)
+                weights = self._corpus_weights([u.corpus for u in self.split_utterances("train")]) \
+                    if name == "train" and self.hparams.get("corpus_weights") else None
+                self.datasets[name] = CachedWaveDataset(embeddings_path, pos, labels[name], embeddings=True, array=array,
+                                                        weights=weights)
         if "train" in windows:
             self._crop_embeddings = (*windows["train"], positions, labels)
         self.embedding_path = Path(embeddings_path)
@@ -967,7 +1035,8 @@ class SERDataModule(pl.LightningDataModule):
             network the features are the waveforms ``(batch, time)``); for whole clips
             (``data.clip_length=whole``) ``((features, lengths (batch,)), target)``, or
             ``((features, lengths, norm_stats (batch, 2)), target)`` after :meth:`set_norm_stats`; for cached
-            embeddings (:meth:`use_embeddings`) ``(embeddings, target)`` unchanged; for a :class:`CropBatch`
+            embeddings (:meth:`use_embeddings`) ``(embeddings, target)`` unchanged (``(embeddings, target, weight)``
+            with ``data.corpus_weights``); for a :class:`CropBatch`
             ``(CropGroups(inputs of its batch * crops windows, crops), target (batch,))``.
 
         Raises:
@@ -984,6 +1053,8 @@ class SERDataModule(pl.LightningDataModule):
             inputs, _ = self.on_after_batch_transfer(batch.batch, dataloader_idx, training=training)
             return CropGroups(inputs, batch.crops), batch.target
         if isinstance(batch, EmbeddingBatch):
+            if batch.weight is not None:  # data.corpus_weights: (features, target, weight)
+                return batch.embeddings, batch.target, batch.weight
             return batch.embeddings, batch.target
         wave, target = batch[0], batch[1]
         if training:

@@ -20,6 +20,15 @@ Modes (``data.split``):
   are unknown), so the test partition never steers early stopping.
 * ``session`` – leave one session out (IEMOCAP): clips whose ``fields["session"]`` equals
   ``data.fold`` are the test set; ``val_speakers`` of the other sessions' speakers validate.
+* ``corpus`` – across corpora: every clip of ``data.test_corpora`` is the test set; the corpora of
+  ``data.train_corpora`` (``null``: every other corpus) train, and one speaker in six of each of them
+  (at least one, never all of a corpus's speakers; drawn with the seed) validates. Clips of a corpus in
+  neither list are ``unused``, so the same ``data.corpora`` (one decoded cache, one frozen-feature cache)
+  serves every cell of a cross-corpus protocol.
+
+With ``data.kfold_corpus`` set, ``kfold`` folds that corpus's speakers only (its fold is the test set,
+``val_speakers`` of its other speakers validate) and the other corpora of ``data.train_corpora``
+(``null``: all of them) train whole; a corpus in neither is ``unused``.
 """
 
 from __future__ import annotations
@@ -37,7 +46,9 @@ from ser_lightning.data.manifest import Utterance
 
 log = logging.getLogger(__name__)
 
-SPLIT_MODES = ("speaker", "kfold", "random", "partition", "session")
+SPLIT_MODES = ("speaker", "kfold", "random", "partition", "session", "corpus")
+#: Share of each training corpus's speakers that validates with ``data.split=corpus`` (RAVDESS: 4 of 24).
+CORPUS_VAL_SHARE = 1 / 6
 #: Names a corpus's partition field may carry → split name.
 PARTITION_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "dev": "val",
                    "development": "val", "test": "test"}
@@ -187,8 +198,11 @@ def assign_splits(
     val_frac: float = 0.1,
     test_frac: float = 0.2,
     speaker_groups: Sequence[Sequence[str | int]] | None = None,
+    test_corpora: Sequence[str] | None = None,
+    train_corpora: Sequence[str] | None = None,
+    kfold_corpus: str | None = None,
 ) -> list[str]:
-    """Assign every utterance to ``"train"``, ``"val"`` or ``"test"``.
+    """Assign every utterance to ``"train"``, ``"val"`` or ``"test"`` (or ``"unused"``).
 
     Args:
         utterances: The files (their ``speaker`` and ``gender`` are used).
@@ -204,19 +218,31 @@ def assign_splits(
         test_frac: Test fraction for ``random``.
         speaker_groups: ``data.speaker_folds``: explicit speaker groups for ``kfold``, named as
             :func:`resolve_speaker_folds` reads them; ``None`` for contiguous folds.
+        test_corpora: ``data.test_corpora``: the test corpora of ``corpus`` mode.
+        train_corpora: ``data.train_corpora``: the training corpora of ``corpus`` mode and the extra
+            training corpora of ``kfold`` with ``kfold_corpus``; ``None``: every other corpus.
+        kfold_corpus: ``data.kfold_corpus``: the corpus whose speakers ``kfold`` folds; ``None``: all speakers.
 
     Returns:
-        One split name per utterance (``"unused"`` for a ``partition`` the split does not use).
+        One split name per utterance (``"unused"`` for a ``partition`` the split does not use, and for
+        the corpora a ``corpus``-mode or ``kfold_corpus`` split leaves out).
 
     Raises:
         ValueError: unknown mode, a fold out of range, too few speakers for the request, speaker
-            groups with another mode than ``kfold``, or bad groups (:func:`resolve_speaker_folds`).
+            groups with another mode than ``kfold``, bad groups (:func:`resolve_speaker_folds`), or
+            corpus lists that name absent corpora, overlap or leave nothing to train on.
     """
     if mode not in SPLIT_MODES:
         raise ValueError(f"data.split={mode!r} is not one of {list(SPLIT_MODES)}")
     if speaker_groups is not None and mode != "kfold":
         raise ValueError(f"data.speaker_folds is set but data.split={mode}: speaker groups are the test folds of "
                          "data.split=kfold")
+    check_corpus_split(mode, [u.corpus for u in utterances], test_corpora, train_corpora, kfold_corpus)
+    if mode == "corpus":
+        return _corpus_splits(utterances, test_corpora, train_corpora, seed)
+    if kfold_corpus is not None:
+        return _kfold_in_corpus(utterances, labels, kfold_corpus, train_corpora, seed=seed, val_speakers=val_speakers,
+                                fold=fold, n_folds=n_folds, speaker_groups=speaker_groups)
     if mode == "partition":
         return _partition_splits(utterances, labels, seed, val_speakers, val_frac)
     if mode == "session":
@@ -327,4 +353,78 @@ def _session_splits(utterances: Sequence[Utterance], fold: int | str | None, see
         raise ValueError(f"data.fold={fold} must name the held-out session, one of {sessions} (data.split=session)")
     out = ["test" if u.fields["session"] == str(fold) else "train" for u in utterances]
     _val_from_train(utterances, [0] * len(utterances), out, seed, val_speakers, 0.1)
+    return out
+
+
+def check_corpus_split(mode: str, corpora: Sequence[str], test_corpora: Sequence[str] | None,
+                       train_corpora: Sequence[str] | None, kfold_corpus: str | None) -> None:
+    """Check ``data.test_corpora``, ``data.train_corpora`` and ``data.kfold_corpus`` against the split mode
+    and the corpora present.
+
+    Args:
+        mode: ``data.split``.
+        corpora: The corpus of every utterance (or just the corpora present).
+        test_corpora, train_corpora, kfold_corpus: The settings (see :func:`assign_splits`).
+
+    Raises:
+        ValueError: a setting used with a mode that does not take it, a corpus that is not present,
+            overlapping lists, or no training corpus left.
+    """
+    present = sorted(set(corpora))
+    if mode != "corpus" and test_corpora:
+        raise ValueError(f"data.test_corpora={list(test_corpora)} is set but data.split={mode}: it needs data.split=corpus")
+    if kfold_corpus is not None and mode != "kfold":
+        raise ValueError(f"data.kfold_corpus={kfold_corpus} is set but data.split={mode}: it needs data.split=kfold")
+    if train_corpora is not None and mode not in ("corpus", "kfold"):
+        raise ValueError(f"data.train_corpora={list(train_corpora)} needs data.split=corpus or kfold with "
+                         f"data.kfold_corpus (data.split={mode})")
+    if mode == "kfold" and train_corpora is not None and kfold_corpus is None:
+        raise ValueError(f"data.train_corpora={list(train_corpora)} with data.split=kfold needs data.kfold_corpus "
+                         "(the corpus whose speakers are folded)")
+    named = {"data.test_corpora": list(test_corpora or []), "data.train_corpora": list(train_corpora or []),
+             "data.kfold_corpus": [kfold_corpus] if kfold_corpus is not None else []}
+    for setting, names in named.items():
+        absent = [c for c in names if c not in present]
+        if absent:
+            raise ValueError(f"{setting}: {absent} not among the corpora of the data ({present}); add them to data.corpora")
+    if mode == "corpus":
+        if not test_corpora:
+            raise ValueError("data.split=corpus needs data.test_corpora (the corpora to test on), e.g. [tess]")
+        overlap = sorted(set(test_corpora) & set(train_corpora or []))
+        if overlap:
+            raise ValueError(f"data.test_corpora and data.train_corpora share {overlap}: a corpus tests or trains, not both")
+        if not [c for c in (train_corpora if train_corpora is not None else present) if c not in test_corpora]:
+            raise ValueError(f"data.split=corpus: no training corpus is left (corpora {present}, test {list(test_corpora)})")
+    if kfold_corpus is not None and train_corpora is not None and kfold_corpus in train_corpora:
+        raise ValueError(f"data.train_corpora lists data.kfold_corpus={kfold_corpus}: its speakers are already folded")
+
+
+def _corpus_splits(utterances: Sequence[Utterance], test_corpora: Sequence[str],
+                   train_corpora: Sequence[str] | None, seed: int) -> list[str]:
+    """``data.split=corpus`` (see the module docstring)."""
+    rng = random.Random(seed)
+    test = set(test_corpora)
+    train = {u.corpus for u in utterances if u.corpus not in test} if train_corpora is None else set(train_corpora)
+    gender = {u.speaker: u.gender for u in utterances}
+    val: set[str] = set()
+    for corpus in sorted(train):
+        speakers = sorted({u.speaker for u in utterances if u.corpus == corpus}, key=_natural_key)
+        k = min(max(1, round(len(speakers) * CORPUS_VAL_SHARE)), len(speakers) - 1)
+        val.update(_balanced_draw(speakers, k, gender, rng))
+    if not val:
+        raise ValueError(f"data.split=corpus: the training corpora {sorted(train)} have a single speaker each; "
+                         "no validation speaker can be held out")
+    return ["test" if u.corpus in test else "val" if u.speaker in val else "train" if u.corpus in train else "unused"
+            for u in utterances]
+
+
+def _kfold_in_corpus(utterances: Sequence[Utterance], labels: Sequence[int], kfold_corpus: str,
+                     train_corpora: Sequence[str] | None, **kfold) -> list[str]:
+    """``data.split=kfold`` over the speakers of ``kfold_corpus`` alone; the other (training) corpora train whole."""
+    inside = [i for i, u in enumerate(utterances) if u.corpus == kfold_corpus]
+    folded = assign_splits([utterances[i] for i in inside], [labels[i] for i in inside], mode="kfold", **kfold)
+    extra = {u.corpus for u in utterances if u.corpus != kfold_corpus} if train_corpora is None else set(train_corpora)
+    out = ["train" if u.corpus in extra else "unused" for u in utterances]
+    for i, split in zip(inside, folded):
+        out[i] = split
     return out

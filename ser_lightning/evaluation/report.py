@@ -4,6 +4,7 @@ classification report, reliability diagram and ``report.md`` (calibration maths:
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +40,39 @@ def collect_metrics(logged: dict[str, Any], results: dict[str, Any], split: str)
         "confusion_matrix": cm,
         "labels": results["labels"],
     }
+
+
+def write_predictions(path: str | Path, utterances: Sequence[Any], class_names: Sequence[str], logits: Any,
+                      targets: Any) -> Path:
+    """Write one row per clip: ``path, corpus, speaker, label, predicted, p_<class>...`` (probabilities).
+
+    Args:
+        path: The CSV file to write (e.g. ``<run>/test_predictions.csv``).
+        utterances: The scored clips, in the order of ``logits`` (their ``path``, ``corpus``, ``speaker``).
+        class_names: The model's classes, in index order.
+        logits: ``(n, n_classes)`` logits (softmax gives the written probabilities).
+        targets: ``(n,)`` true class indices.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: the numbers of clips, logits and targets differ.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    targets = np.asarray(targets, dtype=np.int64)
+    if not (len(utterances) == len(logits) == len(targets)):
+        raise ValueError(f"predictions: {len(utterances)} clips, {len(logits)} logit rows, {len(targets)} targets")
+    z = logits - logits.max(axis=1, keepdims=True) if len(logits) else logits
+    probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True) if len(logits) else logits
+    path = Path(path)
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "corpus", "speaker", "label", "predicted", *(f"p_{c}" for c in class_names)])
+        for u, y, p in zip(utterances, targets, probs):
+            w.writerow([u.path, u.corpus, u.speaker, class_names[y], class_names[int(p.argmax())],
+                        *(f"{v:.6g}" for v in p)])
+    return path
 
 
 def plot_confusion(cm: Sequence[Sequence[int]], labels: Sequence[str], path: str | Path, title: str = "") -> None:

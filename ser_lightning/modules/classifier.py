@@ -234,8 +234,18 @@ class SERClassifier(pl.LightningModule):
         return self.network(feats)
 
     # ------------------------------------------------------------------------------ training
-    def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits.float(), target, weight=self.class_weight, label_smoothing=self.hparams.label_smoothing)
+    def _loss(self, logits: torch.Tensor, target: torch.Tensor, item_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Cross-entropy with the class weights; with ``item_weight`` ``(batch,)`` (``data.corpus_weights``) each
+        item's loss is weighted by its class weight times its own weight, normalised by their sum (the same
+        normalisation as ``F.cross_entropy`` with class weights)."""
+        if item_weight is None:
+            return F.cross_entropy(logits.float(), target, weight=self.class_weight,
+                                   label_smoothing=self.hparams.label_smoothing)
+        per_item = F.cross_entropy(logits.float(), target, weight=self.class_weight, reduction="none",
+                                   label_smoothing=self.hparams.label_smoothing)  # already times the class weight
+        w = item_weight.float()
+        norm = w * (self.class_weight[target] if self.class_weight is not None else 1.0)
+        return (per_item * w).sum() / norm.sum()
 
     def _mixup(self, feats, target: torch.Tensor):
         """Mix a training batch (``mixup_alpha > 0``): ``(mixed features, soft targets (batch, num_classes),
@@ -263,20 +273,24 @@ class SERClassifier(pl.LightningModule):
         return mixed_feats, soft.to(target.device), dominant
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        """Cross-entropy on ``(features (batch, C, F, frames), target (batch,))``; logs train metrics.
+        """Cross-entropy on ``(features (batch, C, F, frames), target (batch,))`` (or ``(..., weight (batch,))``
+        with ``data.corpus_weights``: :meth:`_loss`); logs train metrics.
 
         With ``loss.mixup_alpha > 0`` the batch is mixed first and scored against soft targets
         (:meth:`_mixup`). With ``optim.name=lbfgs`` the returned loss adds the L2 penalty
         (:func:`~ser_lightning.modules.optim.l2_penalty`); ``train/loss`` logs the cross-entropy alone.
         """
-        feats, target = batch
+        feats, target, *extra = batch
+        item_weight = extra[0] if extra else None
         if self.mixup_alpha > 0:
+            if item_weight is not None:
+                raise ValueError("loss.mixup_alpha>0 does not take per-item weights (data.corpus_weights)")
             feats, soft, metric_target = self._mixup(feats, target)
             logits = self._logits(feats)
             loss = soft_cross_entropy(logits, soft, self.class_weight, self.hparams.label_smoothing)
         else:
             logits = self._logits(feats)
-            loss = self._loss(logits, target)
+            loss = self._loss(logits, target, item_weight)
             metric_target = target
         self.train_metrics.update(logits.detach(), metric_target)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(target),
@@ -287,7 +301,7 @@ class SERClassifier(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx: int) -> None:
         """Accumulate validation loss, UA, WA and macro-F1 (logged per epoch)."""
-        feats, target = batch
+        feats, target = batch[:2]
         logits = self._logits(feats)
         self.val_metrics.update(logits, target)
         self.log("val/loss", self._loss(logits, target), on_epoch=True, prog_bar=True, batch_size=len(target),
@@ -296,7 +310,7 @@ class SERClassifier(pl.LightningModule):
 
     def test_step(self, batch, batch_idx: int) -> None:
         """Accumulate test metrics, per-class recall and the confusion matrix."""
-        feats, target = batch
+        feats, target = batch[:2]
         logits = self._logits(feats)
         self.test_metrics.update(logits, target)
         self.test_recall.update(logits, target)
