@@ -140,6 +140,15 @@ def summarise(rows: list[dict]) -> dict[str, dict]:
     return out
 
 
+def _cell(summary: dict, cell: str) -> str:
+    """A table cell: restricted UA, or mean ± sd for the 6 folds; ``–`` where the cell was not run."""
+    if cell not in summary:
+        return "–"
+    if cell == "ravdess_6fold":
+        return f"{summary[cell]['ua']:.1f} ± {summary[cell]['sd']:.1f}"
+    return f"{summary[cell]['ua']:.1f}"
+
+
 def write_table(out_dir: Path) -> Path:
     """``xcorpus_table.md``: one row per recipe from every ``xcorpus_*.json`` in ``out_dir``."""
     cells = [*CROSS_CELLS, "ravdess_6fold"]
@@ -147,15 +156,7 @@ def write_table(out_dir: Path) -> Path:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for path in sorted(out_dir.glob("xcorpus_*.json")):
         p = json.loads(path.read_text())
-        s = p["summary"]
-
-        def cell(c: str) -> str:
-            if c not in s:
-                return "–"
-            if c == "ravdess_6fold":
-                return f"{s[c]['ua']:.1f} ± {s[c]['sd']:.1f}"
-            return f"{s[c]['ua']:.1f}"
-        lines.append("| " + " | ".join([p["name"], *(cell(c) for c in cells), f"{p['minutes']:.1f}",
+        lines.append("| " + " | ".join([p["name"], *(_cell(p["summary"], c) for c in cells), f"{p['minutes']:.1f}",
                                         f"`{p['command']}`"]) + " |")
     targets = ", ".join(f"{c.replace('>', ' → ')} ≥ {v:.0f}" for c, v in TARGETS.items())
     lines += ["", "UA % on the target's own classes (the output restricted to them), plain (no adaptation); "
