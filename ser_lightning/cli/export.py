@@ -5,18 +5,27 @@
 The task: load the checkpoint, export it (:mod:`ser_lightning.inference.export`), check parity,
 write the model cards (:mod:`ser_lightning.inference.card`): ``<name>.card.json`` for programs and
 ``<name>.card.md`` for people (classes, training data and licence, results, intended use, limitations).
+
+The speech-encoder models (Whisper, BYOL-S) export to ONNX with a dynamic time axis: inputs
+``waveform (batch, time)`` and ``lengths (batch,)`` (:func:`~ser_lightning.inference.export.export_onnx`,
+whole clips), checked on clips of 1 s, 3.7 s, the training clip length and 30 s and on a padded batch.
+Every ONNX export gets ``predict_onnx.py`` beside it
+(:mod:`ser_lightning.inference.standalone_onnx`): the preprocessing and windowing of ``predict.py``
+in numpy, so the folder runs with onnxruntime + numpy + soundfile + soxr and no torch.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
+from ser_lightning.inference import standalone_onnx
 from ser_lightning.inference.card import (
     ONNX_CARD_KEY,
     TS_CARD_FILE,
@@ -33,6 +42,7 @@ from ser_lightning.inference.default_model import resolve_model_path
 from ser_lightning.inference.export import (
     export_onnx,
     export_torchscript,
+    exports_dynamic_time,
     max_abs_diff,
     parity_inputs,
     whole_clip_input_spec,
@@ -91,7 +101,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     encoder = getattr(classifier.network, "encoder", None)
     whole_clips = getattr(classifier.network, "pool_states", None) is not None  # a speech-encoder model
     max_samples = getattr(encoder, "max_samples", None)
-    if whole_clips and hasattr(encoder, "shape_polymorphic") and fmt in ("onnx", "both"):
+    if whole_clips and exports_dynamic_time(encoder) and fmt in ("onnx", "both"):
         card["onnx_input"] = whole_clip_input_spec(audio_cfg.sample_rate, max_samples)
     try:
         card["training_data"] = training_summary(stored_datamodule_hparams(source))
@@ -107,7 +117,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         "random": "4 clips of Gaussian noise, sigma 0.3, clipped to [-1, 1]",
         "tone": "1 clip, 220 Hz + 1 kHz, 3 Hz amplitude modulation, peak 1"}}
     failures = []
-    if whole_clips and not hasattr(encoder, "shape_polymorphic") and fmt in ("onnx", "both"):
+    if whole_clips and not exports_dynamic_time(encoder) and fmt in ("onnx", "both"):
         # an encoder whose forward reads frame counts from tensor values cannot be traced with a dynamic time axis
         if fmt == "onnx":
             raise ValueError(f"ckpt_path={source}: {classifier.hparams['model'].get('name')} ({type(encoder).__name__}) "
@@ -121,6 +131,10 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         path = export_onnx(module, out_dir / f"{name}.onnx", n, cfg.get("opset"), {ONNX_CARD_KEY: card_json},
                            whole_clips=whole_clips, max_samples=max_samples)
         card["files"]["onnx"] = path.name
+        # the torch-free runner (onnxruntime + numpy + soundfile + soxr) beside the model
+        runner = out_dir / "predict_onnx.py"
+        shutil.copyfile(standalone_onnx.__file__, runner)
+        card["files"]["onnx_runner"] = runner.name
         card["versions"].update(onnxruntime=onnxruntime.__version__)
         onnx_inputs: dict = dict(inputs)
         if whole_clips:  # the dynamic time axis: clips of several lengths and a padded batch

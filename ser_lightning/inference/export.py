@@ -185,6 +185,12 @@ class StaticAdaptiveMaxPool2d(nn.Module):
         return torch.stack(rows, dim=-2)
 
 
+def exports_dynamic_time(encoder: nn.Module | None) -> bool:
+    """Whether a speech encoder exports with a dynamic time axis: it has the ``shape_polymorphic`` switch
+    (Whisper, BYOL-S; see :func:`make_exportable`). The ``transformers`` wav2vec2-style encoders do not yet."""
+    return encoder is not None and hasattr(encoder, "shape_polymorphic")
+
+
 def make_exportable(module: nn.Module) -> nn.Module:
     """A copy of ``module`` that the ONNX exporter can translate; ``module`` is left unchanged.
 
@@ -294,6 +300,7 @@ def export_onnx(module: nn.Module, path: str | Path, num_samples: int, opset: in
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)  # torch.export's pytree deprecations
+            warnings.filterwarnings("ignore", message=r"# The axis name: .* will not be used")  # batch, named twice
             program = torch.onnx.export(
                 module, example, None, dynamo=True, verbose=False, opset_version=opset,
                 input_names=names, output_names=["probabilities"], dynamic_shapes=shapes,
