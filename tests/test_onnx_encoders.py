@@ -21,7 +21,6 @@ from omegaconf import OmegaConf
 
 from ser_lightning.inference.export import export_onnx, max_abs_diff, whole_clip_parity_inputs
 from ser_lightning.inference.runners import OnnxRunner
-from tests.conftest import REPO
 
 for _module in ("onnx", "onnxscript", "onnxruntime"):
     pytest.importorskip(_module, reason='needs the export extra: pip install -e ".[export]"')
@@ -131,7 +130,12 @@ def test_whole_clip_runner_defaults_to_full_lengths(tiny_whisper):
 
 def test_the_exported_dft_matches_torch_stft():
     """The export's STFT (a conv1d with a float64-built DFT kernel) against torch.stft, both frontends."""
-    from ser_lightning.features.encoder_frontends import ByolLogMel, WhisperLogMel, dft_kernel, stft_power
+    from ser_lightning.features.encoder_frontends import (
+        ByolLogMel,
+        WhisperLogMel,
+        dft_kernel,
+        stft_power,
+    )
 
     x = _clip(SR + 321, 2)[None]
     for n_fft, hop, win in ((400, 160, torch.hann_window(400)), (1024, 160, torch.hann_window(400))):
