@@ -90,7 +90,9 @@ def build(name: str, duration_s: float = 3.0, overrides: list[str] | None = None
     from ser_lightning.inference.checkpoint import ProbabilityModel
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={name}", f"data.duration_s={duration_s}", *(overrides or [])])
+        # class weights need training counts (no data here); they do not change the forward pass
+        cfg = compose("train", overrides=[f"model={name}", f"data.duration_s={duration_s}", "loss.class_weights=null",
+                                          *(overrides or [])])
     audio = AudioConfig(sample_rate=int(cfg.data.sample_rate), duration_s=float(cfg.data.duration_s))
     classes = list(get_label_set(cfg.data.label_set, cfg.data.calm).classes)
     clf = build_classifier(cfg, classes, audio.num_samples)
