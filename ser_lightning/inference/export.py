@@ -8,7 +8,11 @@ MFCC via torchaudio, or the raw waveform), its network and a softmax, so a deplo
 Python feature code. Input ``waveform``: float32 ``(batch, num_samples)`` at the model's sample
 rate and clip length (after the checkpoint's preprocessing: mono, resampled, normalised, padded
 or cropped — :mod:`ser_lightning.inference.predictor` does this for any file); output ``probabilities``:
-float32 ``(batch, n_classes)``. The batch axis is dynamic in both formats.
+float32 ``(batch, n_classes)``. The batch axis is dynamic in both formats. The speech-encoder
+models (Whisper, BYOL-S: whole clips pooled over their own length) export to ONNX with a dynamic
+time axis too and a second input, ``lengths`` ``(batch,)`` int64, the valid samples of each row
+(:func:`export_onnx` with ``whole_clips=True``; parity on clips of 1–30 s,
+:func:`whole_clip_parity_inputs`); their TorchScript export keeps the fixed window.
 
 - ONNX: ``torch.onnx.export(dynamo=True)`` (needs ``onnx`` and ``onnxscript``; install
   ``pip install -e ".[export]"``). torchaudio's STFT exports as ONNX ``STFT`` (opset ≥ 17), so no
