@@ -30,7 +30,8 @@
 #   architectures (a random timm Inception-v3 state dict loaded as model.pretrained=<file>, so the stem is
 #   frozen as in the headline; model.pretrained=null for Whisper at tiny.en's sizes) and says so in the
 #   results. No accuracy is measured. (--whisper-dir DIR takes an encoder-only CTranslate2 copy instead.)
-# - The call, from this session's checkout (after --prepare):
+# - The call: the device tool sends the checkout the session was started in (not a helper's worktree), so
+#   run --prepare there, after this script is merged into it; then:
 #     run(command='bash benchmarks/gpu_check.sh --out "$OUT"', carry=["data/ravdess", ".whl"], timeout_s=560)
 #   then copy the returned gpu_check_<device>.json/.md into benchmarks/results/ and call give_back.
 #   Budget: the steps get 240 + 150 (+ 120 + 150 with 2+ GPUs) s at most and 480 s together
@@ -42,7 +43,8 @@ if [[ "${1:-}" == "--prepare" ]]; then
   set -e
   data=${SER_DATA_DIR:?set SER_DATA_DIR to the folder holding ravdess/}
   [[ -d "$data/ravdess" ]] || { echo "no ravdess/ under $data" >&2; exit 1; }
-  grep -qx '/data' .git/info/exclude 2>/dev/null || echo '/data' >> "$(git rev-parse --git-path info/exclude)"
+  exclude=$(git rev-parse --git-path info/exclude)
+  grep -qx '/data' "$exclude" 2>/dev/null || echo '/data' >> "$exclude"   # the link is not a folder: /data/ misses it
   [[ -e data ]] || ln -s "$data" data
   py=${PYTHON:-python3}
   mkdir -p .whl
