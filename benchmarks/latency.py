@@ -16,6 +16,14 @@ largest probability difference to PyTorch on the timed clip is recorded too.
     python -m benchmarks.latency --smoke               # 2 small models, 3 runs (tests)
     python -m benchmarks.latency --models joint_ensemble features.n_mels=128 features.hop_length=512  # report 000's 128x94 input
 
+The speech-encoder models (``whisper_tiny``, ``byol_s``, and any Whisper size) are timed the same way
+with their real pretrained weights (``model.pretrained=offline``) and a random head; their ONNX graph
+has a dynamic time axis and takes the clip's length too (``export_onnx(whole_clips=True)``), so
+``--duration-s`` times any clip length with the same export::
+
+    python -m benchmarks.latency --models whisper_tiny byol_s --budget-s 6 --out benchmarks/results/latency_encoders.json
+    python -m benchmarks.latency --models whisper_tiny --duration-s 30 --budget-s 6 --out benchmarks/results/latency_encoders_30s.json
+
 Reference points: report 000 gives 23 ms per sample for its models, report 003 finds
 MobileNetV3 ≈ 3–4× faster than InceptionV3. Timings on a shared machine are only as good as its
 quietness: the 1-minute load average before and after is stored with the results.
@@ -82,7 +90,9 @@ def build(name: str, duration_s: float = 3.0, overrides: list[str] | None = None
     from ser_lightning.inference.checkpoint import ProbabilityModel
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={name}", f"data.duration_s={duration_s}", *(overrides or [])])
+        # class weights need training counts (no data here); they do not change the forward pass
+        cfg = compose("train", overrides=[f"model={name}", f"data.duration_s={duration_s}", "loss.class_weights=null",
+                                          *(overrides or [])])
     audio = AudioConfig(sample_rate=int(cfg.data.sample_rate), duration_s=float(cfg.data.duration_s))
     classes = list(get_label_set(cfg.data.label_set, cfg.data.calm).classes)
     clf = build_classifier(cfg, classes, audio.num_samples)
@@ -131,21 +141,24 @@ def time_runs(fn, x, runs: int, warmup: int, budget_s: float = 0.0) -> dict[str,
 
 
 def bench_model(name: str, threads: list[int], runs: int, warmup: int, backends: list[str], budget_s: float,
-                workdir: Path, overrides: list[str] | None = None) -> list[dict[str, Any]]:
+                workdir: Path, overrides: list[str] | None = None, duration_s: float = 3.0) -> list[dict[str, Any]]:
     """Time one model on every backend and thread count; a failing backend gives an ``error`` row."""
     from ser_lightning.inference.export import export_onnx
     from ser_lightning.inference.runners import OnnxRunner
 
-    module, n, info = build(name, overrides=overrides)
+    module, n, info = build(name, duration_s, overrides=overrides)
     x_np = clip(n, info["sample_rate"])
     x_t = torch.from_numpy(x_np)
+    # a speech-encoder model: whole clips, a dynamic time axis, the clip's length as a second input
+    whole = getattr(module.network, "pool_states", None) is not None
+    lengths = np.asarray([n], dtype=np.int64)
     rows: list[dict[str, Any]] = []
     base = {"model": name, **info}
     with torch.inference_mode():
-        ref = module(x_t).numpy()
+        ref = (module(x_t, torch.from_numpy(lengths)) if whole else module(x_t)).numpy()
     for backend in backends:
         if backend == "pytorch":
-            run = _eager(module)
+            run = _eager(module, torch.from_numpy(lengths) if whole else None)
             for t in threads:
                 torch.set_num_threads(t)
                 rows.append({**base, "backend": "pytorch", "threads": t, **time_runs(run, x_t, runs, warmup, budget_s)})
@@ -155,7 +168,8 @@ def bench_model(name: str, threads: list[int], runs: int, warmup: int, backends:
             try:
                 t0 = time.perf_counter()
                 torch.set_num_threads(max(threads))
-                export_onnx(module, path, n)
+                export_onnx(module, path, n, whole_clips=whole,
+                            max_samples=getattr(getattr(module.network, "encoder", None), "max_samples", None))
                 export_s = round(time.perf_counter() - t0, 1)
             except Exception as err:  # record and go on with the other models
                 msg = " ".join(str(err).split())[:300] or type(err).__name__
@@ -164,9 +178,10 @@ def bench_model(name: str, threads: list[int], runs: int, warmup: int, backends:
                 continue
             for t in threads:
                 runner = OnnxRunner(path, threads=t)
-                diff = float(np.abs(runner(x_np) - ref).max())
+                ort_run = (lambda x, r=runner: r(x, lengths)) if whole else runner
+                diff = float(np.abs(ort_run(x_np) - ref).max())
                 rows.append({**base, "backend": "onnxruntime", "threads": t, "export_s": export_s,
-                             "max_abs_diff_vs_pytorch": diff, **time_runs(runner, x_np, runs, warmup, budget_s)})
+                             "max_abs_diff_vs_pytorch": diff, **time_runs(ort_run, x_np, runs, warmup, budget_s)})
                 print(_line(rows[-1]), flush=True)
                 del runner
             for f in workdir.glob(f"{name}.onnx*"):
@@ -175,10 +190,10 @@ def bench_model(name: str, threads: list[int], runs: int, warmup: int, backends:
     return rows
 
 
-def _eager(module: torch.nn.Module):
+def _eager(module: torch.nn.Module, lengths: torch.Tensor | None = None):
     def run(x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            return module(x)
+            return module(x) if lengths is None else module(x, lengths)
 
     return run
 
@@ -231,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-s", type=float, default=0.0,
                     help="seconds of timed runs per configuration; slower models stop early (after >= 10 runs; "
                          "the count is recorded per row). 0 = off: always --runs")
+    ap.add_argument("--duration-s", type=float, default=3.0, help="clip length in seconds (default 3.0)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "latency.json")
     ap.add_argument("--smoke", action="store_true", help=f"{SMOKE_MODELS}, 3 runs, 1 warm-up (tests)")
     ap.add_argument("overrides", nargs="*",
@@ -257,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append({"model": name, "backend": "-", "error": f"skipped: {SKIP[name]}"})
                     continue
                 rows += bench_model(name, args.threads, args.runs, args.warmup, args.backends, args.budget_s, Path(tmp),
-                                    args.overrides)
+                                    args.overrides, args.duration_s)
     finally:
         torch.set_num_threads(threads_before)
     try:
@@ -270,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": date.today().isoformat(), "machine": cpu_name(), "python": platform.python_version(),
         "torch": torch.__version__, "onnxruntime": ort_version,
         "command": "python -m benchmarks.latency " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "clip": "batch 1, 3.0 s at 16 kHz; frontend + network + softmax", "warmup": args.warmup,
+        "clip": f"batch 1, {args.duration_s:g} s at 16 kHz; frontend + network + softmax", "warmup": args.warmup,
         "runs_requested": args.runs, "budget_s": args.budget_s, "threads": args.threads, "overrides": args.overrides,
         "load_avg_1min_start": round(load_start, 2), "load_avg_1min_end": round(os.getloadavg()[0], 2),
         "wall_s": round(time.perf_counter() - start, 1), "results": rows,

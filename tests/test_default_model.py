@@ -298,16 +298,21 @@ def test_only_a_frozen_pretrained_encoder_is_left_out(tmp_path):
         strip_frozen_encoder(trained)
 
 
-def test_the_shipped_encoder_model_exports_to_torchscript_and_refuses_onnx(tmp_path):
+def test_the_shipped_encoder_model_exports_to_torchscript_and_an_unsupported_encoder_refuses_onnx(tmp_path, monkeypatch):
     """A speech-encoder model exports to TorchScript for any batch size (the pooled features are not
-    reshaped by a traced batch size); ONNX is refused in one line (format=onnx) or skipped (format=both)."""
+    reshaped by a traced batch size). An encoder without the export switch (``shape_polymorphic``; today
+    the transformers wav2vec2-style ones) is refused ONNX in one line (format=onnx) or skipped (format=both);
+    the Whisper and BYOL-S exports themselves are tested in tests/test_onnx_encoders.py."""
     import torch
 
+    import ser_lightning.cli.export as cli_export
     from ser_lightning.cli.export import export
 
+    monkeypatch.setattr(cli_export, "exports_dynamic_time", lambda encoder: False)  # an encoder without the switch
     base = {"paths": {"output_dir": str(tmp_path / "run")}, "ckpt_path": "default", "name": "m",
             "tolerance": 1e-4, "seed": 0, "results": None}
-    with pytest.raises(ValueError, match="does not export to ONNX yet; use format=torchscript"):
+    with pytest.raises(ValueError, match=r"whisper_tiny \(WhisperEncoderNetwork\) does not export to ONNX yet "
+                                         r"\(only Whisper and BYOL-S encoders do\); use format=torchscript"):
         export(OmegaConf.create({**base, "format": "onnx", "output": str(tmp_path / "onnx")}))
     export(OmegaConf.create({**base, "format": "both", "output": str(tmp_path / "both")}))
     card = json.loads((tmp_path / "both" / "m.card.json").read_text())

@@ -5,18 +5,27 @@
 The task: load the checkpoint, export it (:mod:`ser_lightning.inference.export`), check parity,
 write the model cards (:mod:`ser_lightning.inference.card`): ``<name>.card.json`` for programs and
 ``<name>.card.md`` for people (classes, training data and licence, results, intended use, limitations).
+
+The speech-encoder models (Whisper, BYOL-S) export to ONNX with a dynamic time axis: inputs
+``waveform (batch, time)`` and ``lengths (batch,)`` (:func:`~ser_lightning.inference.export.export_onnx`,
+whole clips), checked on clips of 1 s, 3.7 s, the training clip length and 30 s and on a padded batch.
+Every ONNX export gets ``predict_onnx.py`` beside it
+(:mod:`ser_lightning.inference.standalone_onnx`): the preprocessing and windowing of ``predict.py``
+in numpy, so the folder runs with onnxruntime + numpy + soundfile + soxr and no torch.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
+from ser_lightning.inference import standalone_onnx
 from ser_lightning.inference.card import (
     ONNX_CARD_KEY,
     TS_CARD_FILE,
@@ -33,8 +42,11 @@ from ser_lightning.inference.default_model import resolve_model_path
 from ser_lightning.inference.export import (
     export_onnx,
     export_torchscript,
+    exports_dynamic_time,
     max_abs_diff,
     parity_inputs,
+    whole_clip_input_spec,
+    whole_clip_parity_inputs,
 )
 from ser_lightning.inference.runners import OnnxRunner
 
@@ -86,6 +98,11 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     module = ProbabilityModel.from_classifier(classifier)
     n = audio_cfg.num_samples
     card = model_card(classifier, audio_cfg, source)
+    encoder = getattr(classifier.network, "encoder", None)
+    whole_clips = getattr(classifier.network, "pool_states", None) is not None  # a speech-encoder model
+    max_samples = getattr(encoder, "max_samples", None)
+    if whole_clips and exports_dynamic_time(encoder) and fmt in ("onnx", "both"):
+        card["onnx_input"] = whole_clip_input_spec(audio_cfg.sample_rate, max_samples)
     try:
         card["training_data"] = training_summary(stored_datamodule_hparams(source))
     except ValueError as err:  # a checkpoint without datamodule settings still exports; its card says so
@@ -100,21 +117,33 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         "random": "4 clips of Gaussian noise, sigma 0.3, clipped to [-1, 1]",
         "tone": "1 clip, 220 Hz + 1 kHz, 3 Hz amplitude modulation, peak 1"}}
     failures = []
-    if getattr(classifier.network, "pool_states", None) is not None and fmt in ("onnx", "both"):
-        # torch.export cannot trace the encoder models' length-dependent frame counts (data-dependent shapes)
+    if whole_clips and not exports_dynamic_time(encoder) and fmt in ("onnx", "both"):
+        # an encoder whose forward reads frame counts from tensor values cannot be traced with a dynamic time axis
         if fmt == "onnx":
-            raise ValueError(f"ckpt_path={source}: {classifier.hparams['model'].get('name')} (a speech-encoder model) "
-                             "does not export to ONNX yet; use format=torchscript")
-        log.warning("%s is a speech-encoder model: ONNX export is not supported yet; exporting TorchScript only",
-                    classifier.hparams["model"].get("name"))
+            raise ValueError(f"ckpt_path={source}: {classifier.hparams['model'].get('name')} ({type(encoder).__name__}) "
+                             "does not export to ONNX yet (only Whisper and BYOL-S encoders do); use format=torchscript")
+        log.warning("%s (%s) does not export to ONNX yet; exporting TorchScript only",
+                    classifier.hparams["model"].get("name"), type(encoder).__name__)
         fmt = "torchscript"
     if fmt in ("onnx", "both"):
         import onnxruntime
 
-        path = export_onnx(module, out_dir / f"{name}.onnx", n, cfg.get("opset"), {ONNX_CARD_KEY: card_json})
+        path = export_onnx(module, out_dir / f"{name}.onnx", n, cfg.get("opset"), {ONNX_CARD_KEY: card_json},
+                           whole_clips=whole_clips, max_samples=max_samples)
         card["files"]["onnx"] = path.name
+        # the torch-free runner (onnxruntime + numpy + soundfile + soxr) beside the model
+        runner = out_dir / "predict_onnx.py"
+        shutil.copyfile(standalone_onnx.__file__, runner)
+        card["files"]["onnx_runner"] = runner.name
         card["versions"].update(onnxruntime=onnxruntime.__version__)
-        diff = max_abs_diff(module, OnnxRunner(path), inputs)
+        onnx_inputs: dict = dict(inputs)
+        if whole_clips:  # the dynamic time axis: clips of several lengths and a padded batch
+            onnx_inputs.update(whole_clip_parity_inputs(audio_cfg.sample_rate, n, max_samples=max_samples,
+                                                        seed=int(cfg.get("seed", 0))))
+            card["parity"]["inputs"].update({k: f"1 clip of {v[0].shape[1]} samples" for k, v in onnx_inputs.items()
+                                             if k not in inputs and k != "padded_batch"})
+            card["parity"]["inputs"]["padded_batch"] = "3 clips of 1 s, 2.5 s and the clip length, zero-padded, with lengths"
+        diff = max_abs_diff(module, OnnxRunner(path), onnx_inputs)
         card["parity"]["onnx"] = {"max_abs_diff": diff, "passed": max(diff.values()) <= tolerance}
         log.info("ONNX %s: max |p_onnx - p_torch| = %s", path, diff)
     if fmt in ("torchscript", "both"):

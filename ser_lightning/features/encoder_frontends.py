@@ -22,6 +22,15 @@ batch are (tests/test_encoders.py checks this).
 
 Both run in float32 with autocast disabled (a ``log`` of a float16 power spectrum loses most of
 its dynamic range).
+
+Export (``shape_polymorphic = True``, set on an exported copy by
+:func:`ser_lightning.inference.export.make_exportable`): the frame count is read from the input's
+*shape* (``time // 160`` for Whisper, ``time // hop + 1`` for BYOL) instead of from the longest
+clip's *length*, and the checks of the lengths' values are left out (an exported graph cannot raise
+them; lengths below 1 are read as 1). Frames beyond a clip's length are masked exactly as in eager
+mode, so when the batch's longest clip fills the input (as it does for one clip, or for a batch
+padded to its longest clip) the features are the same; extra padding only adds masked frames. The
+exporters then see no Python integer taken from a tensor's values, so the time axis stays dynamic.
 """
 
 from __future__ import annotations
@@ -37,11 +46,19 @@ WHISPER_HOP = 160
 WHISPER_N_FFT = 400
 
 
-def _check_batch(wave: torch.Tensor, lengths: torch.Tensor | None, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _check_batch(wave: torch.Tensor, lengths: torch.Tensor | None, name: str,
+                 check_values: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate ``(batch, time)`` (or ``(batch, 1, time)``) + lengths; zero the padding.
 
+    Args:
+        wave: ``(batch, time)`` or ``(batch, 1, time)`` waveforms.
+        lengths: ``(batch,)`` valid samples per clip; ``None``: every clip fills ``time``.
+        name: The module named in messages.
+        check_values: Check that the lengths lie in ``1..time``. ``False`` (export: an exported graph
+            cannot raise) reads lengths below 1 as 1 instead; the shapes are checked either way.
+
     Raises:
-        ValueError: wrong rank, lengths of the wrong shape, or lengths outside ``1..time``.
+        ValueError: wrong rank, lengths of the wrong shape, or (``check_values``) lengths outside ``1..time``.
     """
     if wave.dim() == 3 and wave.shape[1] == 1:
         wave = wave[:, 0]
@@ -52,11 +69,77 @@ def _check_batch(wave: torch.Tensor, lengths: torch.Tensor | None, name: str) ->
     lengths = lengths.to(device=wave.device, dtype=torch.long)
     if lengths.shape != (wave.shape[0],):
         raise ValueError(f"{name}: lengths must have shape ({wave.shape[0]},), got {tuple(lengths.shape)}")
-    if bool((lengths < 1).any()) or bool((lengths > wave.shape[1]).any()):
+    if not check_values:
+        lengths = lengths.clamp(min=1)
+    elif bool((lengths < 1).any()) or bool((lengths > wave.shape[1]).any()):
         raise ValueError(f"{name}: lengths must lie in 1..{wave.shape[1]} samples, got "
                          f"{lengths.min().item()}..{lengths.max().item()}")
     valid = torch.arange(wave.shape[1], device=wave.device)[None, :] < lengths[:, None]
     return wave.float() * valid, lengths
+
+
+def _first_frames(stft: torch.Tensor, n: int) -> torch.Tensor:
+    """The first ``n`` frames (last axis) of an STFT that has at least ``n``.
+
+    ``torch._check`` tells the exporter's shape reasoning that ``n`` (an expression of the input's
+    length) fits, which it cannot prove through the floor divisions itself; eagerly it is a no-op
+    (and ``torch.jit.trace``, whose sizes are tensors, skips it).
+    """
+    if not torch.jit.is_tracing():
+        torch._check(n <= stft.shape[-1])
+    return stft[..., :n]
+
+
+def dft_kernel(n_fft: int, window: torch.Tensor) -> torch.Tensor:
+    """The windowed DFT as a ``conv1d`` kernel, computed in float64 and stored as float32.
+
+    Row ``k`` (``0 … n_fft // 2``) holds ``w[j] · cos(2π k (o + j) / n_fft)`` and row ``n_fft // 2 + 1 + k``
+    ``w[j] · sin(…)``, ``j < win_length``, with ``o = (n_fft − win_length) // 2`` the offset at which
+    ``torch.stft`` centres a shorter window in its ``n_fft`` frame.
+
+    Args:
+        n_fft: FFT size in samples.
+        window: ``(win_length,)`` analysis window, ``win_length <= n_fft``.
+
+    Returns:
+        ``(2 · (n_fft // 2 + 1), 1, win_length)`` float32.
+    """
+    win = window.detach().to(torch.float64)
+    offset = (n_fft - win.shape[0]) // 2
+    k = torch.arange(n_fft // 2 + 1, dtype=torch.float64)[:, None]
+    j = torch.arange(win.shape[0], dtype=torch.float64)[None, :]
+    phase = 2 * torch.pi * ((k * (offset + j)) % n_fft) / n_fft  # reduced mod n_fft: exact in float64
+    return torch.cat([torch.cos(phase) * win, torch.sin(phase) * win]).float()[:, None, :]
+
+
+def stft_power(wave: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor, n: int,
+               kernel: torch.Tensor | None = None) -> torch.Tensor:
+    """Power spectrogram ``|STFT|²`` of ``torch.stft(center=True, pad_mode="reflect")``, first ``n`` frames.
+
+    Args:
+        wave: ``(batch, time)`` float32.
+        n_fft: FFT size in samples.
+        hop_length: Hop in samples.
+        window: ``(win_length,)`` analysis window.
+        n: Frames to keep (at most the STFT's ``time // hop_length + 1``).
+        kernel: ``None``: ``torch.stft`` (eager mode: the numbers the models were trained and cached on).
+            :func:`dft_kernel`'s output: the same transform as a strided ``conv1d`` over the reflect-padded
+            input (export: ONNX Runtime's ``STFT`` operator lost up to 8e-3 in Whisper's log-mel on quiet
+            bins of a 30 s clip, against 2e-5 for torch's float32 FFT, both to a float64 reference; the
+            convolution stays as close as torch's).
+
+    Returns:
+        ``(batch, n_fft // 2 + 1, n)`` float32.
+    """
+    if kernel is None:
+        stft = torch.stft(wave, n_fft, hop_length, win_length=window.shape[0], window=window, center=True,
+                          pad_mode="reflect", return_complex=True)
+        return _first_frames(stft, n).abs() ** 2
+    offset = (n_fft - kernel.shape[-1]) // 2
+    x = nn.functional.pad(wave[:, None, :], (n_fft // 2, n_fft // 2), mode="reflect")[..., offset:]
+    spec = _first_frames(nn.functional.conv1d(x, kernel, stride=hop_length), n)  # (batch, 2 * n_freqs, frames)
+    half = kernel.shape[0] // 2
+    return spec[:, :half] ** 2 + spec[:, half:] ** 2
 
 
 def frame_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
@@ -93,6 +176,8 @@ class ByolLogMel(nn.Module):
 
     #: The encoder can standardise each clip with its own corpus's statistics (``norm``).
     takes_norm_stats = True
+    #: Frames from the input's shape, no value checks (export; module docstring).
+    shape_polymorphic = False
 
     def __init__(
         self,
@@ -123,6 +208,7 @@ class ByolLogMel(nn.Module):
         )  # (n_freqs, n_mels)
         self.register_buffer("filters", fb.T.contiguous(), persistent=False)  # (n_mels, n_freqs)
         self.register_buffer("window", torch.hann_window(win_length), persistent=False)
+        self.register_buffer("dft_kernel", dft_kernel(n_fft, self.window), persistent=False)  # export only
 
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Valid frame count per clip ``(batch,)`` from sample counts ``(batch,)``."""
@@ -136,14 +222,16 @@ class ByolLogMel(nn.Module):
         Raises:
             ValueError: a malformed batch.
         """
-        wave, lengths = _check_batch(wave, lengths, "ByolLogMel")
+        wave, lengths = _check_batch(wave, lengths, "ByolLogMel", check_values=not self.shape_polymorphic)
         with torch.autocast(device_type=wave.device.type, enabled=False):
+            n_frames = self.frame_lengths(lengths)
+            # frames of the batch: its longest clip's, or (export) the input's, so no Python int comes from values
+            n = wave.shape[1] // self.hop_length + 1 if self.shape_polymorphic else int(n_frames.max())
             # n_fft // 2 zeros after the longest clip: every clip is followed by silence.
             wave = nn.functional.pad(wave, (0, self.n_fft // 2))
-            stft = torch.stft(wave, self.n_fft, self.hop_length, win_length=self.win_length,
-                              window=self.window, center=True, pad_mode="reflect", return_complex=True)
-            n_frames = self.frame_lengths(lengths)
-            mel = self.filters @ (stft[..., : int(n_frames.max())].abs() ** 2)  # (batch, n_mels, frames)
+            power = stft_power(wave, self.n_fft, self.hop_length, self.window, n,
+                               self.dft_kernel if self.shape_polymorphic else None)
+            mel = self.filters @ power  # (batch, n_mels, frames)
             return (mel + torch.finfo(torch.float32).eps).log(), n_frames
 
     @torch.no_grad()
@@ -177,7 +265,7 @@ class ByolLogMel(nn.Module):
                 if norm.shape != (x.shape[0], 2):
                     raise ValueError(f"ByolLogMel: norm must have shape ({x.shape[0]}, 2) (mean, sd per clip), "
                                      f"got {tuple(norm.shape)}")
-                if bool((norm[:, 1] <= 0).any()):
+                if not self.shape_polymorphic and bool((norm[:, 1] <= 0).any()):
                     raise ValueError("ByolLogMel: every clip's sd in norm must be positive")
                 norm = norm.to(device=x.device, dtype=x.dtype)
                 x = (x - norm[:, 0, None, None]) / norm[:, 1, None, None]
@@ -208,6 +296,9 @@ class WhisperLogMel(nn.Module):
             position embeddings end there; crop longer clips first).
     """
 
+    #: Frames from the input's shape, no value checks (export; module docstring).
+    shape_polymorphic = False
+
     def __init__(self, n_mels: int = 80, pad_to_30s: bool = False) -> None:
         super().__init__()
         if n_mels <= 0:
@@ -219,6 +310,7 @@ class WhisperLogMel(nn.Module):
         )  # (n_freqs, n_mels)
         self.register_buffer("filters", fb.T.contiguous(), persistent=False)  # (n_mels, n_freqs)
         self.register_buffer("window", torch.hann_window(WHISPER_N_FFT), persistent=False)
+        self.register_buffer("dft_kernel", dft_kernel(WHISPER_N_FFT, self.window), persistent=False)  # export only
 
     @staticmethod
     def frame_lengths(lengths: torch.Tensor) -> torch.Tensor:
@@ -227,22 +319,24 @@ class WhisperLogMel(nn.Module):
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-mel ``(batch, n_mels, frames)`` and valid frame counts ``(batch,)``."""
-        wave, lengths = _check_batch(wave, lengths, "WhisperLogMel")
-        if int(lengths.max()) > WHISPER_CHUNK_SAMPLES:
+        poly = self.shape_polymorphic
+        wave, lengths = _check_batch(wave, lengths, "WhisperLogMel", check_values=not poly)
+        if not poly and int(lengths.max()) > WHISPER_CHUNK_SAMPLES:
             raise ValueError(f"WhisperLogMel: a clip has {int(lengths.max())} samples, more than Whisper's "
                              f"30 s window ({WHISPER_CHUNK_SAMPLES}); crop clips to at most 30 s")
         with torch.autocast(device_type=wave.device.type, enabled=False):
             if self.pad_to_30s:
                 wave = nn.functional.pad(wave, (0, WHISPER_CHUNK_SAMPLES - wave.shape[1]))
                 n_frames = torch.full_like(lengths, WHISPER_CHUNK_SAMPLES // WHISPER_HOP)
+                n = WHISPER_CHUNK_SAMPLES // WHISPER_HOP
             else:
+                n_frames = self.frame_lengths(lengths)
+                # frames of the batch: its longest clip's, or (export) the input's, so no Python int comes from values
+                n = wave.shape[1] // WHISPER_HOP if poly else int(n_frames.max())
                 # n_fft // 2 zeros after the longest clip: no frame sees a reflection of a clip's end.
                 wave = nn.functional.pad(wave, (0, WHISPER_N_FFT // 2))
-                n_frames = self.frame_lengths(lengths)
-            stft = torch.stft(wave, WHISPER_N_FFT, WHISPER_HOP, window=self.window, center=True,
-                              pad_mode="reflect", return_complex=True)
-            n = int(n_frames.max())
-            power = stft[..., :n].abs() ** 2  # (batch, n_freqs, frames)
+            power = stft_power(wave, WHISPER_N_FFT, WHISPER_HOP, self.window, n,
+                               self.dft_kernel if poly else None)  # (batch, n_freqs, frames)
             log_spec = torch.clamp(self.filters @ power, min=1e-10).log10()
             valid = frame_mask(n_frames, n)[:, None, :]
             peak = log_spec.masked_fill(~valid, float("-inf")).amax(dim=(1, 2), keepdim=True)

@@ -48,7 +48,8 @@ def model_card(classifier: nn.Module, audio_cfg: AudioConfig, source: str | Path
     Returns:
         A JSON-serialisable dict: ``labels``, ``sample_rate`` (Hz), ``duration_s``,
         ``num_samples``, ``input``/``output`` specs, ``preprocessing`` (mono downmix, soxr
-        resampling, ``normalize``, ``target_rms_dbfs``, ``pad_mode``, ``crop``, silence trimming),
+        resampling, ``normalize``, ``target_rms_dbfs``, ``pad_mode``, ``crop``, silence trimming,
+        ``clip_length``: ``whole`` for models that pool over each clip's own length),
         ``model``/``features`` settings, ``source_checkpoint``, ``exported_at`` (UTC ISO 8601),
         library versions; ``files`` and ``parity`` are filled in by :func:`export`.
     """
@@ -69,7 +70,8 @@ def model_card(classifier: nn.Module, audio_cfg: AudioConfig, source: str | Path
         "preprocessing": {"downmix": "mean of channels", "resample": "soxr HQ",
                           "normalize": audio_cfg.normalize, "target_rms_dbfs": audio_cfg.target_rms_dbfs,
                           "trim_silence": audio_cfg.trim_silence, "trim_db": audio_cfg.trim_db,
-                          "pad_mode": audio_cfg.pad_mode, "crop": audio_cfg.crop},
+                          "pad_mode": audio_cfg.pad_mode, "crop": audio_cfg.crop,
+                          "clip_length": audio_cfg.clip_length},
         "model": dict(hp["model"]),
         "features": dict(hp["features"]),
         "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -91,7 +93,7 @@ def audio_config_from_card(card: dict[str, Any]) -> AudioConfig:
     if missing:
         raise ValueError(f"model card is missing {missing}")
     pre = card.get("preprocessing") or {}
-    keys = ("normalize", "target_rms_dbfs", "trim_silence", "trim_db", "pad_mode", "crop")
+    keys = ("normalize", "target_rms_dbfs", "trim_silence", "trim_db", "pad_mode", "crop", "clip_length")
     return AudioConfig(sample_rate=int(card["sample_rate"]), duration_s=float(card["duration_s"]),
                        **{k: pre[k] for k in keys if k in pre})
 

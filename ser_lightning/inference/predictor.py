@@ -131,7 +131,8 @@ class LoadedModel:
             probabilities (speaker-normalised models only).
         takes_lengths: ``run`` and ``embed`` take each window's valid length: a checkpoint trained on
             whole clips (``data.clip_length=whole``), whose pooling must ignore a short window's padding
-            as it ignored a short clip's padding in training. Exported models take fixed windows.
+            as it ignored a short clip's padding in training. Exported models take fixed windows, except
+            a speech-encoder model's ONNX export, which takes lengths too.
     """
 
     run: Callable[[np.ndarray], np.ndarray]
@@ -283,7 +284,10 @@ def load_model(path: str | Path, device: str = "cpu", card: str | Path | None = 
         raise ValueError(f"ckpt_path={path}: no model card ({card_file} is missing and the file embeds none); "
                          "pass card=PATH")
     audio_cfg = audio_config_from_card(info)
-    return LoadedModel(run, list(info["labels"]), audio_cfg, str(info.get("model_name")), backend, str(path))
+    # a whole-clip ONNX export (speech-encoder models) takes each window's valid samples, as the checkpoint does
+    takes_lengths = audio_cfg.clip_length == "whole" and bool(getattr(run, "takes_lengths", False))
+    return LoadedModel(run, list(info["labels"]), audio_cfg, str(info.get("model_name")), backend, str(path),
+                       takes_lengths=takes_lengths)
 
 
 def check_labels(requested: str | Sequence[str] | None, model_labels: Sequence[str], source: str = "") -> None:

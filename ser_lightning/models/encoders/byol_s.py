@@ -117,6 +117,9 @@ class ByolSEncoder(SpeechEncoder):
 
     num_hidden_states = 1
     takes_norm_stats = True
+    #: Exports with a dynamic time axis: nothing in this forward reads a Python int from tensor values; the
+    #: switch that matters is its frontend's (:class:`~ser_lightning.features.encoder_frontends.ByolLogMel`).
+    shape_polymorphic = False
 
     def __init__(
         self,

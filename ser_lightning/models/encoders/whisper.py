@@ -24,6 +24,13 @@ Variable length: ``transformers``' own ``WhisperEncoder.forward`` insists on 30 
 30 s window with ``pad_to_30s=True``. In own-length mode the padding of a batch is masked at every
 step (log-mel frames and the first convolution's output zeroed beyond a clip's end, padded keys
 excluded from attention), so each clip is encoded exactly as if it were alone in its batch.
+
+Export: with ``shape_polymorphic = True`` (set on an exported copy by
+:func:`ser_lightning.inference.export.make_exportable`, together with its frontend's) the network
+takes the masked path for every batch, also one without padding (where eager mode skips the masks,
+which then change nothing), and leaves out the checks of values, so the exporters see no Python
+integer taken from a tensor's values and the time axis stays dynamic (up to 30 s: the position
+embeddings end there, and a longer input fails in the runtime on a shape mismatch).
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ser_lightning.features.encoder_frontends import WhisperLogMel, frame_mask
+from ser_lightning.features.encoder_frontends import WHISPER_HOP, WhisperLogMel, frame_mask
 from ser_lightning.models.encoders.base import EncoderOutput, SpeechEncoder
 from ser_lightning.models.encoders.ctranslate2_io import read_ctranslate2_model
 
@@ -192,6 +199,14 @@ class WhisperEncoderNetwork(SpeechEncoder):
         self.num_layer_groups = int(cfg.encoder_layers) + 1
         self.frontend = WhisperLogMel(n_mels=int(cfg.num_mel_bins), pad_to_30s=pad_to_30s)
 
+    #: Mask every batch and skip value checks (export; module docstring).
+    shape_polymorphic = False
+
+    @property
+    def max_samples(self) -> int:
+        """Longest input in samples that the position embeddings cover (30 s at 16 kHz for Whisper's 1500)."""
+        return int(self.encoder.embed_positions.weight.shape[0]) * 2 * WHISPER_HOP
+
     def layer_group(self, name: str) -> int:
         """Groups: convolutional stem + positions (0), layer ``i`` (``i + 1``; the last with the final norm)."""
         if m := re.match(r"encoder\.layers\.(\d+)(\.|$)", name):
@@ -205,7 +220,8 @@ class WhisperEncoderNetwork(SpeechEncoder):
             ValueError: more frames than the position embeddings cover.
         """
         enc = self.encoder
-        full = bool((n_frames == mel.shape[-1]).all())
+        poly = self.shape_polymorphic
+        full = False if poly else bool((n_frames == mel.shape[-1]).all())
         if not full:  # the clip alone would see the convolution's zero padding after its end
             mel = mel * frame_mask(n_frames, mel.shape[-1])[:, None, :]
         x = nn.functional.gelu(enc.conv1(mel))
@@ -213,13 +229,13 @@ class WhisperEncoderNetwork(SpeechEncoder):
             x = x * frame_mask(n_frames, x.shape[-1])[:, None, :]
         x = nn.functional.gelu(enc.conv2(x)).transpose(1, 2)  # (batch, frames/2, d_model)
         lengths = (n_frames - 1) // 2 + 1
-        if x.shape[1] > enc.embed_positions.weight.shape[0]:
+        if not poly and x.shape[1] > enc.embed_positions.weight.shape[0]:
             raise ValueError(f"Whisper encoder: {x.shape[1]} frames exceed its "
                              f"{enc.embed_positions.weight.shape[0]} positions (30 s)")
         x = x + enc.embed_positions.weight[: x.shape[1]]
         x = nn.functional.dropout(x, p=enc.dropout, training=self.training)
         mask = None
-        if not bool((lengths == x.shape[1]).all()):
+        if poly or not bool((lengths == x.shape[1]).all()):
             keep = frame_mask(lengths, x.shape[1])[:, None, None, :]  # (batch, 1, 1, keys)
             mask = torch.zeros(keep.shape, dtype=x.dtype, device=x.device).masked_fill(~keep, torch.finfo(x.dtype).min)
         states = [x]
