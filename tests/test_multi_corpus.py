@@ -140,3 +140,21 @@ def test_train_on_two_corpora_scores_the_third_and_writes_its_predictions(three_
                    "data.corpora=[ravdess,tess,turev]", "data.label_set=ekman7", "data.split=corpus",
                    "data.test_corpora=[turev]", f"data.cache_dir={tmp_path / 'cache'}", "debug=fast", cwd=tmp_path / "cnn")
     assert r.returncode == 1 and "data.corpus_weights=balanced weighs cached frozen-encoder embeddings" in r.stderr
+
+
+def test_split_all_trains_on_every_clip_for_the_set_epochs(three_corpora, tmp_path):
+    common = ["model=byol_s", f"data.root={three_corpora}", f"data.cache_dir={tmp_path / 'cache'}",
+              "data.corpora=[ravdess,tess,turev]", "data.label_set=ekman7", "data.split=all", "data.duration_s=1.0",
+              "trainer.max_epochs=3", "callbacks.progress_bar=null"]
+    r = run_script("train.py", *common, "refit=true", cwd=tmp_path / "refused")
+    assert r.returncode == 1 and "refit=true with data.split=all" in r.stderr
+    run = tmp_path / "run"
+    r = run_script("train.py", *common, cwd=run)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["train_clips"] == 64 + 42 + 36 and m["train_corpora"] == {"ravdess": 64, "tess": 42, "turev": 36}
+    ckpt = torch.load(run / "checkpoints" / "final.ckpt", weights_only=True)
+    assert ckpt["epoch"] == 3  # saved after the fit: the 3 finished epochs
+    assert m["epochs"] == 3 and not (run / "checkpoints" / "best.ckpt").exists()
+    model = SERClassifier.load_from_checkpoint(run / "checkpoints" / "final.ckpt", map_location="cpu", weights_only=True)
+    assert model.class_names == m["labels"] and len(m["labels"]) == 7

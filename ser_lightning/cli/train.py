@@ -232,6 +232,39 @@ def refit_on_all_speakers(cfg: DictConfig, dm, best_checkpoint: str, out_dir: Pa
                             "train_speakers": n_speakers, "checkpoint": str(path), "fit_s": round(fit_s, 1)}
 
 
+def _no_holdout_overrides(cfg: DictConfig) -> dict[str, Any]:
+    """Trainer arguments of ``data.split=all``: nothing to validate, no best checkpoint, no log of validation."""
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+
+    from ser_lightning.callbacks.wandb_dashboard import WandbDashboard
+    from ser_lightning.cli.common import build_callbacks
+
+    drop = (ModelCheckpoint, EarlyStopping, LearningRateMonitor, WandbDashboard)
+    return {"callbacks": [c for c in build_callbacks(cfg.get("callbacks"), run_config=cfg) if not isinstance(c, drop)],
+            "limit_val_batches": 0, "num_sanity_val_steps": 0, "enable_checkpointing": False}
+
+
+def _write_final(trainer: pl.Trainer, model: SERClassifier, dm, out_dir: Path, start: float, extraction: dict | None,
+                 weights: str, n_params: int) -> None:
+    """``data.split=all``: save ``checkpoints/final.ckpt`` and a ``metrics.json`` of training facts (no test)."""
+    import json
+
+    path = out_dir / "checkpoints" / "final.ckpt"
+    trainer.save_checkpoint(path)
+    utts = dm.split_utterances("train")
+    facts = {"split": "all (every clip trains; nothing validated or tested)", "checkpoint": str(path),
+             "epochs": int(trainer.current_epoch), "train_clips": len(utts),
+             "train_speakers": len({u.speaker for u in utts}),
+             "train_corpora": {c: sum(u.corpus == c for u in utts) for c in sorted({u.corpus for u in utts})},
+             "labels": list(model.class_names), "class_counts": dict(zip(model.class_names, dm.train_class_counts())),
+             "parameters": n_params, "weights": weights, "frozen_features": extraction,
+             "wall_time_s": round(time.perf_counter() - start, 1), "run_dir": str(out_dir)}
+    (out_dir / "metrics.json").write_text(json.dumps(facts, indent=2))
+    log.info("final model (data.split=all): %d epoch(s) on %d clips of %d speakers: %s", facts["epochs"],
+             facts["train_clips"], facts["train_speakers"], path)
+    return None
+
+
 def train(cfg: DictConfig) -> float | None:
     """Train and test one configuration.
 
@@ -252,7 +285,8 @@ def train(cfg: DictConfig) -> float | None:
     quiet_known_warnings()
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    trainer = build_trainer(cfg)
+    every_clip = cfg.data.get("split") == "all"  # the final model: no validation, no test
+    trainer = build_trainer(cfg, **_no_holdout_overrides(cfg)) if every_clip else build_trainer(cfg)
     check_multirun_ddp(trainer, cfg.trainer.get("strategy", "auto"))
     is_zero = trainer.is_global_zero
     if is_zero:
@@ -299,6 +333,8 @@ def train(cfg: DictConfig) -> float | None:
                     weights_only=True)
         if not trainer.is_global_zero:
             return None
+        if every_clip:
+            return _write_final(trainer, model, dm, out_dir, start, extraction, weights, int(n_params))
         spawned = _spawned(trainer)
         if spawned:
             _restore_best_score(trainer)

@@ -199,6 +199,9 @@ def validate_config(cfg: DictConfig) -> None:
     if optim.get("name") == "lbfgs" and "mixed" in precision:
         raise ValueError(f"optim.name=lbfgs cannot train under trainer.precision={precision} (Lightning refuses "
                          "L-BFGS with mixed precision); set trainer.precision=32")
+    if cfg.get("refit") and (cfg.get("data") or {}).get("split") == "all":
+        raise ValueError("refit=true with data.split=all: every clip already trains for trainer.max_epochs; "
+                         "set refit=false (choose the epochs with a cross-validation first)")
     if cfg.get("refit") and not (cfg.get("callbacks") or {}).get("model_checkpoint"):
         raise ValueError("refit=true needs callbacks.model_checkpoint (the best checkpoint's epoch count sets the refit)")
     data = dict(_plain(cfg.data))

@@ -625,7 +625,8 @@ class SERDataModule(pl.LightningDataModule):
             if self.unscorable_rows.get(u.path) == n + i:
                 self.row_corpus[n + i] = u.corpus
         self.skipped = skipped
-        names = ("all",) if hp.test_split == "all" else SPLITS  # all: every clip, no split (eval.py split=all)
+        # test_split=all: every clip, no split (eval.py split=all); split=all: every clip trains (the final model)
+        names = ("all",) if hp.test_split == "all" else ("train",) if hp.split == "all" else SPLITS
         self.assignment = ["all"] * len(self.utterances) if hp.test_split == "all" else assign_splits(
             self.utterances, self.labels.tolist(), mode=hp.split, seed=hp.seed,
             val_speakers=hp.val_speakers, test_speakers=hp.test_speakers, fold=hp.fold,

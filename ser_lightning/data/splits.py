@@ -26,6 +26,10 @@ Modes (``data.split``):
   neither list are ``unused``, so the same ``data.corpora`` (one decoded cache, one frozen-feature cache)
   serves every cell of a cross-corpus protocol.
 
+* ``all`` – every clip trains; nothing validates or tests (the final model of a recipe whose settings, such as
+  its number of epochs, were chosen beforehand by a cross-validation; ``train.py`` then fits for
+  ``trainer.max_epochs`` and writes ``checkpoints/final.ckpt``).
+
 With ``data.kfold_corpus`` set, ``kfold`` folds that corpus's speakers only (its fold is the test set,
 ``val_speakers`` of its other speakers validate) and the other corpora of ``data.train_corpora``
 (``null``: all of them) train whole; a corpus in neither is ``unused``.
@@ -46,7 +50,7 @@ from ser_lightning.data.manifest import Utterance
 
 log = logging.getLogger(__name__)
 
-SPLIT_MODES = ("speaker", "kfold", "random", "partition", "session", "corpus")
+SPLIT_MODES = ("speaker", "kfold", "random", "partition", "session", "corpus", "all")
 #: Share of each training corpus's speakers that validates with ``data.split=corpus`` (RAVDESS: 4 of 24).
 CORPUS_VAL_SHARE = 1 / 6
 #: Names a corpus's partition field may carry → split name.
@@ -240,6 +244,8 @@ def assign_splits(
     check_corpus_split(mode, [u.corpus for u in utterances], test_corpora, train_corpora, kfold_corpus)
     if mode == "corpus":
         return _corpus_splits(utterances, test_corpora, train_corpora, seed)
+    if mode == "all":
+        return ["train"] * len(utterances)
     if kfold_corpus is not None:
         return _kfold_in_corpus(utterances, labels, kfold_corpus, train_corpora, seed=seed, val_speakers=val_speakers,
                                 fold=fold, n_folds=n_folds, speaker_groups=speaker_groups)
