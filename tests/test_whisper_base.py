@@ -113,8 +113,13 @@ def test_a_damaged_cached_file_is_refused_then_joined_again(base_dir, tmp_path, 
     copy.mkdir(parents=True)
     for name in W.BASE_SIDE_FILES:
         shutil.copy(base_dir / name, copy)
-    with open(copy / "model.bin", "wb") as f:  # the right size, other bytes (zeros: a sparse file, written at once)
-        f.truncate(W.BASE_MODEL_BYTES)
+    shutil.copyfile(base_dir / "model.bin", copy / "model.bin")
+    with open(copy / "model.bin", "r+b") as f:  # one byte changed inside the encoder's weights: still parses
+        f.seek(5_000_000)
+        byte = f.read(1)
+        f.seek(5_000_000)
+        f.write(bytes([byte[0] ^ 0x01]))
+    assert read_ctranslate2_model(copy).spec_name == "WhisperSpec"  # only the digest tells
     assert W.whisper_base_model_dir() == copy  # taken as joined: its size is right
     with pytest.raises(DigestMismatch, match=rf"model\.bin: SHA-256 [0-9a-f]{{64}} is not the expected {W.BASE_MODEL_SHA256}"):
         read_ctranslate2_model(copy, expected_sha256=W.BASE_MODEL_SHA256)
