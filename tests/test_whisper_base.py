@@ -183,6 +183,16 @@ def test_concurrent_joins_write_the_file_once(tmp_path, monkeypatch):
     assert (tmp_path / "cache" / "m" / "model.bin").read_bytes() == parts[0].read_bytes() + parts[1].read_bytes()
 
 
+def test_an_unwritable_cache_is_named_in_one_line(base_dir, tmp_path, monkeypatch):
+    in_the_way = tmp_path / "not_a_folder"
+    in_the_way.write_text("")
+    monkeypatch.setenv("SER_CACHE_DIR", str(in_the_way))
+    with pytest.raises(OSError, match=r"cannot write the joined weights under .*not_a_folder/weights/whisper_base_ct2_"
+                                      r".*; set SER_CACHE_DIR to a writable folder") as err:
+        W.whisper_base_model_dir()
+    assert "\n" not in str(err.value)
+
+
 def test_a_missing_part_is_refused_in_one_line_with_the_install_command(tmp_path, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",

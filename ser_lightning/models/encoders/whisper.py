@@ -207,6 +207,7 @@ def whisper_base_model_dir(refresh: bool = False) -> Path:
     Raises:
         ImportError / FileNotFoundError: a part is not installed (one line with the install command).
         DigestMismatch: the installed parts do not join into the expected file.
+        OSError: the cache folder cannot be written (one line naming it and ``SER_CACHE_DIR``).
     """
     part1, part2 = whisper_base_parts()
     model_dir = weights_cache_dir() / f"whisper_base_ct2_{BASE_MODEL_SHA256[:12]}"
@@ -215,8 +216,13 @@ def whisper_base_model_dir(refresh: bool = False) -> Path:
         (model_dir / f).is_file() for f in BASE_SIDE_FILES)
     if ready and not refresh:
         return model_dir
-    return join_model_parts([part1, part2], model_dir, BASE_MODEL_SHA256,
-                            side_files=[part1.parent / f for f in BASE_SIDE_FILES], refresh=refresh or target.is_file())
+    try:
+        return join_model_parts([part1, part2], model_dir, BASE_MODEL_SHA256,
+                                side_files=[part1.parent / f for f in BASE_SIDE_FILES],
+                                refresh=refresh or target.is_file())
+    except (PermissionError, FileExistsError, NotADirectoryError) as e:
+        raise OSError(f"model=whisper_base: cannot write the joined weights under {model_dir} "
+                      f"({type(e).__name__}: {e.strerror}); set SER_CACHE_DIR to a writable folder") from e
 
 
 def _whisper_config(d_model: int, layers: int, heads: int, ffn_dim: int, n_mels: int, positions: int):
