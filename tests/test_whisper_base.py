@@ -264,7 +264,9 @@ def test_other_weight_sources_still_load(whisper_base, base_dir):
     packaged = weights_sha256(whisper_base.state_dict())  # pretrained=offline
     assert weights_sha256(by_path.state_dict()) == packaged == BASE_ENCODER_STATE_SHA256
     assert weights_sha256(random.state_dict()) != packaged
-    assert not any(p.is_meta for p in by_path.parameters())
+    params = list(by_path.parameters())
+    assert not any(p.is_meta for p in params)  # built on the meta device, every weight assigned
+    assert len({p.untyped_storage().data_ptr() for p in params}) == len(params)  # no two share memory
     assert [n for n, p in by_path.named_parameters() if not p.requires_grad] == ["encoder.embed_positions.weight"]
 
 

@@ -285,8 +285,8 @@ def encoder_state_dict_from_ctranslate2(variables: dict[str, torch.Tensor]) -> t
         if qkv_w.shape != (3 * d_model, d_model) or qkv_b.shape != (3 * d_model,):
             raise ValueError(f"encoder/{src}self_attention/linear_0 has shape {tuple(qkv_w.shape)}, "
                              f"expected fused q;k;v {(3 * d_model, d_model)}")
-        q_w, k_w, v_w = qkv_w.chunk(3)
-        q_b, k_b, v_b = qkv_b.chunk(3)
+        q_w, k_w, v_w = (t.clone() for t in qkv_w.chunk(3))  # own storage each: the encoder takes them as they are
+        q_b, k_b, v_b = (t.clone() for t in qkv_b.chunk(3))
         if bool(k_b.abs().max() > 0):
             raise ValueError(f"encoder/{src}self_attention: non-zero key bias; Whisper's key projection has none")
         sd.update({
