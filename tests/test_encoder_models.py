@@ -21,7 +21,7 @@ from tests.conftest import REPO, run_script, whole_clip_datamodule
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-ENCODER_MODELS = ("byol_s", "whisper_tiny", "ssl")
+ENCODER_MODELS = ("byol_s", "whisper_tiny", "whisper_base", "ssl")
 
 
 def test_encoder_models_are_registered_with_facts():

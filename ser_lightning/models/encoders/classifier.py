@@ -40,7 +40,7 @@ from ser_lightning.models.encoders.heads import LayerWeightedSumOrLast, MLPHead,
 FREEZE_MODES = ("frozen", "top_k", "full")
 LAYER_COMBINES = ("weighted", "concat", "last")
 #: Names understood by :func:`build_encoder` besides hub ids and local directories.
-ENCODERS = ("byol_s", "whisper_tiny")
+ENCODERS = ("byol_s", "whisper_tiny", "whisper_base")
 
 
 class EncoderClassifier(nn.Module):
@@ -322,25 +322,29 @@ def build_encoder(encoder: str = "whisper_tiny", pretrained: str | None = "offli
     """An encoder by name from plain settings.
 
     Args:
-        encoder: ``byol_s``, ``whisper_tiny``, or a ``transformers`` hub id / local directory
-            (wav2vec2, HuBERT, WavLM, data2vec-audio, Whisper).
-        pretrained: For ``byol_s`` / ``whisper_tiny``: ``offline`` (the weights shipped with the
-            installed packages), a local weights path (BYOL-S state dict, CTranslate2 Whisper
-            directory) or ``None`` (random). Ignored for hub ids.
+        encoder: ``byol_s``, ``whisper_tiny`` (English tiny.en), ``whisper_base`` (multilingual base),
+            or a ``transformers`` hub id / local directory (wav2vec2, HuBERT, WavLM, data2vec-audio, Whisper).
+        pretrained: For ``byol_s`` / ``whisper_tiny`` / ``whisper_base``: ``offline`` (the weights shipped
+            with the installed packages; Whisper base's are joined from its two parts and SHA-256-checked),
+            a local weights path (BYOL-S state dict, CTranslate2 Whisper directory) or ``None`` (random).
+            Ignored for hub ids.
         pad_to_30s: Whisper: encode the native 30 s window instead of each clip's own length.
 
     Raises:
         ImportError / FileNotFoundError: offline weights missing (the message says how to get them).
-        ValueError: an unsupported hub model type.
+        ValueError: an unsupported hub model type, or offline weights whose SHA-256 is not the recorded one.
     """
     from ser_lightning.models.encoders.byol_s import build_byol_s
     from ser_lightning.models.encoders.hf import build_hf_encoder
-    from ser_lightning.models.encoders.whisper import build_whisper_tiny
+    from ser_lightning.models.encoders.whisper import build_whisper_base, build_whisper_tiny
 
     if encoder == "byol_s":
         return build_byol_s(pretrained="packaged" if pretrained == "offline" else pretrained)
     if encoder == "whisper_tiny":
         return build_whisper_tiny(pretrained="tiny.en" if pretrained == "offline" else pretrained,
+                                  pad_to_30s=pad_to_30s)
+    if encoder == "whisper_base":
+        return build_whisper_base(pretrained="base" if pretrained == "offline" else pretrained,
                                   pad_to_30s=pad_to_30s)
     return build_hf_encoder(encoder, pad_to_30s=pad_to_30s)
 

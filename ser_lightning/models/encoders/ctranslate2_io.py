@@ -14,6 +14,7 @@ A *string* is a ``uint16`` length (bytes including a terminating NUL), the UTF-8
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,10 @@ class CT2Model:
     aliases: dict[str, str]
 
 
+class DigestMismatch(ValueError):
+    """A model file whose SHA-256 is not the expected one (:func:`read_ctranslate2_model`)."""
+
+
 class _Cursor:
     """Sequential little-endian reads from a bytes buffer, naming the file in every error."""
 
@@ -73,17 +78,20 @@ class _Cursor:
         return raw[:-1].decode("utf-8")
 
 
-def read_ctranslate2_model(path: str | Path) -> CT2Model:
+def read_ctranslate2_model(path: str | Path, expected_sha256: str | None = None) -> CT2Model:
     """Read every variable of a CTranslate2 ``model.bin``.
 
     Args:
         path: The ``model.bin`` file, or the model directory holding it.
+        expected_sha256: When given, the file's SHA-256 (hex) must be this; it is computed on the bytes
+            read for parsing, so the file is read from disk once.
 
     Returns:
         The spec name, revision, format version and variables (stored dtype, CPU tensors).
 
     Raises:
         FileNotFoundError: no such file.
+        DigestMismatch: the file's SHA-256 is not ``expected_sha256`` (a ``ValueError``).
         ValueError: an unsupported binary version, an unknown dtype id, a byte count that does not
             match the shape, or a truncated file (the message names the file).
     """
@@ -92,7 +100,10 @@ def read_ctranslate2_model(path: str | Path) -> CT2Model:
         path = path / "model.bin"
     if not path.is_file():
         raise FileNotFoundError(f"CTranslate2 model file not found: {path}")
-    cur = _Cursor(path.read_bytes(), path)
+    data = path.read_bytes()
+    if expected_sha256 is not None and (digest := hashlib.sha256(data).hexdigest()) != expected_sha256.lower():
+        raise DigestMismatch(f"{path}: SHA-256 {digest} is not the expected {expected_sha256.lower()}")
+    cur = _Cursor(data, path)
     version = cur.unpack("I")
     if version not in SUPPORTED_VERSIONS:
         raise ValueError(f"{path}: CTranslate2 binary version {version} is not supported "
