@@ -16,10 +16,28 @@ settings stay, clips whose emotion the model cannot output are counted as unscor
 recall), WA (accuracy) and macro-F1 are taken over the *scorable classes*: the model's classes
 that the target corpus has clips of (a class the target lacks has no recall to average).
 
+Every target is scored several ways (:mod:`ser_lightning.evaluation.views`), one row each:
+
+* ``output=full``, "full N-way output": the arg-max over all the model's classes, scored over the
+  scorable classes (a prediction of a class the target lacks is an error);
+* ``output=restricted``, "restricted to the target's classes" (EmoBox's cross-corpus protocol): the
+  probabilities of the target's classes renormalised and the arg-max re-taken over them only
+  (``cross.labels=[...]``: over those classes instead; clips of other classes are then not scored);
+* with ``cross.adapt=set|speaker`` and/or ``cross.adapt_prior=em``, the same two outputs adapted
+  without labels (:mod:`ser_lightning.inference.adaptation`): the head's input standardised with the
+  target's own statistics (of the whole target, or of each target speaker), the class priors
+  re-estimated by EM. These rows are *transductive* (``transductive=true``, named so in
+  ``adaptation``) and never replace the plain ones.
+
 Output in the run directory: ``cross_corpus.csv`` / ``cross_corpus.md`` (one row per training
-set × target: n, UA, WA, macro-F1, scorable classes, unscorable clips, which normalisation
-statistics; plus each training set's in-corpus test row), ``cross_corpus_ua.png`` (heatmap of UA,
-training sets × targets) and ``cross_corpus.json``.
+set × target × output × adaptation: n, UA, WA, macro-F1, scorable classes, unscorable clips, which
+normalisation statistics, a note; plus each training set's in-corpus test row),
+``cross_corpus_ua.png`` (heatmap of UA of the plain full output, training sets × targets),
+``cross_corpus_ua_restricted.png`` (the same for the plain restricted output) and
+``cross_corpus.json`` (every row with its confusion matrix and classes, for aggregation).
+
+A target is scored on the frozen-feature path when the model allows it (cached pooled encoder states,
+reused by every training set of the plan), else on waveforms.
 
 Normalisation: the spectrogram frontends normalise every clip on its own
 (``features.normalize=utterance``: zero mean, unit variance per clip over frequency and frames;
@@ -45,11 +63,16 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from ser_lightning.evaluation.views import scorable_scores
+from ser_lightning.inference.adaptation import PLAIN
+
 log = logging.getLogger(__name__)
 
 CROSS_MODES = ("train", "loco")
-TABLE_COLUMNS = ("train", "target", "kind", "n", "ua", "wa", "macro_f1", "scorable_classes", "n_scorable_classes",
-                 "unscorable", "norm_stats")
+TABLE_COLUMNS = ("train", "target", "kind", "output", "adaptation", "transductive", "n", "ua", "wa", "macro_f1",
+                 "scorable_classes", "n_scorable_classes", "unscorable", "norm_stats", "note")
+#: The ``output_name`` of the restricted rows (without ``cross.labels``).
+RESTRICTED_NAME = "restricted to the target's classes"
 
 
 def training_sets(mode: str, train: list | None, corpora: list[str]) -> list[list[str]]:
@@ -105,74 +128,72 @@ def _name(corpora: list[str]) -> str:
     return "+".join(Path(c).stem if c.lower().endswith(".csv") else c for c in corpora)
 
 
-def scorable_scores(cm: list[list[int]] | np.ndarray, labels: list[str]) -> dict[str, Any]:
-    """UA, WA and macro-F1 over the classes with clips (support > 0) in a confusion matrix.
-
-    Args:
-        cm: ``(num_classes, num_classes)`` counts, rows = true class, columns = prediction.
-        labels: Class names in index order.
-
-    Returns:
-        ``{"n", "ua", "wa", "macro_f1", "scorable_classes"}``; scores ``None`` when ``n`` is 0.
-        Predictions of a class the target lacks still count as errors (they lower WA and the
-        recall of the true class); F1 of a scorable class uses all its predictions.
-    """
-    cm = np.asarray(cm, dtype=np.float64)
-    support = cm.sum(axis=1)
-    n = int(support.sum())
-    scorable = np.flatnonzero(support > 0)
-    if n == 0:
-        return {"n": 0, "ua": None, "wa": None, "macro_f1": None, "scorable_classes": []}
-    tp = np.diag(cm)
-    recall = tp[scorable] / support[scorable]
-    predicted = cm.sum(axis=0)[scorable]
-    precision = np.divide(tp[scorable], predicted, out=np.zeros_like(recall), where=predicted > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(recall), where=(precision + recall) > 0)
-    return {"n": n, "ua": float(recall.mean()), "wa": float(tp.sum() / n), "macro_f1": float(f1.mean()),
-            "scorable_classes": [labels[i] for i in scorable]}
-
-
-def evaluate_on_corpus(cfg: DictConfig, ckpt: str | Path, target: str, out_dir: Path) -> dict[str, Any]:
-    """Score a checkpoint on every clip (``cross.target_split``) of one target corpus.
+def evaluate_on_corpus(cfg: DictConfig, ckpt: str | Path, target: str, out_dir: Path) -> list[dict[str, Any]]:
+    """Score a checkpoint on every clip (``cross.target_split``) of one target corpus, every output view.
 
     The data settings are the checkpoint's model side (audio, label set) with the request's
     corpus side (root, cache, loader, ``unknown_labels``) and ``corpora=[target]``.
 
     Args:
-        cfg: The composed ``conf/cross_corpus.yaml``.
+        cfg: The composed ``conf/cross_corpus.yaml`` (``cross.labels``, ``cross.adapt``,
+            ``cross.adapt_prior``, ``cross.adapt_min_clips``: see :func:`~ser_lightning.cli.eval.adaptation_request`).
         ckpt: Best checkpoint of a training run.
         target: Target corpus name or manifest path.
         out_dir: Where this evaluation's ``split.csv`` and ``unknown_labels.csv`` go.
 
     Returns:
-        The table row fields: scores (:func:`scorable_scores`), ``unscorable`` (clips) and
-        ``norm_stats`` (:func:`norm_stats_label`).
+        One row per view (:func:`~ser_lightning.evaluation.views.output_views`: ``output``,
+        ``output_name``, ``adaptation``, ``transductive``, scores, ``classes``, ``confusion_matrix``,
+        ``note``) with ``unscorable`` (clips) and ``norm_stats`` (:func:`norm_stats_label`); the plain full
+        output first.
+
+    Raises:
+        ValueError: a bad ``cross.labels``/``cross.adapt*`` setting, or an adaptation the model cannot take.
     """
     from ser_lightning.cli.common import build_trainer
-    from ser_lightning.cli.eval import eval_data_settings
+    from ser_lightning.cli.eval import (
+        adaptation_request,
+        eval_data_settings,
+        prepare_adaptation,
+        scored_views,
+    )
     from ser_lightning.data.datamodule import SERDataModule
     from ser_lightning.inference.checkpoint import load_classifier, stored_datamodule_hparams
-    from ser_lightning.modules.embedding import speaker_norm_inputs
+    from ser_lightning.modules.embedding import (
+        frozen_feature_path,
+        speaker_norm_inputs,
+        use_frozen_features,
+    )
     from ser_lightning.modules.norm_stats import use_eval_norm_stats
 
+    request_adapt = adaptation_request(cfg.cross)
     stored = stored_datamodule_hparams(ckpt)
     data = OmegaConf.to_container(cfg.data, resolve=True)
     request = {k: data[k] for k in ("root", "cache_dir", "batch_size", "num_workers", "unknown_labels", "seed")
                if k in data}
     request.update(corpora=[target], missing_corpora="error", split="speaker", emobox=None)
     settings, _ = eval_data_settings(stored, request)
-    dm = SERDataModule(**{**settings, "test_split": cfg.cross.get("target_split", "all"), "run_dir": str(out_dir),
-                          "progress": False})
+    split = cfg.cross.get("target_split", "all")
+    dm = SERDataModule(**{**settings, "test_split": split, "run_dir": str(out_dir), "progress": False})
     dm.setup("test")
     model = load_classifier(ckpt, map_location="cpu")
     dm.set_frontend(model.frontend)
     sources = use_eval_norm_stats(model, dm, out_dir)  # per_corpus: the target's own statistics
-    speaker_norm_inputs(model, dm)  # data.speaker_norm=true: each target speaker standardised with own statistics
     trainer = build_trainer(cfg, callbacks=[], logger=False, devices=1, num_nodes=1, strategy="auto",
                             sync_batchnorm=False, enable_progress_bar=False, enable_model_summary=False)
+    accelerator = "gpu" if trainer.strategy.root_device.type == "cuda" else "cpu"
+    speaker_norm_inputs(model, dm, accelerator=accelerator)  # data.speaker_norm=true: each target speaker standardised
+    if request_adapt["adapt"] != "none":
+        prepare_adaptation(model, dm, request_adapt["adapt"], accelerator)
+    elif not dm.hparams.get("speaker_norm") and frozen_feature_path(model, dm, dict(model.hparams["model"]))[0]:
+        use_frozen_features(model, dm, dict(model.hparams["model"]), accelerator=accelerator, progress=False)
     trainer.test(model, datamodule=dm, verbose=False)
-    scores = scorable_scores(model.test_results["confusion_matrix"], list(model.class_names))
-    return {**scores, "unscorable": len(dm.dropped), "norm_stats": norm_stats_label(sources)}
+    results = model.test_results
+    views, info = scored_views(model, dm, split, results["logits"], results["targets"], request_adapt, stored,
+                               RESTRICTED_NAME, ckpt)
+    for note in info["notes"]:
+        log.warning("cross-corpus %s: %s", target, note)
+    return [{**v, "unscorable": len(dm.dropped), "norm_stats": norm_stats_label(sources)} for v in views]
 
 
 def norm_stats_label(sources: dict[str, str] | str | None) -> str:
@@ -204,7 +225,8 @@ def _train_one(cfg: DictConfig, corpora: list[str], out_dir: Path) -> dict[str, 
 
 
 def write_table(rows: list[dict[str, Any]], out_dir: Path) -> tuple[Path, Path]:
-    """``cross_corpus.csv`` and ``cross_corpus.md`` (scores as percentages in the markdown)."""
+    """``cross_corpus.csv`` (:data:`TABLE_COLUMNS`) and ``cross_corpus.md`` (scores as percentages; the output
+    column shows its name, e.g. "restricted to the target's classes")."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path_csv = out_dir / "cross_corpus.csv"
     with path_csv.open("w", newline="") as fh:
@@ -217,21 +239,22 @@ def write_table(rows: list[dict[str, Any]], out_dir: Path) -> tuple[Path, Path]:
     def pct(x):
         return "–" if x is None else f"{100 * x:.1f}"
 
-    lines = ["| train | target | kind | n | UA % | WA % | macro-F1 % | scorable classes | unscorable | norm stats |",
-             "|---|---|---|---:|---:|---:|---:|---|---:|---|"]
-    lines += [f"| {r['train']} | {r['target']} | {r['kind']} | {r['n']} | {pct(r['ua'])} | {pct(r['wa'])} | "
-              f"{pct(r['macro_f1'])} | {', '.join(r['scorable_classes'])} | {r['unscorable']} | "
-              f"{r.get('norm_stats', 'fixed')} |" for r in rows]
+    lines = ["| train | target | kind | output | adaptation | n | UA % | WA % | macro-F1 % | scorable classes | "
+             "unscorable | norm stats | note |",
+             "|---|---|---|---|---|---:|---:|---:|---:|---|---:|---|---|"]
+    lines += [f"| {r['train']} | {r['target']} | {r['kind']} | {r.get('output_name', r['output'])} | {r['adaptation']} | "
+              f"{r['n']} | {pct(r['ua'])} | {pct(r['wa'])} | {pct(r['macro_f1'])} | {', '.join(r['scorable_classes'])} | "
+              f"{r['unscorable']} | {r.get('norm_stats', 'fixed')} | {r.get('note', '')} |" for r in rows]
     path_md = out_dir / "cross_corpus.md"
     path_md.write_text("\n".join(lines) + "\n")
     return path_csv, path_md
 
 
-def plot_heatmap(rows: list[dict[str, Any]], path: Path, metric: str = "ua") -> Path:
+def plot_heatmap(rows: list[dict[str, Any]], path: Path, metric: str = "ua", title: str | None = None) -> Path:
     """Heatmap of ``metric`` (in %): training sets (rows) × target corpora (columns).
 
-    In-corpus test scores sit in their own column (``in-corpus test``); empty cells are pairs not
-    run.
+    Give it one row per (training set, target): e.g. the plain full-output rows. In-corpus test scores
+    sit in their own column (``in-corpus test``); empty cells are pairs not run.
     """
     import matplotlib
 
@@ -257,7 +280,7 @@ def plot_heatmap(rows: list[dict[str, Any]], path: Path, metric: str = "ua") -> 
                 ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center",
                         color="white" if grid[i, j] < 50 else "black", fontsize=8)
     fig.colorbar(im, ax=ax, label=f"{metric.upper()} %")
-    ax.set_title(f"cross-corpus {metric.upper()} (scorable classes)")
+    ax.set_title(title or f"cross-corpus {metric.upper()}, full output (scorable classes)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -279,11 +302,19 @@ def run_cross_corpus(cfg: DictConfig) -> dict[str, Any]:
         ValueError: a bad plan (unknown mode, empty training list, a training corpus that is not
             present, fewer than two corpora for ``loco``), or no target for a training set.
     """
+    from ser_lightning.cli.eval import adaptation_request
     from ser_lightning.data.datamodule import resolve_data_root
+    from ser_lightning.data.labels import get_label_set
+    from ser_lightning.inference.adaptation import label_subset
 
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cross = cfg.cross
+    adapt = adaptation_request(cross)  # a bad setting fails before any training
+    if adapt["labels"] is not None:
+        data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
+        classes = get_label_set(data_cfg.get("label_set", "ravdess8"), data_cfg.get("calm", "neutral")).classes
+        label_subset(adapt["labels"], classes, f"of data.label_set={data_cfg.get('label_set')}")
     root = resolve_data_root(cfg.data.get("root"))
     candidates = [str(c) for c in cross.corpora]
     present, missing = present_corpora(root, candidates)
@@ -306,20 +337,30 @@ def run_cross_corpus(cfg: DictConfig) -> dict[str, Any]:
         log.info("cross-corpus: training on %s, targets %s", corpora, targets)
         run_dir = out_dir / "train" / name
         metrics = _train_one(cfg, corpora, run_dir)
-        rows.append({"train": name, "target": _name(corpora), "kind": "in-corpus test", "n": metrics["n"],
+        n_classes = len(metrics["labels"])
+        rows.append({"train": name, "target": _name(corpora), "kind": "in-corpus test", "output": "full",
+                     "output_name": f"full {n_classes}-way output", "adaptation": PLAIN, "transductive": False, "n": metrics["n"],
                      **{k: v for k, v in scorable_scores(metrics["confusion_matrix"], metrics["labels"]).items()
-                        if k != "n"}, "unscorable": 0, "norm_stats": norm_stats_label(metrics.get("norm_stats"))})
+                        if k != "n"}, "classes": list(metrics["labels"]), "confusion_matrix": metrics["confusion_matrix"],
+                     "excluded": 0, "unscorable": 0, "norm_stats": norm_stats_label(metrics.get("norm_stats")), "note": ""})
         ckpt = metrics.get("best_checkpoint") or str(run_dir / "checkpoints" / "best.ckpt")
         for target in targets:
-            row = evaluate_on_corpus(cfg, ckpt, target, out_dir / "eval" / f"{name}__{_name([target])}")
-            rows.append({"train": name, "target": _name([target]), "kind": "cross", **row})
-            log.info("cross-corpus %s -> %s: UA %s over %s (unscorable %d)", name, target,
-                     "n/a" if row["ua"] is None else f"{row['ua']:.4f}", row["scorable_classes"], row["unscorable"])
+            for row in evaluate_on_corpus(cfg, ckpt, target, out_dir / "eval" / f"{name}__{_name([target])}"):
+                rows.append({"train": name, "target": _name([target]), "kind": "cross", **row})
+                log.info("cross-corpus %s -> %s, %s, %s: UA %s over %s (unscorable %d)", name, target,
+                         row["output_name"], row["adaptation"], "n/a" if row["ua"] is None else f"{row['ua']:.4f}",
+                         row["scorable_classes"], row["unscorable"])
     for r in rows:
         r["n_scorable_classes"] = len(r["scorable_classes"])
     table, _ = write_table(rows, out_dir)
-    heatmap = plot_heatmap(rows, out_dir / "cross_corpus_ua.png")
+    plain = [r for r in rows if r["adaptation"] == PLAIN]
+    heatmap = plot_heatmap([r for r in plain if r["output"] == "full"], out_dir / "cross_corpus_ua.png")
+    restricted = [r for r in plain if r["output"] == "restricted"]
+    heatmap_r = plot_heatmap(restricted, out_dir / "cross_corpus_ua_restricted.png",
+                             title="cross-corpus UA, output restricted to the target's classes") if restricted else None
     result = {"mode": cross.mode, "rows": rows, "missing": missing, "table": str(table), "heatmap": str(heatmap),
+              "heatmap_restricted": None if heatmap_r is None else str(heatmap_r),
+              "adaptation": adapt,
               "label_set": OmegaConf.to_container(cfg.data, resolve=True).get("label_set")}
     (out_dir / "cross_corpus.json").write_text(json.dumps(result, indent=2))
     log.info("cross-corpus table: %s; heatmap: %s", table, heatmap)

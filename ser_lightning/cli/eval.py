@@ -24,6 +24,18 @@ Which data:
   other corpus with statistics computed from its evaluated clips (``norm_stats.json``;
   :func:`~ser_lightning.modules.norm_stats.use_eval_norm_stats`).
 
+Output views (:mod:`ser_lightning.evaluation.views`; ``metrics.json["views"]``, ``views.csv``, the report's
+"Output views" table): the full output and the output restricted to the classes present in the evaluated
+data (or to ``labels=[...]``: probabilities renormalised over them, the arg-max re-taken), each scored as its
+own named row; ``ua_restricted``, ``wa_restricted`` and ``macro_f1_restricted`` are the plain restricted
+scores. Adaptation without labels (:mod:`ser_lightning.inference.adaptation`), always in rows of its own
+named *transductive*: ``adapt=set`` standardises the head's input with the statistics of the evaluated
+clips (``adapt=speaker``: of each speaker's clips; fewer than ``adapt_min_clips`` keep the training
+statistics); it needs an encoder model with per-layer pooling and takes the frozen-feature path (its
+cache), so the plain rows are then scored from the cache too. ``adapt_prior=em`` adds prior-corrected rows
+(EM over the evaluated clips' unlabelled posteriors, from the checkpoint's training prior:
+:func:`~ser_lightning.inference.adaptation.training_prior`).
+
 ``calibrate=true`` fits a temperature on the validation split of the checkpoint's own data
 (:func:`~ser_lightning.evaluation.calibration.fit_temperature`) and reports the ECE before/after on the
 evaluated split.
@@ -33,9 +45,11 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -63,10 +77,25 @@ from ser_lightning.evaluation.report import (
     write_table_csv,
 )
 from ser_lightning.evaluation.unscorable import predict_unscorable, prediction_counts
+from ser_lightning.evaluation.views import output_views, present_classes
+from ser_lightning.inference.adaptation import (
+    PLAIN,
+    adaptable,
+    adaptation_name,
+    adapted_logits,
+    check_adapt,
+    label_subset,
+    small_groups_note,
+    training_prior,
+)
 from ser_lightning.inference.checkpoint import load_classifier, stored_datamodule_hparams
 from ser_lightning.inference.default_model import resolve_model_path
 from ser_lightning.modules.classifier import SERClassifier
-from ser_lightning.modules.embedding import speaker_norm_inputs
+from ser_lightning.modules.embedding import (
+    frozen_feature_path,
+    speaker_norm_inputs,
+    use_frozen_features,
+)
 from ser_lightning.modules.norm_stats import use_eval_norm_stats
 
 log = logging.getLogger(__name__)
@@ -128,6 +157,137 @@ def eval_data_settings(stored: dict[str, Any], request: dict[str, Any],
             continue
         settings[k] = v
     return settings, ignored
+
+
+def adaptation_request(node: Any) -> dict[str, Any]:
+    """``labels``, ``adapt``, ``adapt_prior`` and ``adapt_min_clips`` from a config node (validated).
+
+    Args:
+        node: ``conf/eval.yaml``'s top level or ``cross_corpus.yaml``'s ``cross`` node (a mapping).
+
+    Returns:
+        ``{"labels": list or None, "adapt", "prior", "min_clips"}``.
+
+    Raises:
+        ValueError: a setting outside its choices (:func:`~ser_lightning.inference.adaptation.check_adapt`).
+    """
+    get = node.get
+    labels = get("labels")
+    if OmegaConf.is_config(labels):
+        labels = OmegaConf.to_container(labels, resolve=True)
+    adapt, prior, min_clips = check_adapt(get("adapt"), get("adapt_prior"), get("adapt_min_clips", 20))
+    return {"labels": labels, "adapt": adapt, "prior": prior, "min_clips": min_clips}
+
+
+def prepare_adaptation(model: SERClassifier, dm: SERDataModule, adapt: str, accelerator: str = "cpu") -> None:
+    """Put a feature-adapted evaluation on the frozen-feature path (before ``trainer.test``).
+
+    Args:
+        model: The loaded classifier. dm: Its data module, after ``setup``.
+        adapt: ``none`` (nothing happens), ``set`` or ``speaker``.
+        accelerator: Lightning accelerator for an embedding extraction.
+
+    Raises:
+        ValueError: the model cannot be adapted (no pooled encoder states with an input standardisation,
+            not cacheable, trained with ``data.speaker_norm=true`` or evaluated on ``data.test_crops`` windows).
+    """
+    if adapt == "none":
+        return
+    why = adaptable(model.network)
+    if why is None and dm.hparams.get("speaker_norm"):
+        why = "it was trained with data.speaker_norm=true (already standardised per speaker)"
+    if why is None and dm.crop_window_counts()["test"] is not None:
+        why = "it is evaluated on data.test_crops windows; adaptation standardises whole-clip embeddings"
+    if why is None:
+        cached, how = frozen_feature_path(model, dm, dict(model.hparams["model"]))
+        why = None if cached else f"it takes the {how}"
+    if why is not None:
+        raise ValueError(f"adapt={adapt} needs a frozen encoder model with per-layer pooling and pooled_norm "
+                         f"(e.g. model=whisper_tiny); this model cannot: {why}")
+    use_frozen_features(model, dm, dict(model.hparams["model"]), accelerator=accelerator, progress=False)
+
+
+def model_training_prior(model: SERClassifier, datamodule_hparams: dict[str, Any]) -> np.ndarray:
+    """The class prior the checkpoint's posteriors are calibrated to
+    (:func:`~ser_lightning.inference.adaptation.training_prior` of its class counts, ``loss.class_weights``
+    and ``data.sampler``).
+
+    Raises:
+        ValueError: the checkpoint stores no usable class counts (e.g. an ensemble).
+    """
+    hp = model.hparams
+    return training_prior(hp.get("class_counts"), hp.get("class_weights"), datamodule_hparams.get("sampler"),
+                          len(model.class_names))
+
+
+def split_speakers(dm: SERDataModule, split: str) -> list[str]:
+    """``corpus/speaker`` of every clip of a split, in the split's order."""
+    return [f"{u.corpus}/{u.speaker}" for u, a in zip(dm.utterances, dm.assignment) if a == split]
+
+
+def scored_views(model: SERClassifier, dm: SERDataModule, split: str, logits: torch.Tensor, targets: torch.Tensor,
+                 request: dict[str, Any], datamodule_hparams: dict[str, Any], restricted_name: str,
+                 source: Any = "") -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every output view of an evaluated split (:func:`~ser_lightning.evaluation.views.output_views`).
+
+    Args:
+        model: The classifier (after :func:`prepare_adaptation` when adapting).
+        dm: Its data module. split: The evaluated split.
+        logits: ``trainer.test`` logits ``(n, n_classes)`` in the split's order. targets: ``(n,)``.
+        request: :func:`adaptation_request`.
+        datamodule_hparams: The checkpoint's stored data settings (``data.sampler`` for the prior).
+        restricted_name: The restricted rows' name when ``labels`` is not given.
+        source: The model, named in messages.
+
+    Returns:
+        ``(views, info)``: the rows, and ``{"labels", "restricted_classes", "adapt", "adapt_prior",
+        "adapt_min_clips", "feature_statistics", "training_prior", "notes"}``.
+
+    Raises:
+        ValueError: a requested label the model does not have; ``adapt_prior=em`` without training counts.
+    """
+    labels = list(model.class_names)
+    t = targets.cpu().numpy().astype(np.int64)
+    probs = {PLAIN: logits.float().softmax(dim=1).cpu().numpy()}
+    info: dict[str, Any] = {"labels": request["labels"], "adapt": request["adapt"], "adapt_prior": request["prior"],
+                            "adapt_min_clips": request["min_clips"], "notes": []}
+    if request["adapt"] != "none":
+        ds = dm.datasets[split]
+        if not ds.embeddings or not np.array_equal(ds.labels, t):
+            raise RuntimeError(f"adapt: the {split} split's cached embeddings do not line up with the tested clips")
+        pooled = np.load(ds.waves_path, mmap_mode="r")[ds.rows]
+        groups = split_speakers(dm, split) if request["adapt"] == "speaker" else None
+        model.network.eval()
+        adapted, table = adapted_logits(model.network, pooled, groups, request["min_clips"])
+        probs[adaptation_name(request["adapt"])] = torch.from_numpy(adapted).softmax(dim=1).numpy()
+        info["feature_statistics"] = [vars(row) for row in table]
+        note = small_groups_note(table, request["min_clips"])
+        if note:
+            log.warning("%s", note)
+            info["notes"].append(note)
+    if request["labels"] is not None:
+        keep = label_subset(request["labels"], labels, source)
+        name = f"restricted to labels={[labels[i] for i in keep]}"
+    else:
+        keep, name = present_classes(t, len(labels)), restricted_name
+    info["restricted_classes"] = [labels[i] for i in keep]
+    prior = None
+    if request["prior"] == "em":
+        prior = model_training_prior(model, datamodule_hparams)
+        info["training_prior"] = dict(zip(labels, prior.tolist()))
+    views = output_views(probs, t, labels, keep, name, prior=request["prior"], train_prior=prior,
+                         min_clips=request["min_clips"])
+    info["notes"] += sorted({v["note"] for v in views if v.get("note")})
+    return views, info
+
+
+def restricted_headline(views: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``ua_restricted``, ``wa_restricted``, ``macro_f1_restricted``, ``n_restricted`` of the plain restricted view."""
+    row = next((v for v in views if v["output"] == "restricted" and v["adaptation"] == PLAIN), None)
+    if row is None:
+        return {}
+    return {"ua_restricted": row["ua"], "wa_restricted": row["wa"], "macro_f1_restricted": row["macro_f1"],
+            "n_restricted": row["n"], "restricted_classes": row["classes"]}
 
 
 def _home_settings(stored: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
@@ -193,6 +353,7 @@ def evaluate(cfg: DictConfig) -> dict:
     split = cfg.split
     if split not in EVAL_SPLITS:
         raise ValueError(f"split={split!r} is not one of {list(EVAL_SPLITS)}")
+    adapt_request = adaptation_request(cfg)
     request = OmegaConf.to_container(cfg.get("data") or {}, resolve=True)
     ensemble = cfg.get("model") is not None and cfg.model.get("name") == "ensemble"
     if ensemble:
@@ -254,11 +415,20 @@ def evaluate(cfg: DictConfig) -> dict:
     for data in (dm, home):  # data.speaker_norm=true checkpoints: standardised embeddings, as in training
         if data is not None:
             speaker_norm_inputs(model, data, accelerator=accelerator)
+    if ensemble and (adapt_request["adapt"] != "none" or adapt_request["prior"] != "none"):
+        raise ValueError("adapt and adapt_prior take one checkpoint (its feature statistics and training prior); "
+                         "model=ensemble takes labels=[...] only")
+    if adapt_request["labels"] is not None:
+        label_subset(adapt_request["labels"], model.class_names, source)  # a class the model lacks: refused before testing
+    prepare_adaptation(model, dm, adapt_request["adapt"], accelerator)
     logged, results = _test_outputs(trainer, model, dm)
     metrics = collect_metrics(logged, results, split)
     logits, targets = results["logits"], results["targets"]
     probs = logits.softmax(dim=1)
     metrics.update(classification_report(probs, targets, dm.class_names))
+    metrics["views"], metrics["adaptation"] = scored_views(
+        model, dm, split, logits, targets, adapt_request, dm_hp, "restricted to the evaluated data's classes", source)
+    metrics.update(restricted_headline(metrics["views"]))
     metrics["top_confused"] = top_confused_pairs(metrics["confusion_matrix"], dm.class_names, k=int(cfg.get("top_k", 5)))
     metrics["confidence"] = {**confidence_summary(probs, targets, ECE_BINS),
                              "reliability": reliability_bins(probs, targets, ECE_BINS)}
@@ -298,4 +468,7 @@ def evaluate(cfg: DictConfig) -> dict:
     write_report(metrics, out_dir)
     log.info("%s UA %.4f  WA %.4f  macro-F1 %.4f  ECE %.4f, protocol %s (report: %s)", split, metrics["ua"],
              metrics["wa"], metrics["macro_f1"], metrics["confidence"]["ece"], dm.protocol, out_dir / "report.md")
+    for v in metrics["views"]:
+        log.info("  %s, %s: n %d  UA %s", v["output_name"], v["adaptation"], v["n"],
+                 "n/a" if v["ua"] is None else f"{v['ua']:.4f}")
     return metrics

@@ -6,6 +6,17 @@ A model trained with ``data.speaker_norm=true`` also needs ``speaker_reference=[
 (or a folder): recordings of the same speaker whose statistics standardise the input's
 embeddings (:func:`~ser_lightning.inference.predictor.speaker_reference_statistics`).
 
+``labels=[angry,happy,neutral,sad]`` (or a label set: ``quad4``) restricts the output to those classes:
+every window's probabilities of them, renormalised; a class the model does not have is refused. (Until
+issue 21 ``labels=`` only checked that the model's classes were exactly those: a command that passed
+that check gives the same answers now, since restricting to all of a model's classes changes nothing.)
+
+``adapt=set`` and ``adapt_prior=em`` adapt to the input set without labels (transductive, named so in
+``predictions.json``; each file keeps its ``plain`` answer): the head's input standardised with the
+statistics of all the input's windows, and the class prior re-estimated by EM over the files'
+probabilities (:func:`~ser_lightning.inference.predictor.predict_set`). Below ``adapt_min_clips`` files
+(e.g. a single clip) a one-line note, and the model's training statistics and prior are used.
+
 Without ``ckpt_path`` the model shipped with the package (``default``) is used. The task: load the
 model, detect speech, classify every file, write ``predictions.json`` / ``.csv`` /
 ``windows.csv`` and print a table. How files are decoded, windowed and scored, and what the
@@ -24,10 +35,9 @@ from omegaconf import DictConfig, OmegaConf
 from ser_lightning.inference.default_model import DEFAULT_NAME
 from ser_lightning.inference.predictor import (
     PredictionFailed,
-    check_labels,
     find_audio,
     load_model,
-    predict_files,
+    predict_set,
     speaker_reference_statistics,
     write_outputs,
 )
@@ -36,8 +46,10 @@ from ser_lightning.inference.vad import NO_SPEECH, VadSettings
 log = logging.getLogger(__name__)
 
 
-def print_table(records: list[dict[str, Any]], console: Any = None) -> None:
-    """Print one row per file (status, label, confidence, speech fraction, windows, duration, error) with rich."""
+def print_table(records: list[dict[str, Any]], console: Any = None, adaptation: str | None = None) -> None:
+    """Print one row per file (status, label, confidence, speech fraction, windows, duration, error) with rich;
+    records adapted to the set (:func:`~ser_lightning.inference.predictor.predict_set`) also show their plain
+    label, and the title names the ``adaptation``."""
     from rich.console import Console
     from rich.table import Table
 
@@ -45,19 +57,23 @@ def print_table(records: list[dict[str, Any]], console: Any = None) -> None:
         console = Console(soft_wrap=False)
         if not console.is_terminal:  # a pipe or file: rich would wrap the table at 80 columns
             console = Console(soft_wrap=False, width=200)
-    table = Table(title="Predictions", show_lines=False)
-    for name, kw in (("file", {"overflow": "fold"}), ("status", {}), ("label", {}), ("confidence", {"justify": "right"}),
-                     ("speech", {"justify": "right"}), ("windows", {"justify": "right"}),
-                     ("duration (s)", {"justify": "right"}), ("error", {"overflow": "fold"})):
+    adapted = any("plain" in r for r in records)
+    table = Table(title="Predictions" + (f" ({adaptation})" if adapted and adaptation else ""), show_lines=False)
+    columns = [("file", {"overflow": "fold"}), ("status", {}), ("label", {}), ("confidence", {"justify": "right"})]
+    columns += [("plain label", {})] if adapted else []
+    columns += [("speech", {"justify": "right"}), ("windows", {"justify": "right"}),
+                ("duration (s)", {"justify": "right"}), ("error", {"overflow": "fold"})]
+    for name, kw in columns:
         table.add_column(name, **kw)
     shown = {"ok": "[green]ok[/]", NO_SPEECH: "[yellow]no speech[/]", "error": "[red]error[/]"}
     for r in records:
         ok = r["status"] == "ok"
         speech = r.get("speech_fraction")
-        table.add_row(r["file"], shown.get(r["status"], r["status"]), r["label"] or "",
-                      f"{r['confidence']:.3f}" if ok else "", f"{100 * speech:.0f} %" if speech is not None else "",
-                      str(r["n_windows"]) if r["status"] != "error" else "",
-                      f"{r['duration_s']:.2f}" if r["duration_s"] is not None else "", r["error"])
+        cells = [r["file"], shown.get(r["status"], r["status"]), r["label"] or "", f"{r['confidence']:.3f}" if ok else ""]
+        cells += [(r.get("plain") or {}).get("label") or ""] if adapted else []
+        cells += [f"{100 * speech:.0f} %" if speech is not None else "", str(r["n_windows"]) if r["status"] != "error" else "",
+                  f"{r['duration_s']:.2f}" if r["duration_s"] is not None else "", r["error"]]
+        table.add_row(*cells)
     console.print(table)
 
 
@@ -65,19 +81,21 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     """Run ``conf/predict.yaml``: load the model, classify ``cfg.input``, write the outputs.
 
     Args:
-        cfg: ``ckpt_path`` (alias ``ckpt``; ``null`` = ``default``), ``input``, ``output``, ``card``, ``labels``,
-            ``hop_s``, ``batch_size``, ``trim_silence``, ``trim_db``, ``silence_dbfs``, ``segment``, ``vad``
-            (``enabled``, ``threshold``, ``min_speech_fraction``, ``min_speech_s``, ``min_silence_s``,
-            ``speech_pad_s``), ``device``, ``extensions``, ``strict``, ``progress``, ``speaker_reference``
-            (recordings of the speaker, for a model trained with ``data.speaker_norm=true``).
+        cfg: ``ckpt_path`` (alias ``ckpt``; ``null`` = ``default``), ``input``, ``output``, ``card``, ``labels``
+            (classes to restrict the output to), ``adapt`` (``none``/``set``), ``adapt_prior`` (``none``/``em``),
+            ``adapt_min_clips``, ``hop_s``, ``batch_size``, ``trim_silence``, ``trim_db``, ``silence_dbfs``,
+            ``segment``, ``vad`` (``enabled``, ``threshold``, ``min_speech_fraction``, ``min_speech_s``,
+            ``min_silence_s``, ``speech_pad_s``), ``device``, ``extensions``, ``strict``, ``progress``,
+            ``speaker_reference`` (recordings of the speaker, for a model trained with ``data.speaker_norm=true``).
 
     Returns:
         The ``predictions.json`` document.
 
     Raises:
         FileNotFoundError: missing model, card or input.
-        ValueError: bad setting, unusable model, labels mismatch; a ``data.speaker_norm=true`` model
-            without ``speaker_reference``, or ``speaker_reference`` with a plain model.
+        ValueError: bad setting, unusable model, a requested label the model does not have; a
+            ``data.speaker_norm=true`` model without ``speaker_reference``, or ``speaker_reference`` with a
+            plain model; an adaptation the model cannot take (``adapt=set`` with an exported model).
         PredictionFailed: no file answered (classified or ``no speech``), or ``strict`` and some file
             failed (after the outputs are written).
     """
@@ -88,7 +106,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     plain = lambda v: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v  # noqa: E731
     files = find_audio(plain(cfg.get("input")), plain(cfg.get("extensions")))
     model = load_model(ckpt_path, str(cfg.get("device") or "cpu"), cfg.get("card"))
-    check_labels(plain(cfg.get("labels")), model.labels, model.source)
+    labels = plain(cfg.get("labels"))
     vad = VadSettings.from_any(plain(cfg.get("vad")) if cfg.get("vad") is not None else True)
     segment = str(cfg.get("segment") or "window")
     stats = None
@@ -99,8 +117,9 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
             reference, model, hop_s=cfg.get("hop_s"), trim=cfg.get("trim_silence"), trim_db=cfg.get("trim_db"),
             silence_dbfs=float(cfg.get("silence_dbfs", -60.0)), batch_size=int(cfg.get("batch_size", 16)),
         ) if reference else None
-    records = predict_files(
-        files, model, hop_s=cfg.get("hop_s"), batch_size=int(cfg.get("batch_size", 16)),
+    records, adaptation = predict_set(
+        files, model, labels=labels, adapt=cfg.get("adapt") or "none", adapt_prior=cfg.get("adapt_prior") or "none",
+        adapt_min_clips=cfg.get("adapt_min_clips", 20), hop_s=cfg.get("hop_s"), batch_size=int(cfg.get("batch_size", 16)),
         trim=cfg.get("trim_silence"), trim_db=cfg.get("trim_db"),
         silence_dbfs=float(cfg.get("silence_dbfs", -60.0)), vad=vad, segment=segment,
         progress=bool(cfg.get("progress", True)), speaker_stats=stats,
@@ -108,7 +127,8 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     a = model.audio_cfg
     hop_s = a.duration_s / 2 if cfg.get("hop_s") is None else float(cfg.hop_s)
     header = {"source": str(Path(model.source).resolve()), "backend": model.backend, "name": model.name,
-              "labels": model.labels, "sample_rate": a.sample_rate, "window_s": a.duration_s, "hop_s": hop_s,
+              "labels": adaptation["labels"], "model_labels": model.labels, "adaptation": adaptation,
+              "sample_rate": a.sample_rate, "window_s": a.duration_s, "hop_s": hop_s,
               "normalize": a.normalize, "pad_mode": a.pad_mode,
               "trim_silence": a.trim_silence if cfg.get("trim_silence") is None else bool(cfg.trim_silence),
               "silence_dbfs": float(cfg.get("silence_dbfs", -60.0)), "segment": segment, "vad": vad.as_dict(),
@@ -117,7 +137,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
               "speaker_reference": {"files": stats.files, "windows": stats.windows} if stats else None}
     out_dir = Path(cfg.get("output") or cfg.paths.output_dir).expanduser()
     paths = write_outputs(records, out_dir, header)
-    print_table(records)
+    print_table(records, adaptation=adaptation["adaptation"])
     n_err = sum(r["status"] == "error" for r in records)
     n_quiet = sum(r["status"] == NO_SPEECH for r in records)
     print(f"{len(records) - n_err - n_quiet} of {len(records)} files classified, {n_quiet} without speech "

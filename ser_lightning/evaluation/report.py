@@ -259,6 +259,17 @@ def write_confusion_csvs(cm: Sequence[Sequence[int]], labels: Sequence[str], out
     ]
 
 
+VIEW_COLUMNS = ("output", "output_name", "adaptation", "transductive", "n", "ua", "wa", "macro_f1", "classes",
+                "excluded", "note")
+
+
+def write_views_csv(views: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """One row per output view (:func:`ser_lightning.evaluation.views.output_views`): :data:`VIEW_COLUMNS`."""
+    return write_table_csv(path, VIEW_COLUMNS,
+                           [[" ".join(v[c]) if c == "classes" else ("" if v.get(c) is None else v.get(c, ""))
+                             for c in VIEW_COLUMNS] for v in views])
+
+
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in rows]
@@ -327,6 +338,18 @@ def write_report(metrics: dict[str, Any], out_dir: str | Path) -> Path:
                      [[c, _pct(v["precision"]), _pct(v["recall"]), _pct(v["f1"]), v["support"]] for c, v in pc.items()])]
     if metrics.get("absent_classes"):
         md += ["", f"Classes the model outputs but the data lacks (support 0): {', '.join(metrics['absent_classes'])}."]
+    if metrics.get("views"):
+        md += ["", "## Output views ([views.csv](views.csv))", "",
+               "The headline and the tables around it score the full output, plain. Below, the same clips with the "
+               "output restricted to a class subset (probabilities renormalised, arg-max over those classes) and, "
+               "where asked for, adapted without labels. Rows marked *transductive* use the other scored "
+               "clips (their feature statistics or their predicted class shares) and are not comparable with plain rows.", "",
+               _md_table(["output", "adaptation", "n", "UA (%)", "WA (%)", "macro-F1 (%)", "note"],
+                         [[v["output_name"], v["adaptation"], v["n"], _pct(v["ua"]), _pct(v["wa"]), _pct(v["macro_f1"]),
+                           v.get("note", "")] for v in metrics["views"]])]
+        for note in (metrics.get("adaptation") or {}).get("notes", []):
+            md += ["", f"Note: {note}"]
+        write_views_csv(metrics["views"], out / "views.csv")
     md += ["", "## Confusion matrix", "",
            "![confusion matrix](confusion_matrix.png)", "",
            "Counts: [confusion_matrix.csv](confusion_matrix.csv); row-normalised: "

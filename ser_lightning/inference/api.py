@@ -17,6 +17,15 @@ detected speech segments (``segment="vad"``), and the mean of the speech windows
 
 ``ser.load_model("default")`` loads the model shipped with the package.
 
+Asking for the classes you need: ``ser.load_model("default", labels=["angry", "happy", "neutral", "sad"])`` or
+``model.predict(x, labels=[...])`` restricts the probabilities to those classes and renormalises them (a class
+the model does not have raises ``ValueError``). Adapting to a list of recordings without labels
+(transductive; :func:`~ser_lightning.inference.predictor.predict_set`): ``model.predict(files, adapt="set")``
+standardises the head's input with the statistics of all the list's windows, ``adapt_prior="em"``
+re-estimates the class priors of the list by EM; each :class:`Prediction` then names its ``adaptation``
+and keeps its ``plain`` answer. A list shorter than ``adapt_min_clips`` (20), or a single input, keeps the
+model's training statistics (a warning says so).
+
 A model trained with per-speaker normalisation (``data.speaker_norm=true``, a separate, transductive
 protocol) needs recordings of the speaker: ``model.predict("clip.wav", speaker_reference=["a.wav", "b.wav"])``
 (or a folder); a plain model given a ``speaker_reference`` raises ``ValueError``.
@@ -28,11 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ser_lightning.inference.adaptation import DEFAULT_MIN_CLIPS, PLAIN, check_adapt, label_subset
 from ser_lightning.inference.predictor import (
     AudioArray,
     LoadedModel,
     find_audio,
-    predict_files,
+    predict_set,
     speaker_reference_statistics,
 )
 from ser_lightning.inference.predictor import load_model as _load_any
@@ -78,6 +88,10 @@ class Prediction:
         duration_s: Input duration in seconds.
         error: One-line reason when ``status == "error"``.
         speech_fraction: Share of the input the detector marks as speech (``None`` without detection).
+        adaptation: ``"plain"``, or the transductive adaptation applied to the list it came in
+            (:data:`~ser_lightning.inference.adaptation.ADAPT_SET`, ...).
+        plain: The unadapted answer (``label``, ``confidence``, ``probabilities``) when ``adaptation`` is
+            not plain, else ``None``.
     """
 
     source: str
@@ -89,6 +103,8 @@ class Prediction:
     duration_s: float | None = None
     error: str = ""
     speech_fraction: float | None = None
+    adaptation: str = PLAIN
+    plain: dict[str, Any] | None = None
 
     @property
     def has_speech(self) -> bool:
@@ -96,11 +112,13 @@ class Prediction:
         return self.status != NO_SPEECH
 
     @classmethod
-    def from_record(cls, rec: dict[str, Any]) -> Prediction:
-        """Build from one record of :func:`~ser_lightning.inference.predictor.predict_files`."""
+    def from_record(cls, rec: dict[str, Any], adaptation: str = PLAIN) -> Prediction:
+        """Build from one record of :func:`~ser_lightning.inference.predictor.predict_files` (or ``predict_set``,
+        whose ``adaptation`` name it then carries)."""
         return cls(source=rec["file"], status=rec["status"], label=rec["label"], confidence=rec["confidence"],
                    probabilities=rec["probabilities"], windows=[WindowPrediction(**w) for w in rec["windows"]],
-                   duration_s=rec["duration_s"], error=rec["error"], speech_fraction=rec.get("speech_fraction"))
+                   duration_s=rec["duration_s"], error=rec["error"], speech_fraction=rec.get("speech_fraction"),
+                   adaptation=adaptation if rec.get("plain") is not None else PLAIN, plain=rec.get("plain"))
 
 
 class EmotionModel:
@@ -117,12 +135,19 @@ class EmotionModel:
             a :class:`~ser_lightning.inference.vad.VadSettings` or a dict of its fields (``threshold``,
             ``min_speech_fraction``, ``min_speech_s``, ``min_silence_s``, ``speech_pad_s``).
         segment: ``"window"`` (fixed windows every ``hop_s``) or ``"vad"`` (the detected speech segments).
+        labels: Restrict every answer to these classes (names in any known spelling, or a label set such as
+            ``"quad4"``); ``None``: all the model's classes.
+        adapt: ``"none"`` or ``"set"``: lists are adapted to their own feature statistics (transductive).
+        adapt_prior: ``"none"`` or ``"em"``: lists get their class priors re-estimated by EM (transductive).
+        adapt_min_clips: Lists with fewer classified inputs keep the model's training statistics and prior.
 
     Raises:
-        ValueError: a ``vad`` setting out of range or an unknown ``segment``.
+        ValueError: a ``vad`` setting out of range, an unknown ``segment``, a class in ``labels`` the model
+            does not have, or an adaptation setting outside its choices.
 
     Attributes:
-        labels: Class names in output order.
+        labels: Class names in output order (the ``labels`` restriction, else the model's classes).
+        model_labels: All the model's classes.
         sample_rate: The model's rate in Hz (inputs at other rates are resampled).
         duration_s: The model's clip (window) length in seconds.
         protocol: ``plain``, or the per-speaker normalisation protocol of a model trained with
@@ -131,7 +156,9 @@ class EmotionModel:
 
     def __init__(self, loaded: LoadedModel, hop_s: float | None = None, batch_size: int = 16,
                  trim_silence: bool | None = None, silence_dbfs: float = -60.0,
-                 vad: bool | dict[str, Any] | VadSettings = True, segment: str = "window") -> None:
+                 vad: bool | dict[str, Any] | VadSettings = True, segment: str = "window",
+                 labels: str | list[str] | None = None, adapt: str = "none", adapt_prior: str = "none",
+                 adapt_min_clips: int = DEFAULT_MIN_CLIPS) -> None:
         from ser_lightning.inference.vad import SEGMENT_MODES
 
         self._model = loaded
@@ -141,7 +168,14 @@ class EmotionModel:
         if segment not in SEGMENT_MODES:
             raise ValueError(f"segment={segment!r} is not one of {list(SEGMENT_MODES)}")
         self.segment = segment
-        self.labels = list(loaded.labels)
+        self.model_labels = list(loaded.labels)
+        self.restrict = labels
+        self.adapt, self.adapt_prior, self.adapt_min_clips = check_adapt(adapt, adapt_prior, adapt_min_clips,
+                                                                          allowed=("none", "set"))
+        self.labels = self.model_labels if labels is None else \
+            [self.model_labels[i] for i in label_subset(labels, self.model_labels, loaded.source)]
+        #: What the last :meth:`predict` call adapted (``predict_set``'s info: estimated prior, notes, ...).
+        self.last_adaptation: dict[str, Any] | None = None
         self.sample_rate = int(loaded.audio_cfg.sample_rate)
         self.duration_s = float(loaded.audio_cfg.duration_s)
         self.protocol = loaded.protocol
@@ -150,8 +184,9 @@ class EmotionModel:
         return (f"EmotionModel({self._model.name!r}, backend={self._model.backend!r}, labels={self.labels}, "
                 f"sample_rate={self.sample_rate}, duration_s={self.duration_s})")
 
-    def predict(self, audio: Any, sample_rate: int | None = None,
-                speaker_reference: Any = None) -> Prediction | list[Prediction]:
+    def predict(self, audio: Any, sample_rate: int | None = None, speaker_reference: Any = None, *,
+                labels: str | list[str] | None = None, adapt: str | None = None, adapt_prior: str | None = None,
+                adapt_min_clips: int | None = None) -> Prediction | list[Prediction]:
         """Classify a file, an array, or a list of them (batched together).
 
         Args:
@@ -164,6 +199,13 @@ class EmotionModel:
                 list of paths/arrays (arrays at ``sample_rate``) — whose pooled encoder states give
                 the mean and sd that standardise every input window
                 (:func:`~ser_lightning.inference.predictor.speaker_reference_statistics`).
+            labels: Restrict the answers to these classes (probabilities renormalised); ``None``: the
+                model's setting.
+            adapt: ``"set"``: adapt a list to its own feature statistics (transductive); ``None``: the
+                model's setting. A single input keeps the training statistics.
+            adapt_prior: ``"em"``: re-estimate the list's class priors by EM (transductive); ``None``: the
+                model's setting.
+            adapt_min_clips: ``None``: the model's setting.
 
         Returns:
             A :class:`Prediction` for a single input; a list (same order) for a list, where inputs that
@@ -174,7 +216,8 @@ class EmotionModel:
             ValueError: a single input cannot be read (unreadable, too short, all-silent with ``vad=False``...),
                 or an array without ``sample_rate``; a speaker-normalised model without
                 ``speaker_reference``, ``speaker_reference`` with a plain model, or an unreadable
-                reference recording.
+                reference recording; a class in ``labels`` the model does not have; ``adapt="set"`` with a
+                model that cannot be adapted (an exported one), ``adapt_prior="em"`` without a training prior.
             FileNotFoundError: a path does not exist.
         """
         single = not isinstance(audio, (list, tuple))
@@ -185,10 +228,14 @@ class EmotionModel:
             stats = speaker_reference_statistics(self._reference(speaker_reference, sample_rate), self._model,
                                                  hop_s=self.hop_s, trim=self.trim_silence,
                                                  silence_dbfs=self.silence_dbfs, batch_size=self.batch_size)
-        records = predict_files(inputs, self._model, hop_s=self.hop_s, batch_size=self.batch_size,
-                                trim=self.trim_silence, silence_dbfs=self.silence_dbfs, vad=self.vad,
-                                segment=self.segment, speaker_stats=stats)
-        results = [Prediction.from_record(r) for r in records]
+        records, info = predict_set(
+            inputs, self._model, labels=self.restrict if labels is None else labels,
+            adapt=self.adapt if adapt is None else adapt, adapt_prior=self.adapt_prior if adapt_prior is None else adapt_prior,
+            adapt_min_clips=self.adapt_min_clips if adapt_min_clips is None else adapt_min_clips,
+            hop_s=self.hop_s, batch_size=self.batch_size, trim=self.trim_silence, silence_dbfs=self.silence_dbfs,
+            vad=self.vad, segment=self.segment, speaker_stats=stats)
+        self.last_adaptation = info
+        results = [Prediction.from_record(r, info["adaptation"]) for r in records]
         if single:
             if results[0].status == "error":
                 raise ValueError(f"{results[0].source}: {results[0].error}")
@@ -227,14 +274,15 @@ def load_model(path: str | Path, device: str = "cpu", card: str | Path | None = 
         device: ``cpu`` or a CUDA device (``cuda``, ``cuda:0``).
         card: Model card JSON of an exported model; ``None`` = next to it, else the embedded one.
         **settings: :class:`EmotionModel` settings (``hop_s``, ``batch_size``, ``trim_silence``,
-            ``silence_dbfs``, ``vad``, ``segment``).
+            ``silence_dbfs``, ``vad``, ``segment``, ``labels``, ``adapt``, ``adapt_prior``, ``adapt_min_clips``).
 
     Returns:
         The :class:`EmotionModel`.
 
     Raises:
         FileNotFoundError: no such model file (or ``"default"`` and the shipped model is not installed).
-        ValueError: unusable or unsafe checkpoint, unknown file type, missing model card.
+        ValueError: unusable or unsafe checkpoint, unknown file type, missing model card, a bad setting (e.g.
+            a class in ``labels`` the model does not have).
     """
     return EmotionModel(_load_any(path, device, card), **settings)
 

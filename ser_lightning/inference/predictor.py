@@ -49,6 +49,7 @@ not match ``labels=``).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import math
@@ -74,6 +75,18 @@ from ser_lightning.data.audio import (
 )
 from ser_lightning.data.labels import LABEL_SETS, canonical_emotion, get_label_set
 from ser_lightning.data.speaker_norm import protocol_name, speaker_statistics, standardise
+from ser_lightning.inference.adaptation import (
+    DEFAULT_MIN_CLIPS,
+    adaptable,
+    adaptation_name,
+    adjust_to_prior,
+    check_adapt,
+    em_prior_correction,
+    feature_statistics_used,
+    label_subset,
+    restrict_probabilities,
+    training_prior,
+)
 from ser_lightning.inference.card import ONNX_CARD_KEY, TS_CARD_FILE, audio_config_from_card
 from ser_lightning.inference.checkpoint import (
     ProbabilityModel,
@@ -133,6 +146,12 @@ class LoadedModel:
             whole clips (``data.clip_length=whole``), whose pooling must ignore a short window's padding
             as it ignored a short clip's padding in training. Exported models take fixed windows, except
             a speech-encoder model's ONNX export, which takes lengths too.
+        adapt_refusal: Why feature adaptation (``adapt=set``) is not possible, or ``None`` when it is
+            (a checkpoint of an encoder model with per-layer pooling: ``embed`` and ``run_pooled`` are set,
+            and ``run_pooled(pooled, (mean, sd))`` standardises the head's input with those statistics).
+        training_prior: The class prior the posteriors are calibrated to
+            (:func:`~ser_lightning.inference.adaptation.training_prior`), ``None`` when unknown.
+        prior_refusal: Why ``adapt_prior=em`` is not possible, or ``None``.
     """
 
     run: Callable[[np.ndarray], np.ndarray]
@@ -143,8 +162,12 @@ class LoadedModel:
     source: str
     speaker_norm: bool = False
     embed: Callable[[np.ndarray], np.ndarray] | None = None
-    run_pooled: Callable[[np.ndarray], np.ndarray] | None = None
+    run_pooled: Callable[..., np.ndarray] | None = None
     takes_lengths: bool = False
+    adapt_refusal: str | None = "only a train.py checkpoint (.ckpt) of an encoder model can be adapted"
+    training_prior: np.ndarray | None = None
+    prior_refusal: str | None = ("adapt_prior=em needs the training class counts and loss weights, which only a "
+                                 "train.py checkpoint (.ckpt) stores")
 
     @property
     def protocol(self) -> str:
@@ -187,12 +210,15 @@ def _reference_refused(source: Any) -> str:
             "(protocol: plain): leave speaker_reference out")
 
 
-def _speaker_norm_model(classifier: Any, audio_cfg: AudioConfig, path: Path, device: torch.device) -> LoadedModel:
-    """A :class:`LoadedModel` of a checkpoint trained with ``data.speaker_norm=true`` (split at the pooled states)."""
+def _pooled_functions(classifier: Any, device: torch.device) -> tuple[Callable[..., np.ndarray], Callable[..., np.ndarray]]:
+    """``(embed, run_pooled)`` of a classifier whose network splits at its pooled hidden states.
+
+    ``embed(batch (n, samples), lengths (n,) or None)`` → pooled states ``(n, hidden_states, pooled_dim)``;
+    ``run_pooled(pooled, stats=None)`` → probabilities ``(n, n_classes)``, with ``stats = (mean, sd)`` the
+    head's input standardised with those statistics for this call
+    (:func:`~ser_lightning.inference.adaptation.feature_statistics_used`).
+    """
     network, frontend = classifier.network, classifier.frontend
-    if not (hasattr(network, "pooled_states") and hasattr(network, "forward_pooled")):
-        raise ValueError(f"ckpt_path={path}: trained with data.speaker_norm=true, but its network "
-                         f"{type(network).__name__} has no pooled hidden states to standardise")
 
     def embed(batch: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
         with torch.inference_mode():
@@ -200,17 +226,42 @@ def _speaker_norm_model(classifier: Any, audio_cfg: AudioConfig, path: Path, dev
             n = None if lengths is None else torch.as_tensor(np.asarray(lengths, dtype=np.int64), device=device)
             return network.pooled_states(frontend(wave), n).float().cpu().numpy()
 
-    def run_pooled(pooled: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
+    def run_pooled(pooled: np.ndarray, stats: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        with torch.inference_mode(), feature_statistics_used(network, stats):
             x = torch.from_numpy(np.ascontiguousarray(pooled, dtype=np.float32)).to(device)
             return torch.softmax(network.forward_pooled(x).float(), dim=-1).cpu().numpy()
+
+    return embed, run_pooled
+
+
+def _checkpoint_prior(classifier: Any, path: Path) -> tuple[np.ndarray | None, str | None]:
+    """The checkpoint's training prior (:func:`~ser_lightning.inference.adaptation.training_prior`) or why not."""
+    hp = classifier.hparams
+    try:
+        sampler = stored_datamodule_hparams(path).get("sampler")
+        return training_prior(hp.get("class_counts"), hp.get("class_weights"), sampler, len(classifier.class_names)), None
+    except (ValueError, OSError) as err:
+        return None, f"adapt_prior=em: ckpt_path={path}: {err}"
+
+
+def _speaker_norm_model(classifier: Any, audio_cfg: AudioConfig, path: Path, device: torch.device) -> LoadedModel:
+    """A :class:`LoadedModel` of a checkpoint trained with ``data.speaker_norm=true`` (split at the pooled states)."""
+    network = classifier.network
+    if not (hasattr(network, "pooled_states") and hasattr(network, "forward_pooled")):
+        raise ValueError(f"ckpt_path={path}: trained with data.speaker_norm=true, but its network "
+                         f"{type(network).__name__} has no pooled hidden states to standardise")
+    embed, run_pooled = _pooled_functions(classifier, device)
 
     def refuse(batch: np.ndarray) -> np.ndarray:
         raise ValueError(_reference_required(path))
 
+    prior, why = _checkpoint_prior(classifier, path)
     return LoadedModel(refuse, list(classifier.class_names), audio_cfg, str(classifier.hparams["model"].get("name")),
                        "pytorch", str(path), speaker_norm=True, embed=embed, run_pooled=run_pooled,
-                       takes_lengths=audio_cfg.clip_length == "whole")
+                       takes_lengths=audio_cfg.clip_length == "whole",
+                       adapt_refusal=(f"ckpt_path={path} was trained with data.speaker_norm=true: its input is already "
+                                      "standardised with the speaker reference"),
+                       training_prior=prior, prior_refusal=why)
 
 
 def _card_path(model_path: Path) -> Path:
@@ -250,9 +301,14 @@ def load_model(path: str | Path, device: str = "cpu", card: str | Path | None = 
         if stored_datamodule_hparams(path).get("speaker_norm"):
             return _speaker_norm_model(classifier.to(dev), audio_cfg, path, dev)
         module = ProbabilityModel.from_classifier(classifier).to(dev)
+        why = adaptable(classifier.network)
+        embed, run_pooled = _pooled_functions(classifier, dev) if why is None else (None, None)
+        prior, prior_why = _checkpoint_prior(classifier, path)
         return LoadedModel(_torch_runner(module, dev), list(classifier.class_names), audio_cfg,
                            str(classifier.hparams["model"].get("name")), "pytorch", str(path),
-                           takes_lengths=audio_cfg.clip_length == "whole")
+                           embed=embed, run_pooled=run_pooled, takes_lengths=audio_cfg.clip_length == "whole",
+                           adapt_refusal=None if why is None else f"adapt=set: ckpt_path={path}: {why}",
+                           training_prior=prior, prior_refusal=prior_why)
     if suffix not in (".onnx", ".pt"):
         raise ValueError(f"ckpt_path={path}: unknown model file type {suffix!r}; expected .ckpt (train.py), "
                          ".onnx or .torchscript.pt (export.py)")
@@ -646,6 +702,8 @@ def predict_files(
     segment: str = "window",
     progress: bool = False,
     speaker_stats: SpeakerStats | None = None,
+    labels: str | Sequence[str] | None = None,
+    run: Callable[..., np.ndarray] | None = None,
 ) -> list[dict[str, Any]]:
     """Classify files with sliding windows (or speech segments); bad files become error records, never exceptions.
 
@@ -675,6 +733,11 @@ def predict_files(
         speaker_stats: The speaker's statistics for a model trained with ``data.speaker_norm=true``
             (:func:`speaker_reference_statistics`); every window's pooled hidden states are
             standardised with them before the head. Required by such a model, refused by others.
+        labels: Restrict the output to these classes (:func:`~ser_lightning.inference.adaptation.label_subset`:
+            a label-set name or emotion names): every window's probabilities of those classes,
+            renormalised; records then list only them (in the model's order). ``None``: all classes.
+        run: Replaces the model's own ``(batch, lengths)`` → probabilities function (used by
+            :func:`predict_set` for its two passes); ``None``: the model's.
 
     Returns:
         One record per file, in input order: ``file``, ``path``, ``status`` (``ok``/``no speech``/``error``),
@@ -688,18 +751,21 @@ def predict_files(
     Raises:
         ValueError: ``hop_s``, ``batch_size``, ``trim_db``, ``segment`` or a ``vad`` setting out of range;
             ``segment="vad"`` with the detector off; a model whose output width differs from its label count;
-            a speaker-normalised model without ``speaker_stats``, or ``speaker_stats`` for a plain model.
+            a speaker-normalised model without ``speaker_stats``, or ``speaker_stats`` for a plain model;
+            a requested label the model does not have.
         RuntimeError: the model fails on a batch.
     """
     cfg = model.audio_cfg
+    keep = list(range(len(model.labels))) if labels is None else label_subset(labels, model.labels, model.source)
+    out_labels = [model.labels[i] for i in keep]
     if model.speaker_norm and speaker_stats is None:
         raise ValueError(_reference_required(model.source))
     if speaker_stats is not None and not model.speaker_norm:
         raise ValueError(_reference_refused(model.source))
-    if speaker_stats is not None:
+    if run is None and speaker_stats is not None:
         def run(batch: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
             return model.run_pooled(standardise(model.embed(batch, lengths), speaker_stats.mean, speaker_stats.sd))
-    else:
+    elif run is None:
         run = model.run
     window = cfg.num_samples
     hop_s = cfg.duration_s / 2 if hop_s is None else float(hop_s)
@@ -740,10 +806,12 @@ def predict_files(
             if probs.shape != (len(chunk), len(model.labels)):
                 raise ValueError(f"ckpt_path={model.source}: the model returned shape {probs.shape} for {len(chunk)} windows, "
                                  f"but its card lists {len(model.labels)} labels")
+            if labels is not None:
+                probs = restrict_probabilities(probs, keep)
             for (u, _, i), row in zip(chunk, probs):
                 u.probs[i] = row
         for p in [p for p in pending if p.done()]:
-            _finish(records[p.index], p, model.labels, cfg.sample_rate)
+            _finish(records[p.index], p, out_labels, cfg.sample_rate)
             pending.remove(p)
 
     bar, task = None, None
@@ -812,6 +880,153 @@ def predict_files(
     return records
 
 
+def _digest(batch: np.ndarray, lengths: np.ndarray | None) -> str:
+    """A fingerprint of one model batch (its samples and valid lengths)."""
+    h = hashlib.blake2b(np.ascontiguousarray(batch).tobytes(), digest_size=16)
+    if lengths is not None:
+        h.update(np.ascontiguousarray(lengths, dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def _answer(rec: dict[str, Any]) -> dict[str, Any]:
+    return {"label": rec["label"], "confidence": rec["confidence"], "probabilities": rec["probabilities"]}
+
+
+def _set_probabilities(target: dict[str, Any], probs: np.ndarray, labels: Sequence[str]) -> None:
+    target.update(label=labels[int(np.argmax(probs))], confidence=float(np.max(probs)),
+                  probabilities={c: float(v) for c, v in zip(labels, probs)})
+
+
+def predict_set(
+    files: Sequence[tuple[Path | AudioArray, str]],
+    model: LoadedModel,
+    *,
+    labels: str | Sequence[str] | None = None,
+    adapt: str = "none",
+    adapt_prior: str = "none",
+    adapt_min_clips: int = DEFAULT_MIN_CLIPS,
+    **settings: Any,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Classify a set of recordings, optionally restricted to some classes and adapted to the set without labels.
+
+    The order of :mod:`ser_lightning.inference.adaptation`: feature adaptation, label restriction, prior
+    correction.
+
+    * ``adapt="set"`` (transductive): two passes over the files. The first computes every classified
+      window's pooled encoder states (and the plain answers, with the checkpoint's training statistics);
+      their mean and sd then standardise the head's input in the second pass, which replays the stored
+      states (the same windows in the same batches; the encoder does not run twice). Fewer than
+      ``adapt_min_clips`` classified files (a single clip, say): a note, and the training statistics.
+    * ``labels``: each window's probabilities restricted to those classes and renormalised
+      (:func:`predict_files`); a file's answer is the mean over its windows.
+    * ``adapt_prior="em"`` (transductive): the class prior of the set is estimated by EM over the files'
+      (restricted) probabilities (:func:`~ser_lightning.inference.adaptation.em_prior_correction`,
+      starting from the model's training prior restricted to the kept classes), and every file's and
+      window's probabilities are re-weighted to it (a file's corrected probabilities are its corrected
+      mean, not the mean of corrected windows). Fewer than ``adapt_min_clips`` classified files: a note,
+      no correction.
+
+    With any adaptation applied, every classified record keeps its unadapted answer under ``plain``
+    (``label``, ``confidence``, ``probabilities``; label restriction applied).
+
+    Args:
+        files: ``[(path or AudioArray, display_name)]``.
+        model: The :class:`LoadedModel`.
+        labels: Classes to keep (see :func:`predict_files`), or ``None``.
+        adapt: ``none`` or ``set``.
+        adapt_prior: ``none`` or ``em``.
+        adapt_min_clips: The smallest set that is adapted.
+        **settings: Keyword settings of :func:`predict_files` (``hop_s``, ``batch_size``, ``trim``,
+            ``trim_db``, ``silence_dbfs``, ``vad``, ``segment``, ``progress``, ``speaker_stats``).
+
+    Returns:
+        ``(records, info)``: the :func:`predict_files` records, and ``{"labels" (the output classes),
+        "adaptation" (the row name: ``plain`` or what was applied), "transductive", "adapt": {"mode",
+        "applied", "clips", "windows"}, "prior": {"mode", "applied", "training_prior", "estimated_prior",
+        "iterations"}, "notes"}``.
+
+    Raises:
+        ValueError: a bad setting; ``adapt=set`` with a model that cannot be adapted (an exported model,
+            a speaker-normalised or non-encoder checkpoint), ``adapt_prior=em`` without a training prior,
+            or a requested label the model does not have; see also :func:`predict_files`.
+    """
+    adapt, prior, min_clips = check_adapt(adapt, adapt_prior, adapt_min_clips, allowed=("none", "set"))
+    keep = list(range(len(model.labels))) if labels is None else label_subset(labels, model.labels, model.source)
+    out_labels = [model.labels[i] for i in keep]
+    if adapt == "set" and model.adapt_refusal:
+        raise ValueError(model.adapt_refusal)
+    if prior == "em" and model.training_prior is None:
+        raise ValueError(model.prior_refusal or "adapt_prior=em: the model's training prior is unknown")
+    notes: list[str] = []
+    info: dict[str, Any] = {"labels": out_labels, "adapt": {"mode": adapt, "applied": False},
+                            "prior": {"mode": prior, "applied": False}, "notes": notes}
+
+    def too_few(what: str, n: int) -> None:
+        note = (f"{what}: {n} file(s) classified, fewer than adapt_min_clips={min_clips}: "
+                + ("the training statistics are used" if what == "adapt" else "the prior is not corrected"))
+        log.warning("%s", note)
+        notes.append(note)
+
+    plain_records: list[dict[str, Any]] | None = None
+    if adapt == "set" and len(files) >= min_clips:
+        captured: list[tuple[str, np.ndarray]] = []
+
+        def capture(batch: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+            pooled = model.embed(batch, lengths)
+            captured.append((_digest(batch, lengths), pooled))
+            return model.run_pooled(pooled)
+
+        plain_records = predict_files(files, model, labels=labels, run=capture, **settings)
+        n_ok = sum(r["status"] == "ok" for r in plain_records)
+        if n_ok < min_clips:
+            too_few("adapt", n_ok)
+            records, plain_records = plain_records, None
+        else:
+            pooled_all = np.concatenate([p for _, p in captured])
+            stats = speaker_statistics(pooled_all)
+            replay = iter(captured)
+
+            def adapted(batch: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+                digest, pooled = next(replay, (None, None))
+                if digest != _digest(batch, lengths):  # not the first pass's batch: embed it again
+                    pooled = model.embed(batch, lengths)
+                return model.run_pooled(pooled, stats)
+
+            records = predict_files(files, model, labels=labels, run=adapted, **settings)
+            info["adapt"].update(applied=True, clips=n_ok, windows=int(len(pooled_all)))
+    else:
+        if adapt == "set":
+            too_few("adapt", len(files))
+        records = predict_files(files, model, labels=labels, **settings)
+    ok = [i for i, r in enumerate(records) if r["status"] == "ok"]
+    if prior == "em":
+        train = np.asarray(model.training_prior, dtype=np.float64)[keep]
+        train = train / train.sum()
+        info["prior"]["training_prior"] = dict(zip(out_labels, train.tolist()))
+        if len(ok) < min_clips:
+            too_few("adapt_prior=em", len(ok))
+        else:
+            if plain_records is None:
+                plain_records = [dict(_answer(r), status=r["status"]) for r in records]
+            fit = em_prior_correction(np.asarray([[records[i]["probabilities"][c] for c in out_labels] for i in ok]), train)
+            for i, q in zip(ok, fit.probs):
+                _set_probabilities(records[i], q, out_labels)
+                for w in records[i]["windows"]:
+                    if w.get("probabilities"):
+                        p = np.asarray([[w["probabilities"][c] for c in out_labels]])
+                        _set_probabilities(w, adjust_to_prior(p, train, fit.prior)[0], out_labels)
+            info["prior"].update(applied=True, estimated_prior=dict(zip(out_labels, fit.prior.tolist())),
+                                 iterations=fit.iterations, converged=fit.converged)
+    applied_adapt = "set" if info["adapt"]["applied"] else "none"
+    applied_prior = "em" if info["prior"]["applied"] else "none"
+    info["adaptation"] = adaptation_name(applied_adapt, applied_prior)
+    info["transductive"] = applied_adapt != "none" or applied_prior != "none"
+    if info["transductive"] and plain_records is not None:
+        for i in ok:
+            records[i]["plain"] = _answer(plain_records[i])
+    return records, info
+
+
 def _record_error(rec: dict[str, Any], err: Exception, path: Any) -> None:
     msg, shown = str(err), path.name if isinstance(path, AudioArray) else str(path)
     rec.update(status="error", error=msg[len(shown) + 2:] if msg.startswith(f"{shown}: ") else msg)
@@ -851,7 +1066,9 @@ def write_outputs(records: list[dict[str, Any]], out_dir: str | Path, header: di
     Args:
         records: Output of :func:`predict_files`.
         out_dir: Directory (created).
-        header: Model and settings, stored as ``model`` in the JSON.
+        header: Model and settings, stored as ``model`` in the JSON; ``labels`` are the output classes (the
+            CSV's ``p_<class>`` columns). Records adapted by :func:`predict_set` add ``plain_label`` and
+            ``plain_confidence`` columns to ``predictions.csv``.
 
     Returns:
         ``{"json", "csv", "windows_csv"}`` paths.
@@ -867,12 +1084,15 @@ def write_outputs(records: list[dict[str, Any]], out_dir: str | Path, header: di
     paths["json"].write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     cols = ["file", "status", "error", "label", "confidence", "speech_fraction", "n_windows", "duration_s",
             "analysed_s", "source_sample_rate", "channels", "path"]
+    adapted = any("plain" in r for r in records)  # predict_set: the unadapted answer beside the adapted one
     with open(paths["csv"], "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(cols + [f"p_{c}" for c in labels])
+        w.writerow(cols + [f"p_{c}" for c in labels] + (["plain_label", "plain_confidence"] if adapted else []))
         for r in records:
             probs = r["probabilities"] or {}
-            w.writerow([_fmt(r.get(c)) for c in cols] + [_fmt(probs.get(c)) for c in labels])
+            plain = r.get("plain") or {}
+            w.writerow([_fmt(r.get(c)) for c in cols] + [_fmt(probs.get(c)) for c in labels]
+                       + ([_fmt(plain.get("label")), _fmt(plain.get("confidence"))] if adapted else []))
     with open(paths["windows_csv"], "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["file", "window", "start_s", "end_s", "status", "speech_fraction", "label", "confidence"]

@@ -270,6 +270,73 @@ class EncoderClassifier(nn.Module):
         x = x.flatten(1) if self.layer_combine == "concat" else self.layer_weights(x[..., None, :])[:, 0]
         return self.head(x)
 
+    def _input_standardisation(self) -> nn.BatchNorm1d:
+        """The module that standardises the head's input (today ``pooled_norm``).
+
+        Raises:
+            ValueError: the model has none (``model.pool_each_layer=false`` or ``model.pooled_norm=false``).
+        """
+        if not self.pool_each_layer or self.pooled_norm is None:
+            raise ValueError("this model has no input standardisation to adapt: feature statistics need "
+                             "model.pool_each_layer=true and model.pooled_norm=true")
+        return self.pooled_norm
+
+    def feature_statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The statistics the head standardises its input with (evaluation mode): ``(mean, sd)``.
+
+        Both have :attr:`pooled_shape` ``(num_hidden_states, pooled_dim)``: the raw pooled hidden
+        states that :meth:`forward_pooled` takes (what the frozen-feature cache stores), and the head
+        computes ``(x - mean) / sd`` on them. A freshly trained model holds its training statistics.
+        Hidden states the head does not read (``model.layers``) are reported as mean 0, sd 1.
+
+        Returns:
+            ``(mean, sd)`` float32 tensors on the model's device (copies).
+
+        Raises:
+            ValueError: the model has no input standardisation (``model.pooled_norm=false`` or
+                ``model.pool_each_layer=false``).
+        """
+        norm = self._input_standardisation()
+        n_all, dim = self.pooled_shape
+        mean = torch.zeros(n_all, dim, device=norm.running_mean.device)
+        sd = torch.ones(n_all, dim, device=norm.running_mean.device)
+        mean[self.layer_index] = norm.running_mean.detach().float().reshape(len(self.layer_index), dim)
+        sd[self.layer_index] = (norm.running_var.detach().float() + norm.eps).sqrt().reshape(len(self.layer_index), dim)
+        return mean, sd
+
+    def set_feature_statistics(self, mean, sd) -> None:
+        """Standardise the head's input with these statistics from now on (evaluation mode).
+
+        The one place where test-time feature adaptation (:mod:`ser_lightning.inference.adaptation`:
+        AdaBN, Li et al., "Revisiting batch normalization for practical domain adaptation", 2016)
+        reaches the network; today it sets the running statistics of ``pooled_norm`` so that it
+        computes ``(x - mean) / sd`` (its variance is ``sd² - eps``; an ``sd`` below ``sqrt(eps)``
+        ≈ 0.0032 acts as ``sqrt(eps)``). The values are buffers: a checkpoint saved afterwards keeps them.
+
+        Args:
+            mean: ``(num_hidden_states, pooled_dim)`` (:attr:`pooled_shape`; array or tensor).
+            sd: Same shape, positive.
+
+        Raises:
+            ValueError: no input standardisation (see :meth:`feature_statistics`), a shape other than
+                :attr:`pooled_shape`, non-finite values or an sd that is not positive.
+        """
+        norm = self._input_standardisation()
+        dev = norm.running_mean.device
+        mean = torch.as_tensor(mean, dtype=torch.float32).to(dev)
+        sd = torch.as_tensor(sd, dtype=torch.float32).to(dev)
+        for name, t in (("mean", mean), ("sd", sd)):
+            if tuple(t.shape) != tuple(self.pooled_shape):
+                raise ValueError(f"feature statistics: {name} has shape {tuple(t.shape)}, the model's pooled states "
+                                 f"have {tuple(self.pooled_shape)}")
+            if not bool(torch.isfinite(t).all()):
+                raise ValueError(f"feature statistics: {name} holds NaN or infinite values")
+        if not bool((sd > 0).all()):
+            raise ValueError("feature statistics: every sd must be positive")
+        with torch.no_grad():
+            norm.running_mean.copy_(mean[self.layer_index].reshape(-1))
+            norm.running_var.copy_((sd[self.layer_index].reshape(-1) ** 2 - norm.eps).clamp_min(0.0))
+
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None,
                 norm: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(batch, num_classes)`` from waveforms ``(batch, time)`` and lengths ``(batch,)``;
