@@ -11,7 +11,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from ser_lightning.evaluation.views import output_views, present_classes, scorable_scores, score_view
+from ser_lightning.evaluation.views import (
+    output_views,
+    present_classes,
+    scorable_scores,
+    score_view,
+)
 from ser_lightning.inference.adaptation import (
     ADAPT_SET,
     PLAIN,

@@ -53,7 +53,9 @@ def test_leave_one_corpus_out_over_two_generated_corpora(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     with open(out / "cross_corpus.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    cross = {(x["train"], x["target"]): x for x in rows if x["kind"] == "cross"}
+    cross = {(x["train"], x["target"]): x for x in rows if x["kind"] == "cross" and x["output"] == "full"}
+    restricted = {(x["train"], x["target"]): x for x in rows if x["kind"] == "cross" and x["output"] == "restricted"}
+    assert set(restricted) == set(cross) and {x["adaptation"] for x in rows} == {"plain"}
     assert set(cross) == {("all-but-ravdess", "ravdess"), ("all-but-emodb", "emodb")}  # iemocap absent: left out
     to_emodb = cross[("all-but-emodb", "emodb")]
     # ekman7 model on EmoDB: 6 speakers x 6 scorable emotions; boredom (6 clips) unscorable
@@ -73,6 +75,12 @@ def test_leave_one_corpus_out_over_two_generated_corpora(tmp_path):
 
     h, w = matplotlib.image.imread(png).shape[:2]
     assert h > 100 and w > 100
-    assert "| all-but-emodb | emodb | cross | 36 |" in (out / "cross_corpus.md").read_text()
+    md = (out / "cross_corpus.md").read_text()
+    assert "| all-but-emodb | emodb | cross | full 7-way output | plain | 36 |" in md
+    assert "| all-but-emodb | emodb | cross | restricted to the target's classes | plain | 36 |" in md
+    # restricted to the target's six classes: the arg-max re-taken over them, the same 36 clips scored
+    r = restricted[("all-but-emodb", "emodb")]
+    assert int(r["n"]) == 36 and r["scorable_classes"] == to_emodb["scorable_classes"]
+    assert float(r["wa"]) >= float(to_emodb["wa"])  # a prediction of surprise can only become a right or wrong one
     for name in ("all-but-ravdess", "all-but-emodb"):
         assert (out / "train" / name / "checkpoints" / "best.ckpt").is_file()

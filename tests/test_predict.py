@@ -184,9 +184,20 @@ def _cfg(tmp_path, **kw):
                              "progress": False, "vad": {"enabled": False}, **kw})
 
 
-def test_labels_mismatch_is_an_error(audio_dir, trained_members, tmp_path):
-    with pytest.raises(ValueError, match=r"labels=\['angry', 'happy', 'neutral', 'sad'\].*predicted but not requested"):
-        predict(_cfg(tmp_path, ckpt=str(trained_members[0]), input=str(audio_dir / "long.wav"), labels="quad4"))
+def test_labels_restrict_the_output_and_a_class_the_model_lacks_is_refused(audio_dir, trained_members, tmp_path):
+    # issue 21: labels= restricts (it used to only check that the model's classes were exactly these)
+    full = predict(_cfg(tmp_path / "a", ckpt=str(trained_members[0]), input=str(audio_dir / "long.wav")))
+    part = predict(_cfg(tmp_path / "b", ckpt=str(trained_members[0]), input=str(audio_dir / "long.wav"), labels="quad4"))
+    kept = ["neutral", "happy", "sad", "angry"]  # the model's order
+    assert part["model"]["labels"] == kept and part["model"]["model_labels"] == full["model"]["labels"]
+    assert part["model"]["adaptation"]["adaptation"] == "plain"
+    for wf, wp in zip(full["files"][0]["windows"], part["files"][0]["windows"]):
+        p = np.array([wf["probabilities"][c] for c in kept])
+        np.testing.assert_allclose([wp["probabilities"][c] for c in kept], p / p.sum(), rtol=1e-5)
+    assert part["files"][0]["label"] in kept
+    with pytest.raises(ValueError, match=r"^labels=\['angry', 'boredom'\]: the model .* has no class \['boredom'\]"):
+        predict(_cfg(tmp_path, ckpt=str(trained_members[0]), input=str(audio_dir / "long.wav"),
+                     labels=["angry", "boredom"]))
     labels = ["surprise", "disgust", "fearful", "ANG", "sad", "happy", "calm", "neutral"]  # any order and spelling
     check_labels(labels, load_model(trained_members[0]).labels)
     with pytest.raises(ValueError, match="not in the vocabulary"):

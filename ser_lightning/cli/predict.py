@@ -37,6 +37,7 @@ from ser_lightning.inference.predictor import (
     PredictionFailed,
     find_audio,
     load_model,
+    predict_files,  # noqa: F401  (re-exported: the library behind predict.py)
     predict_set,
     speaker_reference_statistics,
     write_outputs,
