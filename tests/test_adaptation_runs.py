@@ -176,3 +176,28 @@ def test_eval_reports_both_outputs_and_per_speaker_adaptation(cross_run, two_cor
 
     r = run_script("eval.py", *common, "labels=[angry,boredom]", cwd=tmp_path / "bad")
     assert r.returncode == 1 and "has no class ['boredom']" in r.stderr
+
+
+def test_predict_py_adapts_a_folder_and_keeps_the_plain_answers(cross_run, two_corpora, tmp_path):
+    ckpt = cross_run / "train" / "ravdess" / "checkpoints" / "best.ckpt"
+    out = tmp_path / "p"
+    r = run_script("predict.py", f"ckpt_path={ckpt}", f"input={two_corpora / 'emodb'}", "vad.enabled=false",
+                   "labels=quad4", "adapt=set", "adapt_prior=em", "progress=false", f"output={out}", cwd=out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    doc = json.loads((out / "predictions.json").read_text())
+    info = doc["model"]["adaptation"]
+    assert info["adaptation"] == f"{ADAPT_SET} + {PRIOR_EM}" and info["transductive"] and info["adapt"]["clips"] == 42
+    assert doc["model"]["labels"] == ["neutral", "happy", "sad", "angry"] and len(doc["model"]["model_labels"]) == 8
+    assert info["prior"]["training_prior"] == pytest.approx({c: 0.25 for c in doc["model"]["labels"]})  # equal class counts
+    assert all(f["plain"]["label"] in doc["model"]["labels"] for f in doc["files"])
+    with open(out / "predictions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert "plain_label" in rows[0] and "p_calm" not in rows[0] and "plain label" in r.stdout
+    one = tmp_path / "one"  # a single clip: the training statistics, with a note
+    clip = sorted((two_corpora / "emodb" / "wav").glob("*.wav"))[0]
+    r = run_script("predict.py", f"ckpt_path={ckpt}", f"input={clip}", "vad.enabled=false", "adapt=set",
+                   "progress=false", f"output={one}", cwd=one)
+    assert r.returncode == 0, r.stderr[-3000:]
+    doc = json.loads((one / "predictions.json").read_text())
+    assert doc["model"]["adaptation"]["adaptation"] == PLAIN and "fewer than adapt_min_clips=20" in doc["model"]["adaptation"]["notes"][0]
+    assert "plain" not in doc["files"][0]

@@ -42,8 +42,11 @@ Bad files (unreadable, empty, shorter than 25 ms, NaN/inf samples; all-silent wi
 
 Exit code: 0 when at least one file was answered (classified or ``no speech``) (failures are listed in the outputs and
 counted in a warning); 1 when no file could be classified, with ``strict=true`` when any file
-failed, or on a configuration error (bad ``ckpt_path``, ``input``, setting, or a model whose labels do
-not match ``labels=``).
+failed, or on a configuration error (bad ``ckpt_path``, ``input``, setting, or a class in
+``labels=`` the model does not have).
+
+``labels=`` restricts the output to some classes and :func:`predict_set` adapts to a set of recordings without
+labels (:mod:`ser_lightning.inference.adaptation`).
 """
 
 from __future__ import annotations
@@ -348,6 +351,9 @@ def load_model(path: str | Path, device: str = "cpu", card: str | Path | None = 
 
 def check_labels(requested: str | Sequence[str] | None, model_labels: Sequence[str], source: str = "") -> None:
     """Check that a model predicts exactly the requested classes (in any order).
+
+    ``predict.py``'s ``labels=`` no longer checks this but restricts the output
+    (:func:`~ser_lightning.inference.adaptation.label_subset`); this check stays for callers that need it.
 
     Args:
         requested: ``None`` (no check), a label-set name (``ravdess8``, ``ekman7``, ``core6``,
