@@ -209,15 +209,16 @@ def prepare_adaptation(model: SERClassifier, dm: SERDataModule, adapt: str, acce
 
 def model_training_prior(model: SERClassifier, datamodule_hparams: dict[str, Any]) -> np.ndarray:
     """The class prior the checkpoint's posteriors are calibrated to
-    (:func:`~ser_lightning.inference.adaptation.training_prior` of its class counts, ``loss.class_weights``
-    and ``data.sampler``).
+    (:func:`~ser_lightning.inference.adaptation.training_prior` of its class counts, ``loss.class_weights``,
+    ``data.sampler`` and ``data.corpus_weights`` with the per-corpus class counts ``corpus_class_counts``).
 
     Raises:
         ValueError: the checkpoint stores no usable class counts (e.g. an ensemble).
     """
     hp = model.hparams
     return training_prior(hp.get("class_counts"), hp.get("class_weights"), datamodule_hparams.get("sampler"),
-                          len(model.class_names))
+                          len(model.class_names), datamodule_hparams.get("corpus_weights"),
+                          hp.get("corpus_class_counts"))
 
 
 def split_speakers(dm: SERDataModule, split: str) -> list[str]:

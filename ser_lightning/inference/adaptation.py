@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,19 +161,22 @@ def restrict_probabilities(probs: np.ndarray, keep: Sequence[int]) -> np.ndarray
 
 # -------------------------------------------------------------------------------------- class priors
 def training_prior(class_counts: Sequence[float] | None, class_weights: Any = None, sampler: Any = None,
-                   num_classes: int | None = None) -> np.ndarray:
+                   num_classes: int | None = None, corpus_weights: Any = None,
+                   corpus_class_counts: Mapping[str, Sequence[float]] | None = None) -> np.ndarray:
     """The class prior a model's posteriors are calibrated to, from how it was trained.
 
-    A classifier trained with class-weighted cross-entropy ``-Σ_k w_{y_k} log q(y_k | x_k)`` on items
-    drawn with class frequencies ``s_y`` converges (given enough capacity) to
-    ``q(y | x) ∝ w_y s_y p(x | y)``: its posteriors are Bayes posteriors under the prior
-    ``π_y ∝ w_y s_y``. So:
+    A classifier trained with weighted cross-entropy ``-Σ_k a_k w_{y_k} log q(y_k | x_k)`` (class weight
+    ``w_y``, item weight ``a_k``) on items drawn with class frequencies ``s_y`` converges (given enough
+    capacity) to ``q(y | x) ∝ w_y s_y m_y p(x | y)``, ``m_y`` being the mean item weight of class ``y``:
+    its posteriors are Bayes posteriors under the prior ``π_y ∝ w_y s_y m_y``. So:
 
     * no class weights, shuffled items: ``π_y ∝ n_y`` (the training class counts);
     * ``loss.class_weights=balanced`` (``w_y = N / (K n_y)``): ``π_y`` uniform, whatever the counts
       (the default model);
     * ``data.sampler=balanced`` (classes drawn in equal shares): ``s_y`` uniform, ``π_y ∝ w_y``;
-    * explicit weights ``[w_0, ...]``: ``π_y ∝ w_y n_y``.
+    * explicit weights ``[w_0, ...]``: ``π_y ∝ w_y n_y``;
+    * ``data.corpus_weights=balanced`` (item weight ``N / (C n_c)`` for an item of corpus ``c``):
+      ``m_y = Σ_c a_c n_{c,y} / n_y``, which needs each training corpus's class counts.
 
     Label smoothing and mixup move the posteriors towards uniform a little; they are not modelled.
 
@@ -182,12 +185,15 @@ def training_prior(class_counts: Sequence[float] | None, class_weights: Any = No
         class_weights: ``None``, ``"balanced"`` or one weight per class (``loss.class_weights``).
         sampler: ``data.sampler``: ``None`` (shuffle) or ``"balanced"``.
         num_classes: Expected number of classes (checked when given).
+        corpus_weights: ``data.corpus_weights``: ``None`` or ``"balanced"``.
+        corpus_class_counts: With ``corpus_weights``: training corpus → items per class.
 
     Returns:
         ``(n_classes,)`` float64, positive, summing to 1.
 
     Raises:
-        ValueError: missing or non-positive counts, or weights that do not fit them.
+        ValueError: missing or non-positive counts, weights that do not fit them, or corpus weights without
+            the per-corpus class counts.
     """
     if class_counts is None:
         raise ValueError("the training class counts are unknown (a checkpoint from before they were stored?); "
@@ -208,7 +214,19 @@ def training_prior(class_counts: Sequence[float] | None, class_weights: Any = No
         weights = np.asarray(list(class_weights), dtype=np.float64)
         if weights.shape != (k,) or not (weights > 0).all():
             raise ValueError(f"loss.class_weights={list(class_weights)} must be {k} positive numbers")
-    prior = weights * freq
+    item = np.ones(k)
+    if corpus_weights is not None:
+        if corpus_weights != "balanced":
+            raise ValueError(f"data.corpus_weights={corpus_weights!r} is not null or 'balanced'")
+        if not corpus_class_counts:
+            raise ValueError("the model was trained with data.corpus_weights=balanced, and its class prior needs each "
+                             "training corpus's class counts, which the checkpoint does not store")
+        per = np.asarray([list(v) for v in corpus_class_counts.values()], dtype=np.float64)  # (corpora, classes)
+        if per.shape[1:] != (k,) or (per < 0).any():
+            raise ValueError(f"per-corpus class counts of shape {per.shape} do not fit {k} classes")
+        a = per.sum() / (len(per) * per.sum(axis=1))  # item weight of each corpus
+        item = (a[:, None] * per).sum(axis=0) / np.maximum(per.sum(axis=0), 1e-12)
+    prior = weights * freq * item
     return prior / prior.sum()
 
 

@@ -241,8 +241,10 @@ def _checkpoint_prior(classifier: Any, path: Path) -> tuple[np.ndarray | None, s
     """The checkpoint's training prior (:func:`~ser_lightning.inference.adaptation.training_prior`) or why not."""
     hp = classifier.hparams
     try:
-        sampler = stored_datamodule_hparams(path).get("sampler")
-        return training_prior(hp.get("class_counts"), hp.get("class_weights"), sampler, len(classifier.class_names)), None
+        stored = stored_datamodule_hparams(path)
+        return training_prior(hp.get("class_counts"), hp.get("class_weights"), stored.get("sampler"),
+                              len(classifier.class_names), stored.get("corpus_weights"),
+                              hp.get("corpus_class_counts")), None
     except (ValueError, OSError) as err:
         return None, f"adapt_prior=em: ckpt_path={path}: {err}"
 
