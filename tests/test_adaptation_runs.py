@@ -201,3 +201,25 @@ def test_predict_py_adapts_a_folder_and_keeps_the_plain_answers(cross_run, two_c
     doc = json.loads((one / "predictions.json").read_text())
     assert doc["model"]["adaptation"]["adaptation"] == PLAIN and "fewer than adapt_min_clips=20" in doc["model"]["adaptation"]["notes"][0]
     assert "plain" not in doc["files"][0]
+
+
+def test_eval_adapts_the_target_of_a_corpus_split_run(two_corpora, tmp_path):
+    """The development protocol's cells (``data.split=corpus``): eval.py scores the test corpus adapted."""
+    common = [f"data.root={two_corpora}", f"data.cache_dir={tmp_path / 'cache'}"]
+    run = tmp_path / "train"
+    r = run_script("train.py", "model=byol_s", "data.corpora=[ravdess,emodb]", "data.split=corpus",
+                   "data.test_corpora=[emodb]", "data.train_corpora=[ravdess]", "data.label_set=ekman7",
+                   "data.duration_s=1.0", "data.corpus_weights=balanced", "trainer.max_epochs=2",
+                   "callbacks.progress_bar=null", *common, cwd=run)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = tmp_path / "eval"
+    r = run_script("eval.py", f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}", "split=test", "adapt=set", *common, cwd=out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    rows = {(v["output"], v["adaptation"]): v for v in m["views"]}
+    assert set(rows) == {("full", PLAIN), ("restricted", PLAIN), ("full", ADAPT_SET), ("restricted", ADAPT_SET)}
+    assert rows[("full", ADAPT_SET)]["n"] == 36 and m["adaptation"]["feature_statistics"][0]["clips"] == 36
+    assert m["restricted_classes"] == EMODB_CLASSES
+    r = run_script("eval.py", f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}", "split=test", "adapt_prior=em", *common,
+                   cwd=tmp_path / "em")
+    assert r.returncode == 1 and "data.corpus_weights=balanced" in r.stderr and "does not store" in r.stderr

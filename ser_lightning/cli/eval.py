@@ -223,7 +223,7 @@ def model_training_prior(model: SERClassifier, datamodule_hparams: dict[str, Any
 
 def split_speakers(dm: SERDataModule, split: str) -> list[str]:
     """``corpus/speaker`` of every clip of a split, in the split's order."""
-    return [f"{u.corpus}/{u.speaker}" for u, a in zip(dm.utterances, dm.assignment) if a == split]
+    return [f"{u.corpus}/{u.speaker}" for u in dm.split_utterances(split)]
 
 
 def scored_views(model: SERClassifier, dm: SERDataModule, split: str, logits: torch.Tensor, targets: torch.Tensor,
@@ -421,6 +421,8 @@ def evaluate(cfg: DictConfig) -> dict:
                          "model=ensemble takes labels=[...] only")
     if adapt_request["labels"] is not None:
         label_subset(adapt_request["labels"], model.class_names, source)  # a class the model lacks: refused before testing
+    if adapt_request["prior"] == "em":
+        model_training_prior(model, dm_hp)  # no usable training prior: refused before testing
     prepare_adaptation(model, dm, adapt_request["adapt"], accelerator)
     logged, results = _test_outputs(trainer, model, dm)
     metrics = collect_metrics(logged, results, split)
