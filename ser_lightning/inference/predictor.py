@@ -142,9 +142,9 @@ class LoadedModel:
         speaker_norm: Trained with ``data.speaker_norm=true``: ``run`` refuses, and prediction goes
             ``embed`` → per-speaker standardisation → ``run_pooled`` with a speaker reference.
         embed: ``(batch, num_samples)`` float32 → pooled hidden states ``(batch, hidden_states, pooled_dim)``
-            (speaker-normalised models only).
-        run_pooled: Pooled hidden states ``(batch, hidden_states, pooled_dim)`` → ``(batch, n_classes)``
-            probabilities (speaker-normalised models only).
+            (checkpoints of encoder models with per-layer pooling; ``None`` otherwise).
+        run_pooled: Pooled hidden states ``(batch, hidden_states, pooled_dim)`` (and optional ``(mean, sd)``
+            statistics for the head's input) → ``(batch, n_classes)`` probabilities (as ``embed``).
         takes_lengths: ``run`` and ``embed`` take each window's valid length: a checkpoint trained on
             whole clips (``data.clip_length=whole``), whose pooling must ignore a short window's padding
             as it ignored a short clip's padding in training. Exported models take fixed windows, except
