@@ -240,7 +240,8 @@ def checkpoint_setting(cfg: DictConfig, what: str = "a train.py checkpoint", def
 
 
 def build_classifier(cfg: DictConfig, class_names: list[str], num_samples: int,
-                     class_counts: list[int] | None = None):
+                     class_counts: list[int] | None = None,
+                     corpus_class_counts: dict[str, list[int]] | None = None):
     """``SERClassifier`` from ``cfg.model``, ``cfg.features``, ``cfg.optim`` and ``cfg.loss``.
 
     Args:
@@ -249,6 +250,7 @@ def build_classifier(cfg: DictConfig, class_names: list[str], num_samples: int,
         num_samples: Clip length in samples (``sample_rate`` Hz × ``duration_s``), for backbones
             that fit the spectrogram geometry to it.
         class_counts: Training clips per class (for ``loss.class_weights=balanced``), or ``None``.
+        corpus_class_counts: Training corpus → clips per class (stored with ``data.corpus_weights``), or ``None``.
 
     Returns:
         The untrained classifier (frontend + network + loss and metrics).
@@ -272,4 +274,5 @@ def build_classifier(cfg: DictConfig, class_names: list[str], num_samples: int,
         class_weights=loss.get("class_weights"),
         class_counts=class_counts,
         num_samples=num_samples,
+        corpus_class_counts=corpus_class_counts,
     )

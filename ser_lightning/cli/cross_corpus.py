@@ -305,15 +305,12 @@ def run_cross_corpus(cfg: DictConfig) -> dict[str, Any]:
     from ser_lightning.cli.eval import adaptation_request
     from ser_lightning.data.datamodule import resolve_data_root
     from ser_lightning.data.labels import get_label_set
-    from ser_lightning.inference.adaptation import label_subset, training_prior
+    from ser_lightning.inference.adaptation import label_subset
 
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cross = cfg.cross
     adapt = adaptation_request(cross)  # a bad setting fails before any training
-    if adapt["prior"] == "em" and cfg.data.get("corpus_weights"):
-        # refused before training while train.py stores no per-corpus class counts (hparams corpus_class_counts)
-        training_prior([1], corpus_weights=cfg.data.corpus_weights)
     if adapt["labels"] is not None:
         data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
         classes = get_label_set(data_cfg.get("label_set", "ravdess8"), data_cfg.get("calm", "neutral")).classes

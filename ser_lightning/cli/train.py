@@ -67,8 +67,9 @@ def build_datamodule(cfg: DictConfig, run_dir: str | Path | None):
 
 def build_module(cfg: DictConfig, dm) -> SERClassifier:
     """:func:`~ser_lightning.cli.common.build_classifier` for the data module's classes, training
-    class counts and clip length."""
-    return build_classifier(cfg, dm.class_names, dm.audio_cfg.num_samples, dm.train_class_counts())
+    class counts (per corpus too with ``data.corpus_weights``) and clip length."""
+    corpus_counts = dm.train_corpus_class_counts() if cfg.data.get("corpus_weights") else None
+    return build_classifier(cfg, dm.class_names, dm.audio_cfg.num_samples, dm.train_class_counts(), corpus_counts)
 
 
 def check_multirun_ddp(trainer: pl.Trainer, strategy_setting: Any = None) -> None:
@@ -384,9 +385,10 @@ def train(cfg: DictConfig) -> float | None:
             metrics["member_weights"] = model.network.member_weights()
             log.info("learned ensemble weights: %s", metrics["member_weights"])
         tested = refit_model if refit else model
-        test_split = dm.hparams.test_split
-        write_predictions(out_dir / "test_predictions.csv", dm.split_utterances(test_split),
-                          tested.class_names, tested.test_results["logits"], tested.test_results["targets"])
+        scored = tested.test_results["logits"]
+        # the test loader serves the split's clips in order; fast_dev_run / trainer.limit_test_batches score its first ones
+        write_predictions(out_dir / "test_predictions.csv", dm.split_utterances(dm.hparams.test_split)[:len(scored)],
+                          tested.class_names, scored, tested.test_results["targets"])
         path = write_metrics(metrics, out_dir)
         log.info("test UA %.4f  WA %.4f  macro-F1 %.4f  (%s)", metrics["ua"], metrics["wa"], metrics["macro_f1"], path)
     finally:

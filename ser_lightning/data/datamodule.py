@@ -688,6 +688,14 @@ class SERDataModule(pl.LightningDataModule):
         """
         return [u for u, a in zip(self.utterances, self.assignment) if a == name]
 
+    def train_corpus_class_counts(self) -> dict[str, list[int]]:
+        """Training items per class of each training corpus (after :meth:`setup`; a refit's merged set included)."""
+        train = np.asarray(self.assignment) == "train"  # clips, whatever items (crops, views) they give
+        corpora = np.asarray([u.corpus for u in self.utterances], dtype=object)[train]
+        labels = self.labels[train]
+        return {str(c): list(class_counts(labels[corpora == c].tolist(), self.label_set).values())
+                for c in sorted(set(corpora.tolist()))}
+
     def train_class_counts(self) -> list[int]:
         """Training items per class, in class order (after :meth:`setup`)."""
         return list(class_counts(self.datasets["train"].labels.tolist(), self.label_set).values())

@@ -82,6 +82,9 @@ class SERClassifier(pl.LightningModule):
             :meth:`set_corpus_stats` during training and stored with the checkpoint's
             hyper-parameters); their pooled mean and sd become the encoder's default, used for
             clips that come without statistics (prediction on a user's file).
+        corpus_class_counts: With ``data.corpus_weights=balanced``: training corpus → items per class, kept so
+            that the model's training class prior can be derived
+            (:func:`~ser_lightning.inference.adaptation.training_prior`, EM prior correction).
 
     Raises:
         ValueError: bad loss settings (named in the message; mixup with L-BFGS), an unknown ``model.norm_stats``,
@@ -100,6 +103,7 @@ class SERClassifier(pl.LightningModule):
         class_counts: list[int] | None = None,
         num_samples: int | None = None,
         corpus_stats: dict[str, dict[str, float]] | None = None,
+        corpus_class_counts: dict[str, list[int]] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
