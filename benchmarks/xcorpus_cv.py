@@ -183,8 +183,12 @@ def run_cell(cell: str, a: argparse.Namespace) -> dict | None:
     probs, targets, classes, _ = read_predictions(run_dir / "test_predictions.csv")
     _, _, _, rows = read_predictions(run_dir / "test_predictions.csv")
     plain, full = scores(probs, targets, restrict=True), scores(probs, targets, restrict=False)
-    adapt = adapted(m, rows, probs, targets, a.adapt_min_clips) if m.get("frozen_features") else {"notes": [
-        "no frozen-feature cache: no adaptation"]}
+    if not m.get("frozen_features"):
+        adapt = {"notes": ["no frozen-feature cache: no adaptation"]}
+    elif m.get("protocol", "plain") != "plain":  # data.speaker_norm: the run is transductive already
+        adapt = {"notes": [f"protocol {m['protocol']}: the plain row is transductive itself; no further adaptation"]}
+    else:
+        adapt = adapted(m, rows, probs, targets, a.adapt_min_clips)
     extract = float((m.get("frozen_features") or {}).get("extract_s") or 0.0)
     more = "  ".join(f"{k} {v['ua']:.1f}" for k, v in adapt.items() if k != "notes")
     print(f"{cell}: UA {plain['ua']:.1f} (full output {full['ua']:.1f}; transductive: {more}) over "
@@ -241,7 +245,8 @@ def write_table(out_dir: Path) -> Path:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for path in sorted(out_dir.glob("xcorpus_*.json")):
         p = json.loads(path.read_text())
-        lines.append("| " + " | ".join([p["name"], *(_cell(p["summary"], c) for c in cells), f"{p['minutes']:.1f}",
+        name = p["name"] if p.get("protocol", ["plain"]) == ["plain"] else f"{p['name']} (transductive protocol)"
+        lines.append("| " + " | ".join([name, *(_cell(p["summary"], c) for c in cells), f"{p['minutes']:.1f}",
                                         f"`{p['command']}`"]) + " |")
         for k in ADAPTATIONS:
             if any(k in v.get("adapted", {}) for v in p["summary"].values()):
@@ -300,7 +305,10 @@ def main(argv: list[str] | None = None) -> int:
         command, minutes, machine = old["command"], old["minutes"], old["machine"]
     else:
         minutes, machine = round((time.perf_counter() - start) / 60, 1), machine_info()
+    protocols = sorted({json.loads((Path(r["run_dir"]) / "metrics.json").read_text()).get("protocol", "plain")
+                        for r in rows})
     payload = {"name": a.name, "date": dt.date.today().isoformat(), "command": command, "machine": machine,
+               "protocol": protocols,
                "overrides": a.overrides, "incorpus_extra": a.incorpus_extra, "cells": rows, "failed": failed,
                "summary": summarise(rows), "minutes": minutes}
     out = Path(a.out_dir)
