@@ -223,10 +223,12 @@ def test_views_are_embedded_once_as_training_items_with_their_clips_label_and_sp
     n_val = len(dm.datasets["val"])
     all_rows = dm.cache_rows()[0]
     cached = use_frozen_features(model, dm, BYOL, progress=False)
-    assert cached.views["built"] and cached.views["views"] == 2 and cached.views["clips"] == len(all_rows)
-    ident = json.loads((Path(cached.views["embedding_cache"]) / "index.json").read_text())["identity"]["views"]
-    assert ident["count"] == 2 and ident["seed"] == 0 and [s["stage"] for s in ident["stages"]] == ["noise", "gain",
-                                                                                                     "telephone"]
+    assert cached.views["built"] == [True, True] and cached.views["views"] == 2
+    assert cached.views["clips"] == len(all_rows)
+    idents = [json.loads((Path(d) / "index.json").read_text())["identity"]["views"]
+              for d in cached.views["embedding_caches"]]
+    assert [i["view"] for i in idents] == [0, 1] and idents[0]["seed"] == 0
+    assert [s["stage"] for s in idents[0]["stages"]] == ["noise", "gain", "telephone"]
     train = dm.datasets["train"]
     n = len(train_rows)
     assert len(train) == 3 * n  # every training clip: clean + 2 views
@@ -265,16 +267,19 @@ def test_views_cache_is_reused_with_the_same_settings_and_rebuilt_when_they_chan
 
     dm, first = run(2, FAST_VIEWS)
     _, again = run(2, FAST_VIEWS)
-    assert first.views["built"] and not again.views["built"] and not again.built
-    assert again.views["embedding_cache"] == first.views["embedding_cache"]
+    assert first.views["built"] == [True, True] and again.views["built"] == [False, False] and not again.built
+    assert again.views["embedding_caches"] == first.views["embedding_caches"]
     a = np.asarray(dm.datasets["train"].__getitems__(list(range(len(dm.datasets["train"])))).embeddings)
-    changed = {**FAST_VIEWS, "noise": {"p": 1.0, "snr_db": [0.0, 5.0]}}
-    for k, views in ((3, FAST_VIEWS), (2, changed), (2, {**FAST_VIEWS, "seed": 1})):
-        _, other = run(k, views)
-        assert other.views["built"] and other.views["embedding_cache"] != first.views["embedding_cache"], (k, views)
+    # K = 3 reuses views 0 and 1 and extracts view 2 only
+    _, more = run(3, FAST_VIEWS)
+    assert more.views["built"] == [False, False, True] and more.views["embedding_caches"][:2] == first.views["embedding_caches"]
+    # another chain setting or seed: every view again, in other caches
+    for views in ({**FAST_VIEWS, "noise": {"p": 1.0, "snr_db": [0.0, 5.0]}}, {**FAST_VIEWS, "seed": 1}):
+        _, other = run(1, views)
+        assert other.views["built"] == [True] and other.views["embedding_caches"][0] not in first.views["embedding_caches"]
     # a stage that is off does not enter the key
     _, off = run(2, {**FAST_VIEWS, "codec": {"p": 0.0}})
-    assert not off.views["built"]
+    assert off.views["built"] == [False, False]
     dm_b, _ = run(2, FAST_VIEWS)
     b = np.asarray(dm_b.datasets["train"].__getitems__(list(range(len(dm_b.datasets["train"])))).embeddings)
     np.testing.assert_array_equal(a, b)

@@ -269,13 +269,13 @@ class _WindowDataset(Dataset):
 
 class _ViewDataset(Dataset):
     """Augmented views of cached whole clips (the views extraction's input, :mod:`ser_lightning.data.views`);
-    item ``i * count + j`` is view ``j`` of clip ``i``, made when it is read.
+    item ``i * len(views) + m`` is view ``views[m]`` of clip ``i``, made when it is read.
 
     Args:
         waves_path: The audio cache's ``waves.npy``.
         rows: Cache row per clip ``(n,)``. lengths: Valid samples per clip ``(n,)``.
         clip_ids: Identity per clip (:func:`~ser_lightning.data.views.clip_identity`).
-        count: Views per clip. chain: The view chain. seed: ``augment.views.seed``.
+        views: View indices to make per clip. chain: The view chain. seed: ``augment.views.seed``.
         audio: The decoding settings (sample rate, normalisation, ``duration_s``).
         norm_stats: ``(n, 2)`` corpus statistics per clip, or ``None``.
 
@@ -283,9 +283,10 @@ class _ViewDataset(Dataset):
     """
 
     def __init__(self, waves_path: str | Path, rows: np.ndarray, lengths: np.ndarray, clip_ids: list[str],
-                 count: int, chain, seed: int, audio: AudioConfig, norm_stats: np.ndarray | None = None) -> None:
+                 views: list[int], chain, seed: int, audio: AudioConfig, norm_stats: np.ndarray | None = None) -> None:
         self.waves_path, self.rows, self.lengths, self.clip_ids = str(waves_path), rows, lengths, clip_ids
-        self.count, self.chain, self.seed, self.audio, self.norm_stats = int(count), chain, int(seed), audio, norm_stats
+        self.views, self.chain, self.seed, self.audio, self.norm_stats = list(views), chain, int(seed), audio, norm_stats
+        self.count = len(self.views)
         self._waves: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -297,9 +298,10 @@ class _ViewDataset(Dataset):
         idx = np.asarray(indices, dtype=np.int64)
         views = []
         for i in idx:
-            clip, j = divmod(int(i), self.count)
+            clip, m = divmod(int(i), self.count)
             wave = self._waves[self.rows[clip], : self.lengths[clip]].astype(np.float32)
-            views.append(make_view(wave, self.chain, self.audio.sample_rate, view_seed(self.seed, self.clip_ids[clip], j),
+            seed = view_seed(self.seed, self.clip_ids[clip], self.views[m])
+            views.append(make_view(wave, self.chain, self.audio.sample_rate, seed,
                                    self.audio.normalize, self.audio.target_rms_dbfs, self.audio.num_samples)[0])
         lengths = np.asarray([len(v) for v in views], dtype=np.int64)
         block = np.zeros((len(views), int(lengths.max()) if len(views) else 0), dtype=np.float32)
@@ -859,19 +861,19 @@ class SERDataModule(pl.LightningDataModule):
         corpora = set(self.row_corpus[used].tolist())
         return rows[np.isin(self.row_corpus[rows], list(corpora))]
 
-    def view_clips_dataloader(self, rows: np.ndarray, count: int, batch_size: int | None = None) -> DataLoader:
-        """The ``count`` augmented views of each given cache row, in order, as :class:`WholeClipBatch` whose
-        targets are the view indices ``position * count + j`` (position of the row in ``rows``), for the
-        frozen-feature extraction of ``data.train_views`` (:mod:`ser_lightning.data.views`).
+    def view_clips_dataloader(self, rows: np.ndarray, views: list[int], batch_size: int | None = None) -> DataLoader:
+        """The augmented views ``views`` (indices j) of each given cache row, in order, as :class:`WholeClipBatch`
+        whose targets are the item indices ``position * len(views) + m`` (position of the row in ``rows``), for
+        the frozen-feature extraction of ``data.train_views`` (:mod:`ser_lightning.data.views`).
 
         Args:
             rows: Cache rows ``(n,)``.
-            count: Views per clip.
+            views: View indices per clip (e.g. ``[j]``: view j of every clip).
             batch_size: Views per batch (default ``data.batch_size``).
         """
         norm = None if self.row_norm_stats is None else self.row_norm_stats[rows]
         ds = _ViewDataset(self.cache.directory / "waves.npy", rows, self.cache.lengths[rows],
-                          self.row_clip_id[rows].tolist(), count, self.view_chain, self.view_seed, self.audio_cfg, norm)
+                          self.row_clip_id[rows].tolist(), views, self.view_chain, self.view_seed, self.audio_cfg, norm)
         return DataLoader(ds, batch_size=batch_size or self.hparams.batch_size, shuffle=False,
                           num_workers=self.hparams.num_workers, collate_fn=collate_batch)
 
@@ -940,7 +942,7 @@ class SERDataModule(pl.LightningDataModule):
     def use_embeddings(self, embeddings_path: str | Path, rows: np.ndarray,
                        train_windows: tuple[str | Path, int] | None = None,
                        test_windows: tuple[str | Path, int] | None = None,
-                       train_views: tuple[str | Path, int, np.ndarray] | None = None) -> None:
+                       train_views: tuple[list[str | Path], np.ndarray] | None = None) -> None:
         """Serve cached clip embeddings instead of waveforms (the frozen-encoder path).
 
         Every split's dataset reads ``embeddings_path`` (one row per entry of ``rows``, in that
@@ -966,8 +968,8 @@ class SERDataModule(pl.LightningDataModule):
             train_windows: ``(path, k)``: ``embeddings.npy`` ``(len(rows), k, ...)`` of ``k`` windows per clip
                 (``data.train_crop_s``, ``data.train_crops``), or ``None`` (whole clips).
             test_windows: ``(path, n)`` likewise for the ``data.test_crops`` windows, or ``None``.
-            train_views: ``(path, k, view_rows)``: ``embeddings.npy`` ``(len(view_rows), k, ...)`` of the ``k``
-                augmented views of each of ``view_rows`` (``data.train_views``, :meth:`view_rows`); the training
+            train_views: ``(paths, view_rows)``: one ``embeddings.npy`` ``(len(view_rows), ...)`` per view index j
+                (``k = len(paths)`` augmented views of each of ``view_rows``; ``data.train_views``, :meth:`view_rows`); the training
                 split then serves every training clip's clean embedding and its ``k`` views' (the validation
                 clips' views wait for the refit), and :attr:`train_item_rows` says each item's clip. ``None``: none.
 
@@ -1009,13 +1011,15 @@ class SERDataModule(pl.LightningDataModule):
         self.embedding_path = Path(embeddings_path)
 
     def _load_views(self, embeddings_path: str | Path, rows: np.ndarray, positions: dict[str, np.ndarray],
-                    labels: dict[str, np.ndarray], views_path: str | Path, k: int, view_rows: np.ndarray) -> tuple:
+                    labels: dict[str, np.ndarray], views_paths: list[str | Path], view_rows: np.ndarray) -> tuple:
         """The clean embeddings and the views in one in-memory array, and each of the training and validation
         splits' ``(clean positions, view positions, labels, cache rows)`` in it (see :meth:`_view_items`)."""
         clean = np.load(embeddings_path)  # (n, ...) float32, into memory once
-        flat = np.load(views_path)  # (len(view_rows), k, ...)
+        k = len(views_paths)
+        flat = np.stack([np.load(p) for p in views_paths], axis=1)  # (len(view_rows), k, ...)
         view_rows = np.asarray(view_rows, dtype=np.int64)
-        array = np.concatenate([clean, flat.reshape(flat.shape[0] * flat.shape[1], *flat.shape[2:])])
+        array = np.concatenate([clean, flat.reshape(flat.shape[0] * k, *flat.shape[2:])])
+        views_path = views_paths[0]
         parts = {}
         for name in ("train", "val"):
             if name not in positions:

@@ -20,9 +20,11 @@ all with the clip's label (and speaker); validation and test clips stay clean.
   clips in the run (the refit trains on the validation speakers too), test clips of such a corpus
   included: one cache then serves every fold and seed of a corpus, and clips of a corpus used only for
   testing (``data.split=corpus``) cost nothing.
-* **Keyed** (:func:`views_identity`) on K, the seed, every active stage's resolved settings and the
-  versions of the libraries that compute them, on top of the whole clips' key (audio cache, clips,
-  encoder): a change re-extracts, the same settings reuse.
+* **One cache per view index** (:func:`views_identity`): view ``j``'s embeddings are keyed on ``j``, the
+  seed, every active stage's resolved settings and the versions of the libraries that compute them, on
+  top of the whole clips' key (audio cache, clips, encoder). A change of the chain or the seed
+  re-extracts; the same settings reuse; a larger K reuses the views it already has and extracts only
+  the new ones (view ``j`` does not depend on K).
 """
 
 from __future__ import annotations
@@ -135,16 +137,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def views_identity(chain: ViewChain, count: int, seed: int) -> dict:
-    """What the views cache is keyed on besides the clips and the encoder (see the module docstring).
+def views_identity(chain: ViewChain, view: int, seed: int) -> dict:
+    """What the cache of view ``view`` is keyed on besides the clips and the encoder (see the module docstring).
 
     Args:
         chain: The view chain (its active stages' resolved settings and probabilities are read).
-        count: Views per clip (K).
+        view: The view index ``j`` (0 ... K - 1).
         seed: ``augment.views.seed``.
     """
     stages = [{"stage": name, "p": p, **_plain(vars(t))} for name, t, p in chain.stages]
-    return {"format": VIEWS_FORMAT, "count": int(count), "seed": int(seed), "stages": stages,
+    return {"format": VIEWS_FORMAT, "view": int(view), "seed": int(seed), "stages": stages,
             "libraries": library_versions()}
 
 

@@ -450,8 +450,9 @@ def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: 
         device), ``clips_per_process`` how many clips each embedded (``None`` when reused) and
         ``windows`` the window caches used, ``{"train"|"test": {"embedding_cache", "built",
         "extract_s", "windows"}}`` (windows are extracted on one device: the first process to take
-        the cache's lock builds them, the others reuse them) and ``views`` the views cache used,
-        ``{"embedding_cache", "built", "extract_s", "views", "clips"}``, or ``None`` (``data.train_views=0``).
+        the cache's lock builds them, the others reuse them) and ``views`` the views caches used (one per view
+        index), ``{"embedding_caches", "built" (one per view), "extract_s", "views", "clips"}``, or ``None``
+        (``data.train_views=0``).
 
     Raises:
         ValueError: the network cannot use cached embeddings, or ``model.extract_batch_size`` is below 1.
@@ -485,11 +486,13 @@ def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: 
     views, cached.views = None, None
     if dm.view_count():
         view_rows = dm.view_rows()
-        made = _view_embeddings(net, dm, view_rows, dm.view_count(), identity, batch_size, accelerator, progress)
-        views = (made.path, dm.view_count(), view_rows)
-        cached.views = {"embedding_cache": str(made.directory), "built": made.built, "extract_s": made.extract_s,
-                        "views": dm.view_count(), "clips": len(view_rows)}
-        cached.extract_s = round(cached.extract_s + made.extract_s, 1)
+        made = [_view_embeddings(net, dm, view_rows, j, identity, batch_size, accelerator, progress)
+                for j in range(dm.view_count())]
+        views = ([m.path for m in made], view_rows)
+        extract_s = round(sum(m.extract_s for m in made), 1)
+        cached.views = {"embedding_caches": [str(m.directory) for m in made], "built": [m.built for m in made],
+                        "extract_s": extract_s, "views": dm.view_count(), "clips": len(view_rows)}
+        cached.extract_s = round(cached.extract_s + extract_s, 1)
     dm.use_embeddings(cached.path, cached.rows, train_windows=windows.get("train"), test_windows=windows.get("test"),
                       train_views=views)
     model.use_cached_embeddings(True)
@@ -548,20 +551,21 @@ def _window_embeddings(net, dm, rows: np.ndarray, count: int, identity: dict, ba
                           lambda: dm.window_clips_dataloader(rows, count, batch_size), accelerator, progress)
 
 
-def _view_embeddings(net, dm, rows: np.ndarray, count: int, identity: dict, batch_size: int, accelerator: str,
+def _view_embeddings(net, dm, rows: np.ndarray, view: int, identity: dict, batch_size: int, accelerator: str,
                      progress: bool) -> CachedEmbeddings:
-    """Compute (or reuse) the pooled hidden states of ``count`` augmented views per clip (``data.train_views``).
+    """Compute (or reuse) the pooled hidden states of augmented view ``view`` (j) of every clip (``data.train_views``).
 
-    Keyed like the whole clips' cache plus :func:`~ser_lightning.data.views.views_identity` (K, the seed,
-    the active stages' settings, the libraries' versions), so other view settings give another cache.
+    Keyed like the whole clips' cache plus :func:`~ser_lightning.data.views.views_identity` (j, the seed, the
+    active stages' settings, the libraries' versions): other view settings give another cache, and a larger
+    K reuses the views it has.
 
     Returns:
-        The opened cache: ``embeddings.npy`` ``(len(rows), count, hidden_states, pooled_dim)``, with ``extract_s``.
+        The opened cache: ``embeddings.npy`` ``(len(rows), hidden_states, pooled_dim)``, with ``extract_s``.
     """
-    identity = {**identity, "views": views_identity(dm.view_chain, count, dm.view_seed)}
-    log.info("views: embedding %d augmented view(s) of each of %d clips (%r)", count, len(rows), dm.view_chain)
-    return _build_or_load(net, dm, rows, identity, (count, *net.pooled_shape), np.arange(len(rows) * count, dtype=np.int64),
-                          lambda: dm.view_clips_dataloader(rows, count, batch_size), accelerator, progress)
+    identity = {**identity, "views": views_identity(dm.view_chain, view, dm.view_seed)}
+    log.info("views: embedding augmented view %d of each of %d clips (%r)", view, len(rows), dm.view_chain)
+    return _build_or_load(net, dm, rows, identity, net.pooled_shape, np.arange(len(rows), dtype=np.int64),
+                          lambda: dm.view_clips_dataloader(rows, [view], batch_size), accelerator, progress)
 
 
 def _build_or_load(net, dm, rows: np.ndarray, identity: dict, shape: tuple[int, ...], ids: np.ndarray,
