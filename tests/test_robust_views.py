@@ -380,3 +380,15 @@ def test_views_on_the_waveform_path_are_refused_by_the_loader_and_by_config_vali
     validate_config(_config("model=byol_s", "augment=robust", "data.train_views=3"))  # frozen-feature path: accepted
     cfg = _config("augment=robust")
     assert cfg.data.train_views == 2 and cfg.augment.views.noise.p > 0 and _config().data.train_views == 0
+
+
+def test_views_extraction_benchmark_smoke(tmp_path):
+    from benchmarks import views_extraction
+
+    out = tmp_path / "views.json"
+    assert views_extraction.main(["--smoke", "--views", "2", "--stage-clips", "2", "--out", str(out)]) == 0
+    r = json.loads(out.read_text())["result"]
+    assert [t["K"] for t in r["by_k"]] == [1, 2] and all(t["all_fresh"] for t in r["by_k"])
+    assert r["by_k"][1]["views_extract_s"] >= r["by_k"][0]["views_extract_s"] > 0
+    assert [s["stage"] for s in r["stage_costs"]][:-1] == ["speed", "noise", "gain", "telephone"]
+    assert "| K |" in out.with_suffix(".md").read_text()

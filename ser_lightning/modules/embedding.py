@@ -451,8 +451,8 @@ def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: 
         ``windows`` the window caches used, ``{"train"|"test": {"embedding_cache", "built",
         "extract_s", "windows"}}`` (windows are extracted on one device: the first process to take
         the cache's lock builds them, the others reuse them) and ``views`` the views caches used (one per view
-        index), ``{"embedding_caches", "built" (one per view), "extract_s", "views", "clips"}``, or ``None``
-        (``data.train_views=0``).
+        index), ``{"embedding_caches", "built" (one per view), "extract_s", "extract_s_per_view", "views", "clips"}``,
+        or ``None`` (``data.train_views=0``).
 
     Raises:
         ValueError: the network cannot use cached embeddings, or ``model.extract_batch_size`` is below 1.
@@ -491,7 +491,8 @@ def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: 
         views = ([m.path for m in made], view_rows)
         extract_s = round(sum(m.extract_s for m in made), 1)
         cached.views = {"embedding_caches": [str(m.directory) for m in made], "built": [m.built for m in made],
-                        "extract_s": extract_s, "views": dm.view_count(), "clips": len(view_rows)}
+                        "extract_s": extract_s, "extract_s_per_view": [m.extract_s for m in made],
+                        "views": dm.view_count(), "clips": len(view_rows)}
         cached.extract_s = round(cached.extract_s + extract_s, 1)
     dm.use_embeddings(cached.path, cached.rows, train_windows=windows.get("train"), test_windows=windows.get("test"),
                       train_views=views)
