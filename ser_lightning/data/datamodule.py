@@ -566,7 +566,7 @@ class SERDataModule(pl.LightningDataModule):
         # use_embeddings() with training windows: (path, (n * k, ...) array, k, split -> positions, split -> labels)
         self._crop_embeddings: tuple | None = None
         # use_embeddings() with views: (path, clean + views array, n clean rows, k, split -> (positions, view positions,
-        # labels)); train_item_rows: the cache row of every training item (its clip's, for a view)
+        # labels, cache rows)); train_item_rows: the cache row of every training item (its clip's, for a view)
         self._view_embeddings: tuple | None = None
         self.train_item_rows: np.ndarray | None = None
         self.row_corpus: np.ndarray = np.zeros(0, dtype=object)  # corpus of each cache row ("" where not decoded)
