@@ -31,7 +31,16 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.pipeline import RESULTS, SMOKE_OVERRIDES, build, compose, data_root, loadavg, machine_info, write_json
+from benchmarks.pipeline import (
+    RESULTS,
+    SMOKE_OVERRIDES,
+    build,
+    compose,
+    data_root,
+    loadavg,
+    machine_info,
+    write_json,
+)
 
 
 def stage_costs(dm, clips: int) -> list[dict[str, Any]]:
