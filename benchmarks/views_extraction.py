@@ -118,6 +118,7 @@ def write_md(path: Path, payload: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark (see the module docstring) and write its JSON and Markdown results; returns 0."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--views", type=int, default=4, help="largest K (views 0 ... K-1 are timed)")
     parser.add_argument("--views-seed", type=int, default=1000, help="augment.views.seed (a fresh one: no reuse)")
