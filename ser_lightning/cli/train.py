@@ -323,7 +323,8 @@ def train(cfg: DictConfig) -> float | None:
                                      progress=bool(cfg.trainer.get("enable_progress_bar", True)), trainer=trainer)
         extraction = {"embedding_cache": str(cached.directory), "built": cached.built, "extract_s": cached.extract_s,
                       "extract_processes": cached.extract_processes, "clips_per_process": cached.clips_per_process,
-                      **({"windows": cached.windows} if cached.windows else {})}
+                      **({"windows": cached.windows} if cached.windows else {}),
+                      **({"views": cached.views} if cached.views else {})}
         log.info("embedding cache %s: %s", cached.directory,
                  f"computed in {cached.extract_s} s by {cached.extract_processes} process(es) "
                  f"({' + '.join(map(str, cached.clips_per_process))} clips)" if cached.built

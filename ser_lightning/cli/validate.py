@@ -90,7 +90,11 @@ def _check_data(data: dict[str, Any], augment: dict[str, Any]):
     wave, spec = dict(augment.get("wave") or {}), dict(augment.get("spec") or {})
     check_keys(build_wave_augment, wave, "augment.wave", "build_wave_augment", ignore=("sample_rate",))
     check_keys(build_spec_augment, spec, "augment.spec", "build_spec_augment")
-    dm = SERDataModule(**settings, augment={"wave": wave, "spec": spec}, run_dir=None, progress=False)
+    unknown = [k for k in augment if k not in ("wave", "spec", "views")]
+    if unknown:
+        raise ValueError(f"augment.{unknown[0]} is not a setting of augment; valid settings: ['wave', 'spec', 'views']")
+    views = dict(augment.get("views") or {})  # checked by the data module (ser_lightning.features.robust)
+    dm = SERDataModule(**settings, augment={"wave": wave, "spec": spec, "views": views}, run_dir=None, progress=False)
 
     hp = dm.hparams
     corpora = [hp.corpora] if isinstance(hp.corpora, str) else list(hp.corpora or [])
@@ -172,6 +176,23 @@ def _check_speaker_norm(cfg: DictConfig, dm, module) -> None:
                          "set data.speaker_norm=false")
 
 
+def _check_views(cfg: DictConfig, dm, module) -> None:
+    """``data.train_views`` > 0 needs the frozen-feature path (augmented views embedded once and cached).
+
+    Raises:
+        ValueError: ``data.train_views`` > 0 on a run that would feed waveforms; the message names the reason.
+    """
+    if not dm.view_count():
+        return
+    from ser_lightning.modules.embedding import frozen_feature_path
+
+    cached, why = frozen_feature_path(module, dm, dict(_plain(cfg.model)))
+    if not cached:
+        raise ValueError(f"data.train_views={dm.view_count()} embeds augmented views once with a frozen encoder and "
+                         f"needs the frozen-feature path, but model.name={cfg.model.name} takes the {why}; set "
+                         "data.train_views=0 (on-the-fly waveform augmentation: augment=default)")
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Fail fast on a bad training config, before any data is read (see the module docstring).
 
@@ -217,6 +238,7 @@ def validate_config(cfg: DictConfig) -> None:
             audio, label_set = dm.audio_cfg, dm.label_set
             module = _check_network(cfg, audio, list(label_set.classes))
             _check_speaker_norm(cfg, dm, module)
+            _check_views(cfg, dm, module)
             dm.set_frontend(module.frontend)
             n = label_set.num_classes
             clips, target = torch.zeros(2, audio.num_samples), torch.zeros(2, dtype=torch.long)

@@ -39,6 +39,13 @@ from ser_lightning.data.manifest import Utterance
 from ser_lightning.data.scan import scan_corpora
 from ser_lightning.data.speaker_norm import protocol_name, standardise_per_speaker
 from ser_lightning.data.splits import SPLITS, assign_splits, check_speaker_folds
+from ser_lightning.data.views import (
+    build_views,
+    check_view_settings,
+    clip_identity,
+    make_view,
+    view_seed,
+)
 from ser_lightning.features.augment import build_spec_augment, build_wave_augment
 
 log = logging.getLogger(__name__)
@@ -268,6 +275,53 @@ class _WindowDataset(Dataset):
         return {**self.__dict__, "_waves": None}
 
 
+class _ViewDataset(Dataset):
+    """Augmented views of cached whole clips (the views extraction's input, :mod:`ser_lightning.data.views`);
+    item ``i * len(views) + m`` is view ``views[m]`` of clip ``i``, made when it is read.
+
+    Args:
+        waves_path: The audio cache's ``waves.npy``.
+        rows: Cache row per clip ``(n,)``. lengths: Valid samples per clip ``(n,)``.
+        clip_ids: Identity per clip (:func:`~ser_lightning.data.views.clip_identity`).
+        views: View indices to make per clip. chain: The view chain. seed: ``augment.views.seed``.
+        audio: The decoding settings (sample rate, normalisation, ``duration_s``).
+        norm_stats: ``(n, 2)`` corpus statistics per clip, or ``None``.
+
+    Batch: ``WholeClipBatch(waves (batch, longest view), item indices (batch,), lengths (batch,), norm)``.
+    """
+
+    def __init__(self, waves_path: str | Path, rows: np.ndarray, lengths: np.ndarray, clip_ids: list[str],
+                 views: list[int], chain, seed: int, audio: AudioConfig, norm_stats: np.ndarray | None = None) -> None:
+        self.waves_path, self.rows, self.lengths, self.clip_ids = str(waves_path), rows, lengths, clip_ids
+        self.views, self.chain, self.seed, self.audio, self.norm_stats = list(views), chain, int(seed), audio, norm_stats
+        self.count = len(self.views)
+        self._waves: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows) * self.count
+
+    def __getitems__(self, indices: list[int]) -> WholeClipBatch:
+        if self._waves is None:
+            self._waves = np.load(self.waves_path, mmap_mode="r")
+        idx = np.asarray(indices, dtype=np.int64)
+        views = []
+        for i in idx:
+            clip, m = divmod(int(i), self.count)
+            wave = self._waves[self.rows[clip], : self.lengths[clip]].astype(np.float32)
+            seed = view_seed(self.seed, self.clip_ids[clip], self.views[m])
+            views.append(make_view(wave, self.chain, self.audio.sample_rate, seed,
+                                   self.audio.normalize, self.audio.target_rms_dbfs, self.audio.num_samples)[0])
+        lengths = np.asarray([len(v) for v in views], dtype=np.int64)
+        block = np.zeros((len(views), int(lengths.max()) if len(views) else 0), dtype=np.float32)
+        for k, v in enumerate(views):
+            block[k, : len(v)] = v
+        norm = None if self.norm_stats is None else torch.from_numpy(self.norm_stats[idx // self.count])
+        return WholeClipBatch(torch.from_numpy(block), torch.from_numpy(idx), torch.from_numpy(lengths), norm)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_waves": None}
+
+
 #: ``data.sampler`` choices: ``None`` (shuffle) or ``balanced`` (:class:`BalancedClassSampler`).
 SAMPLERS = (None, "balanced")
 
@@ -377,6 +431,11 @@ class SERDataModule(pl.LightningDataModule):
         train_crops: Windows embedded once per training clip on the frozen-feature path (each one a
             training item), when ``train_crop_s`` is set; 0: training clips stay whole on either path
             (``train_crop_s`` then only sets the length of the ``test_crops`` windows).
+        train_views: Augmented views per training clip on the frozen-feature path
+            (:mod:`ser_lightning.data.views`): each clip's K views, made by the ``augment.views`` chain, are
+            embedded once and cached, and every training clip contributes its clean embedding and its K views'
+            as training items (validation and test clips stay clean); 0 (default): off. Needs whole clips and
+            the frozen-feature path (the training loader refuses to serve waveforms with it).
         cache_dir: Where decoded waveforms are cached. cache_dtype: ``float16``/``float32``.
         split: ``speaker``/``kfold``/``random``/``partition``/``session``/``corpus`` (see
             :mod:`ser_lightning.data.splits`).
@@ -400,9 +459,10 @@ class SERDataModule(pl.LightningDataModule):
             (default: pin when the trainer's device is a CUDA GPU).
         persistent_workers: Keep the DataLoader workers between epochs (no re-fork per epoch;
             only with ``num_workers > 0``).
-        augment: ``{"wave": {...}, "spec": {...}}`` settings for
-            :func:`~ser_lightning.features.augment.build_wave_augment` and
-            :func:`~ser_lightning.features.augment.build_spec_augment`.
+        augment: ``{"wave": {...}, "spec": {...}, "views": {...}}`` settings for
+            :func:`~ser_lightning.features.augment.build_wave_augment`,
+            :func:`~ser_lightning.features.augment.build_spec_augment` and (``data.train_views``)
+            :func:`~ser_lightning.features.robust.build_view_chain`.
         test_split: Which split ``test_dataloader`` serves (``eval.py split=val`` etc.); ``all``
             serves every clip and assigns no train/val/test split (``eval.py split=all``).
         run_dir: Where ``split.csv``, ``skipped.csv``, ``class_counts.csv`` and
@@ -444,6 +504,7 @@ class SERDataModule(pl.LightningDataModule):
         train_crop_s: float | None = None,
         test_crops: int = 1,
         train_crops: int = 4,
+        train_views: int = 0,
         cache_dir: str = ".ser_cache",
         cache_dtype: str = "float16",
         split: str = "speaker",
@@ -513,6 +574,9 @@ class SERDataModule(pl.LightningDataModule):
         if self.audio_cfg.clip_length == "whole" and len(self.wave_augment):
             raise ValueError("data.clip_length=whole does not take waveform augmentation (a time shift or speed "
                              "change would move the padding into the clip); use augment=none")
+        self.view_chain, self.view_seed = build_views(augment.get("views"))
+        check_view_settings(train_views, self.view_chain, self.audio_cfg.clip_length,
+                            train_crop_s is not None and train_crops > 0, speaker_norm)
         self.run_dir = Path(run_dir) if run_dir else None
         self.decode_workers = decode_workers
         self.progress = progress
@@ -529,7 +593,12 @@ class SERDataModule(pl.LightningDataModule):
         self.embedding_path: Path | None = None  # use_embeddings(): the frozen-feature cache in use
         # use_embeddings() with training windows: (path, (n * k, ...) array, k, split -> positions, split -> labels)
         self._crop_embeddings: tuple | None = None
+        # use_embeddings() with views: (path, clean + views array, n clean rows, k, split -> (positions, view positions,
+        # labels, cache rows)); train_item_rows: the cache row of every training item (its clip's, for a view)
+        self._view_embeddings: tuple | None = None
+        self.train_item_rows: np.ndarray | None = None
         self.row_corpus: np.ndarray = np.zeros(0, dtype=object)  # corpus of each cache row ("" where not decoded)
+        self.row_clip_id: np.ndarray = np.zeros(0, dtype=object)  # each scored cache row's identity (views' seeds)
         self.norm_stats: dict[str, tuple[float, float]] | None = None  # set_norm_stats(): corpus -> (mean, sd)
         self.row_norm_stats: np.ndarray | None = None  # (cache rows, 2) mean, sd per row (NaN: no statistics)
         self._scored_rows: np.ndarray | None = None  # setup(): cache rows of the scored, decoded clips
@@ -621,6 +690,9 @@ class SERDataModule(pl.LightningDataModule):
         self.labels = labels[rows]
         self.row_corpus = np.full(len(ok), "", dtype=object)
         self.row_corpus[rows] = [u.corpus for u in self.utterances]
+        self.row_clip_id = np.full(len(ok), "", dtype=object)
+        root = resolve_data_root(hp.root)
+        self.row_clip_id[rows] = [clip_identity(u.path, u.corpus, root) for u in self.utterances]
         for i, u in enumerate(self.dropped):
             if self.unscorable_rows.get(u.path) == n + i:
                 self.row_corpus[n + i] = u.corpus
@@ -756,6 +828,10 @@ class SERDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """Shuffled training batches ``((batch, time), (batch,))``; with ``data.sampler=balanced`` drawn by a
         :class:`BalancedClassSampler` over the current training clips instead."""
+        if self.view_count() and self._view_embeddings is None:
+            raise ValueError(f"data.train_views={self.view_count()} adds cached augmented views of a frozen encoder's "
+                             "input, but this run feeds waveforms (no frozen-feature path); use a frozen encoder model "
+                             "with model.feature_cache=auto, or data.train_views=0")
         sampler = None
         if self.hparams.get("sampler") == "balanced":
             sampler = BalancedClassSampler(self.datasets["train"].labels, seed=self.hparams.seed)
@@ -825,6 +901,34 @@ class SERDataModule(pl.LightningDataModule):
         return DataLoader(ds, batch_size=batch_size or self.hparams.batch_size, shuffle=False,
                           num_workers=self.hparams.num_workers, collate_fn=collate_batch)
 
+    def view_count(self) -> int:
+        """Augmented views per training clip (``data.train_views``; 0: none)."""
+        return int(self.hparams.get("train_views", 0) or 0)
+
+    def view_rows(self) -> np.ndarray:
+        """Cache rows whose views are embedded (after :meth:`setup`, before :meth:`use_embeddings`): every clip
+        of each corpus that has training or validation clips (:mod:`ser_lightning.data.views`), sorted."""
+        rows, _ = self.cache_rows()
+        used = np.concatenate([self.datasets[n].rows for n in ("train", "val") if n in self.datasets])
+        corpora = set(self.row_corpus[used].tolist())
+        return rows[np.isin(self.row_corpus[rows], list(corpora))]
+
+    def view_clips_dataloader(self, rows: np.ndarray, views: list[int], batch_size: int | None = None) -> DataLoader:
+        """The augmented views ``views`` (indices j) of each given cache row, in order, as :class:`WholeClipBatch`
+        whose targets are the item indices ``position * len(views) + m`` (position of the row in ``rows``), for
+        the frozen-feature extraction of ``data.train_views`` (:mod:`ser_lightning.data.views`).
+
+        Args:
+            rows: Cache rows ``(n,)``.
+            views: View indices per clip (e.g. ``[j]``: view j of every clip).
+            batch_size: Views per batch (default ``data.batch_size``).
+        """
+        norm = None if self.row_norm_stats is None else self.row_norm_stats[rows]
+        ds = _ViewDataset(self.cache.directory / "waves.npy", rows, self.cache.lengths[rows],
+                          self.row_clip_id[rows].tolist(), views, self.view_chain, self.view_seed, self.audio_cfg, norm)
+        return DataLoader(ds, batch_size=batch_size or self.hparams.batch_size, shuffle=False,
+                          num_workers=self.hparams.num_workers, collate_fn=collate_batch)
+
     def merge_validation_into_training(self) -> int:
         """Train on the training and validation speakers together (``train.py refit=true``).
 
@@ -843,7 +947,11 @@ class SERDataModule(pl.LightningDataModule):
         if "train" not in self.datasets or "val" not in self.datasets:
             raise RuntimeError("merge_validation_into_training needs setup() with a train and a val split")
         tr, va = self.datasets["train"], self.datasets["val"]
-        if self._crop_embeddings is not None:  # frozen-feature path with training windows: every window of both
+        if self._view_embeddings is not None:  # frozen-feature path with views: clean + views of both
+            path, array, n, k, parts = self._view_embeddings
+            self.datasets["train"], self.train_item_rows = self._view_items(
+                path, array, n, k, *(np.concatenate([parts["train"][i], parts["val"][i]]) for i in range(4)))
+        elif self._crop_embeddings is not None:  # frozen-feature path with training windows: every window of both
             path, flat, k, positions, labels = self._crop_embeddings
             self.datasets["train"] = self._window_items(path, flat, k, np.concatenate([positions["train"], positions["val"]]),
                                                         np.concatenate([labels["train"], labels["val"]]))
@@ -888,9 +996,25 @@ class SERDataModule(pl.LightningDataModule):
         items = (np.asarray(positions, dtype=np.int64)[:, None] * k + np.arange(k)).reshape(-1)
         return CachedWaveDataset(path, items, np.repeat(labels, k), embeddings=True, array=flat)
 
+    @staticmethod
+    def _view_items(path: str | Path, array: np.ndarray, n: int, k: int, positions: np.ndarray,
+                    view_positions: np.ndarray, labels: np.ndarray, clip_rows: np.ndarray
+                    ) -> tuple[CachedWaveDataset, np.ndarray]:
+        """A training set of the given clips' clean embeddings and their ``k`` views each: ``array`` holds the
+        ``n`` clean rows, then view ``j`` of view row ``v`` at ``n + v * k + j``; every view keeps its clip's label.
+
+        Returns:
+            The dataset, and the cache row of each of its items ``(len,)``.
+        """
+        views = n + (np.asarray(view_positions, dtype=np.int64)[:, None] * k + np.arange(k)).reshape(-1)
+        items = np.concatenate([np.asarray(positions, dtype=np.int64), views])
+        ds = CachedWaveDataset(path, items, np.concatenate([labels, np.repeat(labels, k)]), embeddings=True, array=array)
+        return ds, np.concatenate([clip_rows, np.repeat(clip_rows, k)])
+
     def use_embeddings(self, embeddings_path: str | Path, rows: np.ndarray,
                        train_windows: tuple[str | Path, int] | None = None,
-                       test_windows: tuple[str | Path, int] | None = None) -> None:
+                       test_windows: tuple[str | Path, int] | None = None,
+                       train_views: tuple[list[str | Path], np.ndarray] | None = None) -> None:
         """Serve cached clip embeddings instead of waveforms (the frozen-encoder path).
 
         Every split's dataset reads ``embeddings_path`` (one row per entry of ``rows``, in that
@@ -916,9 +1040,13 @@ class SERDataModule(pl.LightningDataModule):
             train_windows: ``(path, k)``: ``embeddings.npy`` ``(len(rows), k, ...)`` of ``k`` windows per clip
                 (``data.train_crop_s``, ``data.train_crops``), or ``None`` (whole clips).
             test_windows: ``(path, n)`` likewise for the ``data.test_crops`` windows, or ``None``.
+            train_views: ``(paths, view_rows)``: one ``embeddings.npy`` ``(len(view_rows), ...)`` per view index j
+                (``k = len(paths)`` augmented views of each of ``view_rows``; ``data.train_views``, :meth:`view_rows`); the training
+                split then serves every training clip's clean embedding and its ``k`` views' (the validation
+                clips' views wait for the refit), and :attr:`train_item_rows` says each item's clip. ``None``: none.
 
         Raises:
-            ValueError: a split uses a cache row that has no embedding.
+            ValueError: a split uses a cache row that has no embedding, or a training or validation clip has no views.
         """
         rows = np.asarray(rows, dtype=np.int64)
         if self.hparams.get("corpus_weights") and (train_windows is not None or test_windows is not None):
@@ -936,8 +1064,14 @@ class SERDataModule(pl.LightningDataModule):
                 data = np.load(spec[0])  # (len(rows), k, ...) float32, into memory once
                 windows[which] = (spec[0], data.reshape(data.shape[0] * data.shape[1], *data.shape[2:]), int(spec[1]))
         labels = {name: self.datasets[name].labels for name in positions}
+        views = None
+        if train_views is not None:
+            views = self._load_views(embeddings_path, rows, positions, labels, *train_views)
         for name, pos in positions.items():
-            if name == "train" and "train" in windows:
+            if name == "train" and views is not None:
+                path, array, n, k, parts = views
+                self.datasets[name], self.train_item_rows = self._view_items(path, array, n, k, *parts["train"])
+            elif name == "train" and "train" in windows:
                 path, flat, k = windows["train"]
                 self.datasets[name] = self._window_items(path, flat, k, pos, labels[name])
             elif name != "train" and "test" in windows:
@@ -950,7 +1084,30 @@ class SERDataModule(pl.LightningDataModule):
                                                         weights=weights)
         if "train" in windows:
             self._crop_embeddings = (*windows["train"], positions, labels)
+        self._view_embeddings = views
         self.embedding_path = Path(embeddings_path)
+
+    def _load_views(self, embeddings_path: str | Path, rows: np.ndarray, positions: dict[str, np.ndarray],
+                    labels: dict[str, np.ndarray], views_paths: list[str | Path], view_rows: np.ndarray) -> tuple:
+        """The clean embeddings and the views in one in-memory array, and each of the training and validation
+        splits' ``(clean positions, view positions, labels, cache rows)`` in it (see :meth:`_view_items`)."""
+        clean = np.load(embeddings_path)  # (n, ...) float32, into memory once
+        k = len(views_paths)
+        flat = np.stack([np.load(p) for p in views_paths], axis=1)  # (len(view_rows), k, ...)
+        view_rows = np.asarray(view_rows, dtype=np.int64)
+        array = np.concatenate([clean, flat.reshape(flat.shape[0] * k, *flat.shape[2:])])
+        views_path = views_paths[0]
+        parts = {}
+        for name in ("train", "val"):
+            if name not in positions:
+                continue
+            clip_rows = rows[positions[name]]
+            vpos = np.searchsorted(view_rows, clip_rows)
+            if bool((vpos >= len(view_rows)).any()) or \
+                    not np.array_equal(view_rows[np.minimum(vpos, len(view_rows) - 1)], clip_rows):
+                raise ValueError(f"the views cache {views_path} lacks clips of split {name!r}")
+            parts[name] = (positions[name], vpos, labels[name], clip_rows)
+        return views_path, array, len(clean), int(k), parts
 
     def _speaker_normalised(self, embeddings_path: str | Path, positions: dict[str, np.ndarray]) -> np.ndarray:
         """The embeddings with each speaker's rows standardised by that speaker's statistics over every split.

@@ -10,7 +10,7 @@ and the classifier to them; a later run with the same clips and encoder reuses t
 distributed run (DDP over devices and nodes) the extraction spreads over the run's processes
 (:class:`ShardedEmbeddingWriter`) and gives the same cache. With crops (``data.train_crop_s``,
 :mod:`ser_lightning.data.crops`) the windows' pooled states are cached the same way, once per window
-length and count.
+length and count, and so are the augmented views of ``data.train_views`` (:mod:`ser_lightning.data.views`).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from ser_lightning.data.feature_cache import (
     open_embeddings,
     shard_files,
 )
+from ser_lightning.data.views import views_identity
 from ser_lightning.models.encoders.base import weights_sha256
 
 log = logging.getLogger(__name__)
@@ -438,7 +439,9 @@ def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: 
 
     With ``data.train_crop_s`` the ``data.train_crops`` windows of every clip are embedded too and serve as
     the training items; with ``data.test_crops`` > 1 the validation/test windows likewise
-    (:meth:`~ser_lightning.data.datamodule.SERDataModule.use_embeddings`).
+    (:meth:`~ser_lightning.data.datamodule.SERDataModule.use_embeddings`). With ``data.train_views`` K > 0 the
+    K augmented views of every clip of the training and validation corpora are embedded (on one device) and
+    join the training items (:func:`_view_embeddings`).
 
     Returns:
         The opened cache; ``built`` says whether it was computed now, and the added attributes
@@ -447,7 +450,9 @@ def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: 
         device), ``clips_per_process`` how many clips each embedded (``None`` when reused) and
         ``windows`` the window caches used, ``{"train"|"test": {"embedding_cache", "built",
         "extract_s", "windows"}}`` (windows are extracted on one device: the first process to take
-        the cache's lock builds them, the others reuse them).
+        the cache's lock builds them, the others reuse them) and ``views`` the views caches used (one per view
+        index), ``{"embedding_caches", "built" (one per view), "extract_s", "extract_s_per_view", "views", "clips"}``,
+        or ``None`` (``data.train_views=0``).
 
     Raises:
         ValueError: the network cannot use cached embeddings, or ``model.extract_batch_size`` is below 1.
@@ -478,9 +483,31 @@ def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: 
         cached.windows[which] = {"embedding_cache": str(crops.directory), "built": crops.built,
                                  "extract_s": crops.extract_s, "windows": count}
         cached.extract_s = round(cached.extract_s + crops.extract_s, 1)
-    dm.use_embeddings(cached.path, cached.rows, train_windows=windows.get("train"), test_windows=windows.get("test"))
+    views, cached.views = None, None
+    if dm.view_count():
+        view_rows = dm.view_rows()
+        made = [_view_embeddings(net, dm, view_rows, j, identity, batch_size, accelerator, progress)
+                for j in range(dm.view_count())]
+        views = ([m.path for m in made], view_rows)
+        extract_s = round(sum(m.extract_s for m in made), 1)
+        cached.views = {"embedding_caches": [str(m.directory) for m in made], "built": [m.built for m in made],
+                        "extract_s": extract_s, "extract_s_per_view": [m.extract_s for m in made],
+                        "views": dm.view_count(), "clips": len(view_rows)}
+        cached.extract_s = round(cached.extract_s + extract_s, 1)
+    dm.use_embeddings(cached.path, cached.rows, train_windows=windows.get("train"), test_windows=windows.get("test"),
+                      train_views=views)
     model.use_cached_embeddings(True)
+    _warn_split_full_batch(model, dm)
     return cached
+
+
+def _warn_split_full_batch(model, dm) -> None:
+    """Warn when L-BFGS, a full-batch method, would see the training items in several batches (crop windows or
+    augmented views multiply them), naming the ``data.batch_size`` that holds them all."""
+    n, batch = len(dm.datasets["train"]), int(dm.hparams.batch_size)
+    if n > batch and ((getattr(model, "hparams", {}) or {}).get("optim") or {}).get("name") == "lbfgs":
+        log.warning("optim.name=lbfgs trains full-batch, but the %d training items (clips, windows and views) need "
+                    "%d batches of data.batch_size=%d; set data.batch_size=%d or more", n, -(-n // batch), batch, n)
 
 
 def _extract_distributed(net, dm, rows: np.ndarray, identity: dict, batch_size: int, accelerator: str,
@@ -523,6 +550,23 @@ def _window_embeddings(net, dm, rows: np.ndarray, count: int, identity: dict, ba
     log.info("crops: embedding %d window(s) of %d samples per clip", count, dm.crop_samples)
     return _build_or_load(net, dm, rows, identity, (count, *net.pooled_shape), np.arange(len(rows) * count, dtype=np.int64),
                           lambda: dm.window_clips_dataloader(rows, count, batch_size), accelerator, progress)
+
+
+def _view_embeddings(net, dm, rows: np.ndarray, view: int, identity: dict, batch_size: int, accelerator: str,
+                     progress: bool) -> CachedEmbeddings:
+    """Compute (or reuse) the pooled hidden states of augmented view ``view`` (j) of every clip (``data.train_views``).
+
+    Keyed like the whole clips' cache plus :func:`~ser_lightning.data.views.views_identity` (j, the seed, the
+    active stages' settings, the libraries' versions): other view settings give another cache, and a larger
+    K reuses the views it has.
+
+    Returns:
+        The opened cache: ``embeddings.npy`` ``(len(rows), hidden_states, pooled_dim)``, with ``extract_s``.
+    """
+    identity = {**identity, "views": views_identity(dm.view_chain, view, dm.view_seed)}
+    log.info("views: embedding augmented view %d of each of %d clips (%r)", view, len(rows), dm.view_chain)
+    return _build_or_load(net, dm, rows, identity, net.pooled_shape, np.arange(len(rows), dtype=np.int64),
+                          lambda: dm.view_clips_dataloader(rows, [view], batch_size), accelerator, progress)
 
 
 def _build_or_load(net, dm, rows: np.ndarray, identity: dict, shape: tuple[int, ...], ids: np.ndarray,
