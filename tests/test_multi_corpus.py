@@ -49,8 +49,9 @@ def three_corpora(tmp_path_factory) -> Path:
 
 
 def _dm(root: Path, cache: Path, **kw) -> SERDataModule:
-    dm = SERDataModule(root=str(root), corpora=["ravdess", "tess", "turev"], label_set="ekman7", cache_dir=str(cache),
-                       duration_s=1.0, clip_length="whole", batch_size=256, progress=False, **kw)
+    dm = SERDataModule(**{"root": str(root), "corpora": ["ravdess", "tess", "turev"], "label_set": "ekman7",
+                          "cache_dir": str(cache), "duration_s": 1.0, "clip_length": "whole", "batch_size": 256,
+                          "progress": False, **kw})
     dm.setup("fit")
     return dm
 
@@ -158,3 +159,38 @@ def test_split_all_trains_on_every_clip_for_the_set_epochs(three_corpora, tmp_pa
     assert m["epochs"] == 3 and not (run / "checkpoints" / "best.ckpt").exists()
     model = SERClassifier.load_from_checkpoint(run / "checkpoints" / "final.ckpt", map_location="cpu", weights_only=True)
     assert model.class_names == m["labels"] and len(m["labels"]) == 7
+
+
+def test_a_full_batch_optimiser_gets_every_training_item_in_one_batch(three_corpora, tmp_path):
+    dm = _dm(three_corpora, tmp_path / "c", split="corpus", test_corpora=["turev"], batch_size=16)
+    rows = _fake_embeddings(dm, tmp_path / "emb.npy")
+    dm.use_embeddings(tmp_path / "emb.npy", rows)
+    n = len(dm.datasets["train"])
+    assert n > 16 and len(dm.train_dataloader()) == -(-n // 16)
+    dm.full_batch_training = True
+    (batch,) = list(dm.train_dataloader())
+    assert len(batch.target) == n
+    assert len(next(iter(dm.val_dataloader())).target) == 16  # validation keeps data.batch_size
+
+
+def test_corpus_weights_cover_the_augmented_views(three_corpora, tmp_path):
+    from ser_lightning.modules.embedding import use_frozen_features
+    from tests.test_robust_views import BYOL, FAST_VIEWS
+
+    dm = _dm(three_corpora, tmp_path / "c", split="corpus", test_corpora=["turev"], corpus_weights="balanced",
+             train_views=1, augment={"views": FAST_VIEWS})
+    model = SERClassifier(BYOL, {"name": "logmel"}, dm.class_names).eval()
+    dm.set_frontend(model.frontend)
+    use_frozen_features(model, dm, BYOL, progress=False)
+
+    def totals() -> dict[str, float]:
+        w = dm.datasets["train"].__getitems__(list(range(len(dm.datasets["train"])))).weight.numpy()
+        corpora = dm.row_corpus[dm.train_item_rows]
+        assert len(w) == len(corpora) == 2 * len(set(dm.train_item_rows.tolist()))  # clean + 1 view per clip
+        return {c: float(w[corpora == c].sum()) for c in ("ravdess", "tess")}
+
+    t = totals()
+    assert t["ravdess"] == pytest.approx(t["tess"])
+    dm.merge_validation_into_training()
+    t = totals()
+    assert t["ravdess"] == pytest.approx(t["tess"])

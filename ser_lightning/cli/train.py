@@ -233,6 +233,11 @@ def refit_on_all_speakers(cfg: DictConfig, dm, best_checkpoint: str, out_dir: Pa
                             "train_speakers": n_speakers, "checkpoint": str(path), "fit_s": round(fit_s, 1)}
 
 
+def _full_batch(cfg: DictConfig) -> bool:
+    """Whether the optimiser is a full-batch method (``optim.name=lbfgs``): its training batch is the whole set."""
+    return (cfg.get("optim") or {}).get("name") == "lbfgs"
+
+
 def _no_holdout_overrides(cfg: DictConfig) -> dict[str, Any]:
     """Trainer arguments of ``data.split=all``: nothing to validate, no best checkpoint, no log of validation."""
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
@@ -302,6 +307,7 @@ def train(cfg: DictConfig) -> float | None:
         # lock makes them wait for a build in progress).
         dm.prepare_data()
     dm.setup("fit")
+    dm.full_batch_training = _full_batch(cfg)
     model = build_module(cfg, dm)
     dm.set_frontend(model.frontend)  # one frontend: the datamodule's batch path and the model's forward
     # model.norm_stats=per_corpus: each training corpus's log-mel statistics, into the model and the batches

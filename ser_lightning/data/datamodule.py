@@ -602,6 +602,8 @@ class SERDataModule(pl.LightningDataModule):
         self.norm_stats: dict[str, tuple[float, float]] | None = None  # set_norm_stats(): corpus -> (mean, sd)
         self.row_norm_stats: np.ndarray | None = None  # (cache rows, 2) mean, sd per row (NaN: no statistics)
         self._scored_rows: np.ndarray | None = None  # setup(): cache rows of the scored, decoded clips
+        #: Serve the whole training set as one batch on the frozen-feature path (set by train.py for optim=lbfgs).
+        self.full_batch_training = False
 
     @property
     def class_names(self) -> list[str]:
@@ -812,14 +814,15 @@ class SERDataModule(pl.LightningDataModule):
         """``plain``, or the per-speaker normalisation protocol (``data.speaker_norm=true``), for ``metrics.json``."""
         return protocol_name(bool(self.hparams.get("speaker_norm", False)))
 
-    def _loader(self, name: str, shuffle: bool, sampler: BalancedClassSampler | None = None) -> DataLoader:
+    def _loader(self, name: str, shuffle: bool, sampler: BalancedClassSampler | None = None,
+                batch_size: int | None = None) -> DataLoader:
         hp = self.hparams
         if hp.get("speaker_norm") and self.embedding_path is None:
             raise ValueError("data.speaker_norm=true standardises cached frozen-encoder embeddings per speaker, but "
                              "this run feeds waveforms (no frozen-feature path); use a frozen encoder model with "
                              "model.feature_cache=auto and no waveform augmentation, or data.speaker_norm=false")
         return DataLoader(
-            self.datasets[name], batch_size=hp.batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+            self.datasets[name], batch_size=batch_size or hp.batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
             num_workers=hp.num_workers,
             pin_memory=self._pin_memory(), persistent_workers=bool(hp.persistent_workers) and hp.num_workers > 0,
             collate_fn=collate_batch,
@@ -827,7 +830,9 @@ class SERDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled training batches ``((batch, time), (batch,))``; with ``data.sampler=balanced`` drawn by a
-        :class:`BalancedClassSampler` over the current training clips instead."""
+        :class:`BalancedClassSampler` over the current training clips instead. With :attr:`full_batch_training`
+        on the frozen-feature path, every training item in one batch whatever ``data.batch_size`` (a full-batch
+        optimiser, L-BFGS, sees one fixed objective however many corpora, views or windows there are)."""
         if self.view_count() and self._view_embeddings is None:
             raise ValueError(f"data.train_views={self.view_count()} adds cached augmented views of a frozen encoder's "
                              "input, but this run feeds waveforms (no frozen-feature path); use a frozen encoder model "
@@ -837,7 +842,8 @@ class SERDataModule(pl.LightningDataModule):
             sampler = BalancedClassSampler(self.datasets["train"].labels, seed=self.hparams.seed)
             log.info("data.sampler=balanced: %d training clips drawn with replacement, classes in equal shares",
                      len(sampler))
-        return self._loader("train", shuffle=True, sampler=sampler)
+        full = len(self.datasets["train"]) if self.full_batch_training and self.embedding_path is not None else None
+        return self._loader("train", shuffle=True, sampler=sampler, batch_size=full)
 
     def val_dataloader(self) -> DataLoader:
         """Validation batches, fixed order."""
@@ -951,6 +957,7 @@ class SERDataModule(pl.LightningDataModule):
             path, array, n, k, parts = self._view_embeddings
             self.datasets["train"], self.train_item_rows = self._view_items(
                 path, array, n, k, *(np.concatenate([parts["train"][i], parts["val"][i]]) for i in range(4)))
+            self._weigh_view_items()
         elif self._crop_embeddings is not None:  # frozen-feature path with training windows: every window of both
             path, flat, k, positions, labels = self._crop_embeddings
             self.datasets["train"] = self._window_items(path, flat, k, np.concatenate([positions["train"], positions["val"]]),
@@ -971,6 +978,12 @@ class SERDataModule(pl.LightningDataModule):
         n_spk = len({u.speaker for u, a in zip(self.utterances, self.assignment) if a == "train"})
         log.info("refit: training on %d clips of %d speakers (training + validation)", len(self.datasets["train"]), n_spk)
         return n_spk
+
+    def _weigh_view_items(self) -> None:
+        """``data.corpus_weights`` on a training set of clean embeddings and views: each item weighed by its clip's
+        corpus (:attr:`train_item_rows`)."""
+        if self.hparams.get("corpus_weights"):
+            self.datasets["train"].weights = self._corpus_weights(self.row_corpus[self.train_item_rows].tolist())
 
     @staticmethod
     def _corpus_weights(corpora: list[str]) -> np.ndarray:
@@ -1071,6 +1084,7 @@ class SERDataModule(pl.LightningDataModule):
             if name == "train" and views is not None:
                 path, array, n, k, parts = views
                 self.datasets[name], self.train_item_rows = self._view_items(path, array, n, k, *parts["train"])
+                self._weigh_view_items()
             elif name == "train" and "train" in windows:
                 path, flat, k = windows["train"]
                 self.datasets[name] = self._window_items(path, flat, k, pos, labels[name])

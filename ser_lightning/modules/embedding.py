@@ -497,17 +497,7 @@ def use_frozen_features(model, dm, model_settings: dict[str, Any], accelerator: 
     dm.use_embeddings(cached.path, cached.rows, train_windows=windows.get("train"), test_windows=windows.get("test"),
                       train_views=views)
     model.use_cached_embeddings(True)
-    _warn_split_full_batch(model, dm)
     return cached
-
-
-def _warn_split_full_batch(model, dm) -> None:
-    """Warn when L-BFGS, a full-batch method, would see the training items in several batches (crop windows or
-    augmented views multiply them), naming the ``data.batch_size`` that holds them all."""
-    n, batch = len(dm.datasets["train"]), int(dm.hparams.batch_size)
-    if n > batch and ((getattr(model, "hparams", {}) or {}).get("optim") or {}).get("name") == "lbfgs":
-        log.warning("optim.name=lbfgs trains full-batch, but the %d training items (clips, windows and views) need "
-                    "%d batches of data.batch_size=%d; set data.batch_size=%d or more", n, -(-n // batch), batch, n)
 
 
 def _extract_distributed(net, dm, rows: np.ndarray, identity: dict, batch_size: int, accelerator: str,

@@ -7,8 +7,8 @@ parameter group and no weight decay of its own: ``weight_decay`` then becomes an
 ``weight_decay / 2 · Σ‖W‖²`` on the trainable weight matrices, added to the loss by the classifier
 (:func:`l2_penalty`), and each optimiser step runs up to ``max_iter`` iterations with a
 ``line_search`` (``strong_wolfe`` or ``none``). It needs the whole training set in one batch
-(``data.batch_size`` at least the training clips) and full precision (Lightning refuses L-BFGS under
-mixed precision).
+(``train.py`` sets ``SERDataModule.full_batch_training`` for it, whatever ``data.batch_size``) and full
+precision (Lightning refuses L-BFGS under mixed precision).
 
 Schedules (``optim.scheduler``), all torch schedulers:
 
