@@ -257,7 +257,7 @@ def write_table(out_dir: Path) -> Path:
               "Rows marked adapted are transductive (they use the unlabelled test clips' statistics or class "
               "shares) and are never the plain result. "
               f"RAVDESS 6-fold: mean ± sd over the contiguous actor folds (adapted rows: mean). Targets: {targets}. "
-              "Minutes: wall time of the whole protocol on the machine of its JSON file."]
+              "Minutes: the cells' wall times added up, on the machine of its JSON file (2 shared cores unless it says otherwise)."]
     path = out_dir / "xcorpus_table.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -282,7 +282,6 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [c for c in cells if c not in CROSS_CELLS and c not in {f"fold{k}" for k in range(N_FOLDS)}]
     if unknown:
         p.error(f"unknown cells {unknown}; choose from {[*CROSS_CELLS, *(f'fold{k}' for k in range(N_FOLDS))]}")
-    start = time.perf_counter()
     # the first cell alone: it builds the caches every later cell reuses
     first = run_cell(cells[0], a)
     with ThreadPoolExecutor(max_workers=a.jobs) as pool:
@@ -297,14 +296,20 @@ def main(argv: list[str] | None = None) -> int:
                f"{' --cells ' + ' '.join(a.cells) if a.cells else ''}{' --incorpus-extra ' + extra if extra else ''}"
                f"{f' --jobs {a.jobs}' if a.jobs > 1 else ''} -- {shlex.join(a.overrides)}")
     previous = Path(a.out_dir) / f"xcorpus_{a.name}.json"
-    if a.rescore and previous.is_file():  # keep the training run's facts; its cells' wall times stand
+    machine = machine_info()
+    if previous.is_file() and (a.rescore or a.cells):
         old = json.loads(previous.read_text())
-        walls = {c["cell"]: c["wall_s"] for c in old["cells"]}
-        for row in rows:
-            row["wall_s"] = walls.get(row["cell"], row["wall_s"])
-        command, minutes, machine = old["command"], old["minutes"], old["machine"]
-    else:
-        minutes, machine = round((time.perf_counter() - start) / 60, 1), machine_info()
+        if a.rescore:  # keep the training runs' facts; their cells' wall times stand
+            walls = {c["cell"]: c["wall_s"] for c in old["cells"]}
+            for row in rows:
+                row["wall_s"] = walls.get(row["cell"], row["wall_s"])
+            command, machine = old["command"], old["machine"]
+        if a.cells:  # some cells run again: the others' rows stay
+            done = {r["cell"] for r in rows}
+            order = [*CROSS_CELLS, *(f"fold{k}" for k in range(N_FOLDS))]
+            rows = sorted([*rows, *(c for c in old["cells"] if c["cell"] not in done)], key=lambda r: order.index(r["cell"]))
+            command = old["command"] if not a.rescore else command
+    minutes = round(sum(r["wall_s"] for r in rows) / 60, 1)
     protocols = sorted({json.loads((Path(r["run_dir"]) / "metrics.json").read_text()).get("protocol", "plain")
                         for r in rows})
     payload = {"name": a.name, "date": dt.date.today().isoformat(), "command": command, "machine": machine,
