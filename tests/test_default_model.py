@@ -71,8 +71,19 @@ def test_eval_ckpt_path_default(tiny_default, tiny_ravdess, tmp_path):
                                          f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path / 'cache'}",
                                          "trainer.accelerator=cpu", "trainer.devices=1"])
     metrics = evaluate(cfg)
-    assert metrics["n"] == 32 and 0.0 <= metrics["ua"] <= 1.0  # 2 test speakers x 8 emotions x 2 statements
-    assert (tmp_path / "eval" / "metrics.json").is_file()
+    assert metrics["n"] == 32  # 2 test speakers x 8 emotions x 2 statements
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["ua"] == metrics["ua"]
+    # the file `default` resolves to, evaluated by its path, gives the same clip-by-clip answers ...
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        by_path = evaluate(compose("eval", overrides=[f"ckpt_path={tiny_default}", f"paths.output_dir={tmp_path / 'path'}",
+                                                      f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path / 'cache'}",
+                                                      "trainer.accelerator=cpu", "trainer.devices=1"]))
+    cm = metrics["confusion_matrix"]
+    assert cm == by_path["confusion_matrix"] and metrics["checkpoint"] == str(tiny_default.resolve())
+    # ... and UA is the mean recall of that confusion matrix, counted here
+    present = [i for i, row in enumerate(cm) if sum(row)]
+    assert len(present) == 8 and metrics["ua"] == pytest.approx(sum(cm[i][i] / sum(cm[i]) for i in present) / 8)
+    assert metrics["wa"] == pytest.approx(sum(cm[i][i] for i in present) / 32)
 
 
 def test_export_writes_a_card_a_person_reads(trained_members, tmp_path):
