@@ -190,7 +190,7 @@ def test_refit_trains_on_training_and_validation_speakers_for_the_best_epochs(ti
     metrics = json.loads((run / "metrics.json").read_text())
     refit = metrics["refit"]
     best = read_checkpoint(metrics["best_checkpoint"])
-    assert refit["epochs"] == best["epoch"] + 1
+    assert refit["epochs"] == best["epoch"] + 1 == 2  # seeded: the 2nd epoch is the best, so a short refit shows
     assert (refit["train_speakers"], refit["train_clips"]) == (6, 96)  # 4 training + 2 validation actors × 16
     # What the refit did, read from its checkpoint rather than from its report: the epochs the loop ran, and the
     # optimiser steps Lightning counted and AdamW took (96 clips / batches of 16 = 6 steps an epoch)
