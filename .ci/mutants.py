@@ -87,9 +87,9 @@ def summarise(results: dict[str, dict[str, str]], reasons: dict[str, str]) -> di
     for counts in modules.values():
         total.update(counts)
     survivors = sorted(name for statuses in results.values() for name, s in statuses.items() if s == "survived")
-    tested = total["killed"] + total["survived"] + total.get("timeout", 0) + total.get("suspicious", 0)
-    return {"modules": modules, "total": dict(total),
-            "score": round(100 * (tested - total["survived"]) / tested, 1) if tested else None,
+    sampled = sum(v for k, v in total.items() if k != "not checked")  # outside a MUTANTS= sample: not run
+    return {"modules": modules, "total": dict(total), "sampled": sampled,
+            "score": round(100 * total["killed"] / sampled, 1) if sampled else None,
             "survivors": [{"name": n, "reason": reasons.get(n)} for n in survivors],
             "stale_reasons": sorted(set(reasons) - set(survivors))}
 
@@ -98,13 +98,15 @@ def main(argv: list[str] | None = None) -> int:
     """Command line; see the module docstring."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--command", default="make mutants", help="the command that ran mutmut (recorded)")
     args = ap.parse_args(argv)
     summary = summarise(read_results(), read_reasons())
     for s in summary["survivors"]:
         s["diff"] = diff_of(s["name"])
     t = summary["total"]
-    print(f"mutants: {sum(t.values())}, killed {t.get('killed', 0)}, survived {t.get('survived', 0)}, "
-          f"other {sum(v for k, v in t.items() if k not in ('killed', 'survived'))} {dict(t)}; score {summary['score']} %")
+    print(f"mutants run: {summary['sampled']} (of {sum(t.values())}): killed {t.get('killed', 0)}, survived "
+          f"{t.get('survived', 0)}, no test runs their line {t.get('no tests', 0)}; {dict(t)}; "
+          f"score (killed / run) {summary['score']} %")
     unexplained = [s for s in summary["survivors"] if not s["reason"]]
     for s in unexplained:
         print(f"\nsurvivor without a reason in {REASONS.relative_to(ROOT)}: {s['name']}\n{s['diff']}")
@@ -114,15 +116,18 @@ def main(argv: list[str] | None = None) -> int:
         summary.update(date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                        machine={"platform": platform.platform(), "cpu_count": os.cpu_count(),
                                 "python": platform.python_version()},
-                       command="make mutants")
+                       command=args.command)
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / "mutants.json").write_text(json.dumps(summary, indent=2) + "\n")
-        lines = [f"# Mutation testing ({summary['date']})", "", f"`{summary['command']}`: {sum(t.values())} mutants, "
-                 f"{t.get('killed', 0)} killed, {t.get('survived', 0)} survived; score {summary['score']} %.", "",
-                 "| module | killed | survived | other |", "|---|---:|---:|---:|"]
+        lines = [f"# Mutation testing ({summary['date']})", "", f"`{summary['command']}`: {summary['sampled']} mutants "
+                 f"run (of {sum(t.values())}): {t.get('killed', 0)} killed, {t.get('survived', 0)} survived, "
+                 f"{t.get('no tests', 0)} on lines no selected test runs; score {summary['score']} %.", "",
+                 "| module | killed | survived | no tests | other run | not run (outside the sample) |",
+                 "|---|---:|---:|---:|---:|---:|"]
         for path, c in summary["modules"].items():
-            lines.append(f"| `{path}` | {c.get('killed', 0)} | {c.get('survived', 0)} | "
-                         f"{sum(v for k, v in c.items() if k not in ('killed', 'survived'))} |")
+            other = sum(v for k, v in c.items() if k not in ("killed", "survived", "no tests", "not checked"))
+            lines.append(f"| `{path}` | {c.get('killed', 0)} | {c.get('survived', 0)} | {c.get('no tests', 0)} | "
+                         f"{other} | {c.get('not checked', 0)} |")
         lines += ["", "## Survivors", ""]
         for s in summary["survivors"]:
             lines += [f"### `{s['name']}`", "", f"Reason: {s['reason'] or '**none given**'}", "", "```diff", s["diff"],
