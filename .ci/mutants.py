@@ -7,8 +7,8 @@ Usage (from the repository root, after ``mutmut run``)::
 
 mutmut keeps one ``<module>.py.meta`` file (JSON, the exit code of every mutant's test run) per mutated module
 under ``mutants/``; this reads them, asks ``mutmut show`` for each survivor's diff, and matches the survivors
-against ``.ci/mutants_survivors.txt`` (``<mutant name>: <why no test should kill it>``, one a line, ``#``
-comments). A survivor without a reason is a gap: kill it with a test, or give the reason. Reasons whose mutant
+against ``.ci/mutants_survivors.txt`` (``<mutant name or fnmatch pattern>: <why no test should kill it>``, one
+a line, ``#`` comments). A survivor without a reason is a gap: kill it with a test, or give the reason. Reasons whose mutant
 no longer survives are reported so that the list stays honest.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import fnmatch
 import json
 import os
 import platform
@@ -80,6 +81,14 @@ def diff_of(name: str) -> str:
     return "\n".join(lines)
 
 
+def reason_for(name: str, reasons: dict[str, str]) -> str | None:
+    """The reason given for a mutant: by its exact name, else by the first matching name pattern
+    (``fnmatch``, e.g. ``ser_lightning.inference.predictor.x_write_outputs__mutmut_*``)."""
+    if name in reasons:
+        return reasons[name]
+    return next((why for pattern, why in reasons.items() if fnmatch.fnmatchcase(name, pattern)), None)
+
+
 def summarise(results: dict[str, dict[str, str]], reasons: dict[str, str]) -> dict:
     """Counts per module and overall, the survivors (with reason or ``None``) and stale reasons."""
     modules = {path: dict(Counter(statuses.values())) for path, statuses in results.items()}
@@ -90,8 +99,8 @@ def summarise(results: dict[str, dict[str, str]], reasons: dict[str, str]) -> di
     sampled = sum(v for k, v in total.items() if k != "not checked")  # outside a MUTANTS= sample: not run
     return {"modules": modules, "total": dict(total), "sampled": sampled,
             "score": round(100 * total["killed"] / sampled, 1) if sampled else None,
-            "survivors": [{"name": n, "reason": reasons.get(n)} for n in survivors],
-            "stale_reasons": sorted(set(reasons) - set(survivors))}
+            "survivors": [{"name": n, "reason": reason_for(n, reasons)} for n in survivors],
+            "stale_reasons": sorted(p for p in reasons if not any(fnmatch.fnmatchcase(n, p) for n in survivors))}
 
 
 def main(argv: list[str] | None = None) -> int:
