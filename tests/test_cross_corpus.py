@@ -39,7 +39,18 @@ def test_scores_average_over_the_classes_the_target_has():
     assert s["ua"] == pytest.approx((3 / 4 + 2 / 4) / 2) and s["wa"] == pytest.approx(5 / 8)
     f1_a, f1_b = 2 * 1 * 0.75 / 1.75, 2 * (2 / 3) * 0.5 / (2 / 3 + 0.5)
     assert s["macro_f1"] == pytest.approx((f1_a + f1_b) / 2)
-    assert scorable_scores(np.zeros((2, 2)), ["a", "b"])["ua"] is None
+    assert scorable_scores(np.zeros((2, 2)), ["a", "b"]) == {"n": 0, "ua": None, "wa": None, "macro_f1": None,
+                                                              "scorable_classes": []}
+
+
+def test_f1_of_a_class_never_predicted_or_rarely_right():
+    """F1 is 0 for a class never predicted (precision 0/0 taken as 0), and 2pr/(p+r) when p + r < 1."""
+    # a: 1 of 5 right, predicted 5 times (p = r = 0.2); b: never predicted; c: all 3 right, predicted 7 times
+    cm = np.array([[1, 0, 4], [4, 0, 0], [0, 0, 3]])
+    s = scorable_scores(cm, ["a", "b", "c"])
+    f1_a, f1_c = 2 * 0.2 * 0.2 / 0.4, 2 * (3 / 7) * 1.0 / (3 / 7 + 1.0)
+    assert s["macro_f1"] == pytest.approx((f1_a + 0.0 + f1_c) / 3) and np.isfinite(s["macro_f1"])
+    assert s["ua"] == pytest.approx((0.2 + 0.0 + 1.0) / 3) and s["wa"] == pytest.approx(4 / 12)
 
 
 def _hand_scores(predicted: list[int], target: list[int], n_classes: int) -> dict:

@@ -174,6 +174,20 @@ def test_parser_reads_each_documented_code(corpus, code, tmp_path):
     meaning, word = doc.codes[code]
     (u,) = [u for u in PARSERS[corpus](root).utterances if Path(u.path) == path.resolve()]
     assert u.emotion == word, f"{corpus} code {code!r} is {meaning!r} ({doc.source}); the parser says {u.emotion!r}"
+    assert u.corpus == corpus and u.speaker.startswith(f"{corpus}_")
+
+
+@pytest.mark.parametrize(("corpus", "inside", "outside"), [
+    ("ravdess", "Actor_24/03-01-01-01-01-01-24.wav", "Actor_25/03-01-01-01-01-01-25.wav"),  # actors 01-24
+    ("cremad", "AudioWAV/1091_DFA_ANG_XX.wav", "AudioWAV/1092_DFA_ANG_XX.wav"),  # actors 1001-1091
+    ("cafe", "x/12-C-1-1.wav", "x/13-C-1-1.wav"),  # actors 01-12
+])
+def test_speakers_outside_the_documented_range_are_skipped_and_listed(corpus, inside, outside, tmp_path):
+    clip(tmp_path / inside)
+    clip(tmp_path / outside)
+    scan = PARSERS[corpus](tmp_path)
+    assert [Path(u.path).name for u in scan.utterances] == [Path(inside).name]
+    assert [Path(p).name for p, _ in scan.skipped] == [Path(outside).name]
 
 
 #: ESD's utterance numbers per emotion, for copies without the emotion folders: 350 per emotion in the order of
