@@ -97,7 +97,9 @@ def summarise(results: dict[str, dict[str, str]], reasons: dict[str, str]) -> di
         total.update(counts)
     survivors = sorted(name for statuses in results.values() for name, s in statuses.items() if s == "survived")
     sampled = sum(v for k, v in total.items() if k != "not checked")  # outside a MUTANTS= sample: not run
-    return {"modules": modules, "total": dict(total), "sampled": sampled,
+    untested = Counter(name.split("__mutmut_")[0] for statuses in results.values() for name, s in statuses.items()
+                       if s == "no tests")
+    return {"modules": modules, "total": dict(total), "sampled": sampled, "no_tests_by_function": dict(untested),
             "score": round(100 * total["killed"] / sampled, 1) if sampled else None,
             "survivors": [{"name": n, "reason": reason_for(n, reasons)} for n in survivors],
             "stale_reasons": sorted(p for p in reasons if not any(fnmatch.fnmatchcase(n, p) for n in survivors))}
@@ -137,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
             other = sum(v for k, v in c.items() if k not in ("killed", "survived", "no tests", "not checked"))
             lines.append(f"| `{path}` | {c.get('killed', 0)} | {c.get('survived', 0)} | {c.get('no tests', 0)} | "
                          f"{other} | {c.get('not checked', 0)} |")
+        lines += ["", "## Mutants on lines no selected test runs (by function)", "",
+                  "Not run: the fast tests of `[tool.mutmut]` never call these lines (figures, files written, command-line "
+                  "glue, paths the end-to-end tests cover).", ""]
+        lines += [f"- `{f}`: {n}" for f, n in sorted(summary["no_tests_by_function"].items())]
         lines += ["", "## Survivors", ""]
         for s in summary["survivors"]:
             lines += [f"### `{s['name']}`", "", f"Reason: {s['reason'] or '**none given**'}", "", "```diff", s["diff"],

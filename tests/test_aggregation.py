@@ -97,6 +97,7 @@ def test_segment_vad_classifies_each_speech_segment_and_averages_all_their_windo
     speech = speech_segments(wave, SR, VadSettings())
     assert [(w["start_s"], w["end_s"]) for w in rec["windows"]] == [(round(a / SR, 4), round(b / SR, 4))
                                                                      for a, b in speech]
+    assert {w["speech_fraction"] for w in rec["windows"]} == {1.0}  # a speech segment is all speech
     rows = []
     for (a, b), w in zip(speech, rec["windows"]):
         seg = wave[a:b]
@@ -116,3 +117,94 @@ def test_test_time_crops_are_averaged_in_probability():
         mean = [sum(p[c] for p in probs) / 2 for c in range(3)]
         assert out[clip].tolist() == pytest.approx([math.log(m) for m in mean], abs=1e-5)
     assert torch.softmax(out, 1).sum(1).tolist() == pytest.approx([1.0, 1.0], abs=1e-6)
+
+
+# ------------------------------------------------------------------ the file records around the answer
+def _mean_over_windows(wave: np.ndarray, model: LoadedModel, hop: int, offset_s: float = 0.0) -> tuple[np.ndarray, list]:
+    starts = window_starts(len(wave), SR, hop)
+    return stand_in(np.stack([np.pad(wave[s:s + SR], (0, max(0, SR - len(wave[s:s + SR])))) for s in starts])).mean(0), \
+        [round(offset_s + s / SR, 4) for s in starts]
+
+
+def test_a_stereo_48_khz_tensor_is_downmixed_resampled_and_recorded():
+    """A torchaudio-style ``(channels, time)`` tensor at 48 kHz: the channels' mean, resampled to the model's 16 kHz
+    (soxr HQ, as in training), is what the windows see; the record names the input's rate, channels and length."""
+    import soxr
+
+    t = np.arange(int(2.5 * 48000)) / 48000
+    left, right = 0.6 * np.sin(2 * np.pi * 300 * t) * (t / 2.5), 0.2 * np.sin(2 * np.pi * 700 * t)
+    audio = AudioArray.from_any(torch.tensor(np.stack([left, right]), dtype=torch.float32), 48000, name="mix")
+    assert audio.samples.shape == (len(t), 2) and audio.samples.dtype == np.float32
+    (rec,) = predict_files([(audio, "shown")], _model(), vad=False)
+    mono = soxr.resample(((left + right) / 2).astype(np.float32), 48000, SR, quality="HQ")
+    expected, starts = _mean_over_windows(mono, _model(), SR // 2)
+    assert (rec["file"], rec["path"], rec["status"], rec["error"]) == ("shown", "mix", "ok", "")
+    assert (rec["duration_s"], rec["source_sample_rate"], rec["channels"]) == (2.5, 48000, 2)
+    assert rec["analysed_s"] == round(len(mono) / SR, 4) and rec["speech_fraction"] is None
+    assert [w["start_s"] for w in rec["windows"]] == starts
+    assert list(rec["probabilities"].values()) == pytest.approx(expected.tolist(), abs=1e-5)
+    with pytest.raises(ValueError, match="sample_rate"):
+        AudioArray.from_any(np.zeros(10), 0)
+
+
+def test_peak_normalised_windows_and_trimmed_silence():
+    """A model trained on peak-normalised clips gets each window peak-normalised; with trimming, the silence around
+    the sound is not analysed and the windows' times stay those of the original file."""
+    t = np.arange(2 * SR) / SR
+    sound = (0.05 + 0.2 * t) * np.sin(2 * np.pi * 300 * t)
+    wave = np.concatenate([np.zeros(SR // 2), sound, np.zeros(SR // 2)]).astype(np.float32)
+    cfg = AudioConfig(sample_rate=SR, duration_s=1.0, normalize="peak")
+    model = LoadedModel(run=stand_in, labels=LABELS, audio_cfg=cfg, name="x", backend="pytorch", source="none")
+    (rec,) = predict_files([(AudioArray.from_any(wave, SR), "x")], model, vad=False, trim=True, trim_db=30.0)
+    from ser_lightning.data.audio import trim_silence
+
+    kept = trim_silence(wave, SR, 30.0)
+    start = int(np.flatnonzero(np.all(np.lib.stride_tricks.sliding_window_view(wave, len(kept)) == kept, axis=1))[0])
+    assert 0 < start and len(kept) < len(wave) and rec["analysed_s"] == round(len(kept) / SR, 4)
+    starts = window_starts(len(kept), SR, SR // 2)
+    assert [w["start_s"] for w in rec["windows"]] == [round((start + s) / SR, 4) for s in starts]
+    peak = [np.pad(kept[s:s + SR], (0, max(0, SR - len(kept[s:s + SR])))) for s in starts]
+    expected = stand_in(np.stack([w / np.abs(w).max() for w in peak])).mean(0)
+    assert list(rec["probabilities"].values()) == pytest.approx(expected.tolist(), abs=1e-5)
+
+
+def test_a_whole_clip_model_gets_each_windows_valid_length():
+    """``takes_lengths`` (a model trained on whole clips): a window shorter than the model's clip is passed with its
+    own length, so that pooling ignores the padding."""
+    seen = []
+
+    def run(batch, lengths):
+        seen.extend(np.asarray(lengths).tolist())
+        return stand_in(np.stack([row[:n] for row, n in zip(batch, lengths)]) if len(set(lengths)) == 1 else batch)
+
+    cfg = AudioConfig(sample_rate=SR, duration_s=1.0, normalize="none", clip_length="whole")
+    model = LoadedModel(run=run, labels=LABELS, audio_cfg=cfg, name="x", backend="pytorch", source="none",
+                        takes_lengths=True)
+    wave = _wave()[: int(0.6 * SR)]
+    (rec,) = predict_files([(AudioArray.from_any(wave, SR), "x")], model, vad=False)
+    assert seen == [len(wave)]
+    assert list(rec["probabilities"].values()) == pytest.approx(stand_in(wave[None])[0].tolist(), abs=1e-6)
+
+
+def test_silence_is_an_error_without_the_detector_and_no_speech_with_it():
+    silent = AudioArray.from_any(np.zeros(SR, np.float32), SR, name="quiet")
+    (err,) = predict_files([(silent, "quiet")], _model(), vad=False)
+    assert err["status"] == "error" and err["error"].startswith("all-silent audio") and err["label"] is None
+    (rec,) = predict_files([(silent, "quiet")], _model(), vad=True)
+    assert (rec["status"], rec["speech_fraction"], rec["analysed_s"], rec["duration_s"]) == ("no speech", 0.0, 0.0, 1.0)
+    assert (rec["source_sample_rate"], rec["channels"], rec["label"], rec["probabilities"]) == (SR, 1, None, None)
+
+
+def test_a_window_at_exactly_the_minimum_speech_fraction_is_classified(monkeypatch):
+    """``vad.min_speech_fraction`` is inclusive; a window without speech has no label, confidence or probabilities,
+    and a classified window's confidence is its top probability."""
+    import ser_lightning.inference.predictor as predictor
+
+    monkeypatch.setattr(predictor, "speech_segments", lambda wave, sr, settings: [(0, SR // 2)])  # 0.5 s of speech
+    (rec,) = predict_files([(AudioArray.from_any(_wave(), SR), "x")], _model(), vad={"min_speech_fraction": 0.5})
+    statuses = [w["status"] for w in rec["windows"]]
+    assert statuses[0] == "ok" and set(statuses[1:]) == {"no speech"}  # the first window is half speech
+    first, rest = rec["windows"][0], rec["windows"][1:]
+    assert first["speech_fraction"] == 0.5 and first["confidence"] == pytest.approx(max(first["probabilities"].values()))
+    assert all((w["label"], w["confidence"], w["probabilities"]) == (None, None, None) for w in rest)
+    assert rec["speech_fraction"] == round(0.5 / 3, 4)
