@@ -108,6 +108,14 @@ def test_segment_vad_classifies_each_speech_segment_and_averages_all_their_windo
     assert list(rec["probabilities"].values()) == pytest.approx(np.concatenate(rows).mean(0).tolist(), abs=1e-6)
 
 
+def test_cut_windows_gives_float32_windows_zero_padded_after_their_length():
+    from ser_lightning.data.crops import cut_windows
+
+    waves = np.arange(20, dtype=np.float64).reshape(2, 10)
+    out = cut_windows(waves, np.array([1, 0]), np.array([2, 7]), np.array([4, 3]))
+    assert out.dtype == np.float32 and out.tolist() == [[12, 13, 14, 15], [7, 8, 9, 0]]
+
+
 def test_test_time_crops_are_averaged_in_probability():
     """``data.test_crops``: a clip's answer is the log of its windows' mean class probability, by hand."""
     logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 3.0, 0.0], [1.0, 1.0, 1.0], [-2.0, 0.5, 4.0]])

@@ -60,7 +60,7 @@ def test_reliability_bins_edges_and_an_exact_one():
 @pytest.mark.parametrize(("probs", "targets"), [(torch.ones(3, 2), [0, 1, 0]), (torch.ones(3, 3, 1), [0, 1, 0]),
                                                 (torch.ones(3, 3), [0, 1]), (torch.ones(0, 3), [])])
 def test_classification_report_refuses_shapes_that_disagree_with_the_labels(probs, targets):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="do not match"):
         classification_report(probs, torch.tensor(targets, dtype=torch.long), ["a", "b", "c"])
 
 

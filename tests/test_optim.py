@@ -114,6 +114,8 @@ def test_warm_restart_periods_grow_by_t_mult():
 def test_cosine_and_none():
     cos = _lrs_per_epoch({"scheduler": "cosine", "lr": 1e-3, "min_lr": 1e-4}, 10)
     assert cos[0] == pytest.approx(1e-3) and all(b < a for a, b in zip(cos, cos[1:])) and cos[-1] > 1e-4
+    # one half cosine over the run's max_epochs: lr_k = min + (lr - min)(1 + cos(pi k / epochs)) / 2
+    assert cos == pytest.approx([1e-4 + 9e-4 * (1 + math.cos(math.pi * k / 10)) / 2 for k in range(10)], rel=1e-6)
     opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
     assert build_scheduler(opt, check_optim_config({"scheduler": "none"})) is None
 
