@@ -29,6 +29,17 @@ bit; the shipped tensors' SHA-256 (``state_dict_sha256`` in the output) says whe
     python -m benchmarks.build_default_model --dry-run --overrides model=whisper_tiny   # print the commands only
 
 ``--from-work`` skips training and builds the asset from folds already trained in ``--work``.
+
+Every build also records what ties the tests to the shipped file (``reference_evaluation`` in
+``cv_results.json`` and the card, a section of ``MODEL_CARD.md``): the file's SHA-256 and the shipped
+model's per-class recall on a named set of real clips, :data:`REFERENCE_SPEAKERS` (every RAVDESS speech
+clip of actors 1-4: fold 0's test actors), with the list of those clips' names as a SHA-256 and whether
+the model heard those speakers in training or validation (worked out from the split stored in the
+checkpoint, or ``--reference-heard``). ``tests/test_default_model.py`` reads these records and
+re-measures them, so a swapped or stale head fails the suite. ``--record-only`` writes the records for the
+file already shipped, without training or changing it::
+
+    SER_DATA_DIR=/path/to/data python -m benchmarks.build_default_model --record-only
 """
 
 from __future__ import annotations
@@ -57,6 +68,12 @@ KEEP_KEYS = ("state_dict", "hyper_parameters", "datamodule_hyper_parameters", "p
 MACHINE_PATH_KEYS = ("root", "cache_dir")
 #: Per-fold entries of ``metrics.json`` copied into the results.
 METRIC_KEYS = ("ua", "wa", "macro_f1", "n")
+#: The named set of real clips whose per-class recall every build records and the tests re-measure: every
+#: RAVDESS speech clip of these actors (240 clips; fold 0's test actors, so unheard by a fold-0 model).
+REFERENCE_CORPUS = "ravdess"
+REFERENCE_SPEAKERS = ("ravdess_01", "ravdess_02", "ravdess_03", "ravdess_04")
+#: Where the reference records go in ``cv_results.json`` (and the card's ``cross_validation``).
+REFERENCE_KEY = "reference_evaluation"
 
 
 def fold_overrides(overrides: list[str], fold: int, work: Path) -> list[str]:
@@ -267,6 +284,201 @@ def write_asset(ckpt: Path, results: dict[str, Any], out: Path) -> dict[str, Any
     return paths
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def reference_clip_stems(data_root: Path, speakers: tuple[str, ...] | list[str] = REFERENCE_SPEAKERS) -> list[str]:
+    """Names (without extension, so ``.wav`` and ``.flac`` copies agree) of the reference clips, sorted.
+
+    Args:
+        data_root: Data root holding the reference corpus (``$SER_DATA_DIR``).
+        speakers: Speaker ids of the reference set.
+
+    Raises:
+        FileNotFoundError: the corpus is missing under ``data_root``.
+    """
+    from ser_lightning.data.scan import scan_corpus
+
+    keep = set(speakers)
+    return sorted(Path(u.path).stem for u in scan_corpus(data_root, REFERENCE_CORPUS).utterances if u.speaker in keep)
+
+
+def clip_names_sha256(stems: list[str]) -> str:
+    """SHA-256 of the sorted clip names, one per line: names the clip set exactly in 64 characters."""
+    return hashlib.sha256("\n".join(sorted(stems)).encode()).hexdigest()
+
+
+def heard_speakers(ckpt: Path, data_root: Path, cache_dir: Path) -> set[str]:
+    """Speakers a checkpoint's model trained or selected its epochs on: its stored split's training and
+    validation speakers (a refit trains on both), rebuilt from the data settings stored in the file.
+
+    Args:
+        ckpt: A ``train.py`` checkpoint (or the shipped file).
+        data_root: Data root of the corpora it was trained on.
+        cache_dir: Decode cache.
+
+    Raises:
+        ValueError: the stored split cannot be rebuilt (e.g. it has no test set); then say it with
+            ``--reference-heard``.
+    """
+    from ser_lightning.data.datamodule import SERDataModule
+    from ser_lightning.inference.checkpoint import stored_datamodule_hparams
+
+    settings = {**stored_datamodule_hparams(ckpt), "root": str(data_root), "cache_dir": str(cache_dir),
+                "progress": False, "run_dir": None}
+    dm = SERDataModule(**settings)
+    dm.setup("fit")
+    return {u.speaker for u, a in zip(dm.utterances, dm.assignment) if a in ("train", "val")}
+
+
+def reference_evaluation(ckpt: Path, data_root: Path, speakers: tuple[str, ...] | list[str] = REFERENCE_SPEAKERS,
+                         heard: bool | None = None, cache_dir: Path | None = None) -> dict[str, Any]:
+    """Evaluate ``ckpt`` on the named reference clips (``eval.py split=all`` on those speakers) and return the record.
+
+    Args:
+        ckpt: The shipped file.
+        data_root: Data root holding RAVDESS (``$SER_DATA_DIR``).
+        speakers: Speaker ids of the reference set (default :data:`REFERENCE_SPEAKERS`).
+        heard: Whether the model heard these speakers in training or validation; ``None``: work it out
+            from the split stored in the checkpoint (:func:`heard_speakers`).
+        cache_dir: Decode cache (``None``: ``$SER_CACHE_DIR`` or the configured default).
+
+    Returns:
+        ``{"clip_set": {"name", "corpus", "speakers", "selection", "n_clips", "clip_names_sha256", "heard_in_training",
+        "heard_how"}, "labels", "n", "ua", "wa", "macro_f1", "per_class_recall", "per_class_n", "per_class_correct",
+        "confusion_matrix", "unscorable", "checkpoint_sha256", "command", "measured_at", "machine"}`` (fractions).
+
+    Raises:
+        FileNotFoundError: RAVDESS is not under ``data_root``.
+        ValueError: ``heard`` is ``None`` and the stored split cannot be rebuilt.
+    """
+    import tempfile
+
+    from hydra import compose, initialize_config_dir
+
+    from ser_lightning.cli.eval import evaluate
+
+    data_root, speakers = Path(data_root).resolve(), list(speakers)
+    stems = reference_clip_stems(data_root, speakers)
+    speaker_list = ",".join(speakers)
+    with tempfile.TemporaryDirectory() as tmp:
+        overrides = [f"ckpt_path={Path(ckpt).resolve()}", f"paths.output_dir={tmp}", f"data.root={data_root}",
+                     f"+data.corpora=[{REFERENCE_CORPUS}]", f"+data.speakers=[{speaker_list}]", "split=all",
+                     "trainer.accelerator=cpu", "trainer.devices=1"]
+        if cache_dir is not None:
+            overrides.append(f"data.cache_dir={cache_dir}")
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+            cfg = compose("eval", overrides=overrides)
+        if heard is None:
+            overlap = sorted(set(speakers) & heard_speakers(ckpt, data_root, Path(cfg.data.cache_dir)))
+            heard = bool(overlap)
+            how = (f"the split stored in the checkpoint puts {overlap} in training or validation" if overlap else
+                   "the split stored in the checkpoint holds none of these speakers in training or validation")
+        else:
+            how = "stated by the builder (--reference-heard)"
+        m = evaluate(cfg)
+    cm = m["confusion_matrix"]
+    labels = list(m["labels"])
+    name = f"RAVDESS actors {', '.join(str(int(s.rsplit('_', 1)[-1])) for s in speakers)}"
+    return {
+        "clip_set": {"name": name, "corpus": REFERENCE_CORPUS, "speakers": speakers,
+                     "selection": f"every RAVDESS speech clip of these actors under <data root>/"
+                                  f"{REFERENCE_CORPUS} (eval.py split=all), scored on the model's classes",
+                     "n_clips": len(stems), "clip_names_sha256": clip_names_sha256(stems),
+                     "heard_in_training": heard, "heard_how": how},
+        "labels": labels, "n": m["n"], "ua": m["ua"], "wa": m["wa"], "macro_f1": m["macro_f1"],
+        "per_class_recall": {c: float(r) for c, r in m["per_class_recall"].items()},
+        "per_class_n": {c: int(sum(cm[i])) for i, c in enumerate(labels)},
+        "per_class_correct": {c: int(cm[i][i]) for i, c in enumerate(labels)},
+        "confusion_matrix": cm, "unscorable": m["unscorable"]["n"],
+        "checkpoint_sha256": file_sha256(ckpt),
+        "command": (f"SER_DATA_DIR=<data> python eval.py ckpt_path=default split=all '+data.corpora=[{REFERENCE_CORPUS}]' "
+                    f"'+data.speakers=[{speaker_list}]'"),
+        "measured_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+    }
+
+
+def reference_markdown(ref: dict[str, Any]) -> str:
+    """The ``MODEL_CARD.md`` section of a :func:`reference_evaluation` record."""
+    pct = lambda v: f"{100 * float(v):.1f} %"  # noqa: E731
+    clips = ref["clip_set"]
+    heard = ("were heard in training or validation" if clips["heard_in_training"] else
+             "were never heard in training or validation")
+    lines = ["## Per-class recall on named reference clips", "",
+             f"Measured when this file was built, on {clips['name']}: {clips['selection']} ({clips['n_clips']} clips; "
+             f"their sorted names have SHA-256 `{clips['clip_names_sha256']}`). These speakers {heard} "
+             f"({clips['heard_how']}). The test suite re-measures it (`tests/test_default_model.py`).", "",
+             "| class | clips | right | recall |", "|---|---:|---:|---:|"]
+    lines += [f"| {c} | {ref['per_class_n'][c]} | {ref['per_class_correct'][c]} | {pct(ref['per_class_recall'][c])} |"
+              for c in ref["labels"]]
+    lines += ["", f"- {ref['n']} clips scored ({ref['unscorable']} outside the model's classes): UA {pct(ref['ua'])}, "
+              f"WA {pct(ref['wa'])}, macro-F1 {pct(ref['macro_f1'])}",
+              f"- file SHA-256 when measured: `{ref['checkpoint_sha256']}`",
+              f"- command: `{ref['command']}`", ""]
+    return "\n".join(lines)
+
+
+def _card_markdown(card: dict[str, Any], results: dict[str, Any]) -> str:
+    """``MODEL_CARD.md``: :func:`~ser_lightning.inference.card.model_card_markdown` plus the reference section."""
+    from ser_lightning.inference.card import model_card_markdown
+
+    text = model_card_markdown(card, results)
+    ref = results.get(REFERENCE_KEY)
+    if not ref:
+        return text
+    section = reference_markdown(ref) + "\n"
+    marker = "## Intended use"
+    return text.replace(marker, section + marker, 1) if marker in text else text + "\n" + section
+
+
+def record_reference(out: Path, data_root: Path, speakers: tuple[str, ...] | list[str] = REFERENCE_SPEAKERS,
+                     heard: bool | None = None, cache_dir: Path | None = None) -> dict[str, Any]:
+    """Write the records that pin the shipped file into ``out``'s ``cv_results.json``, ``model.card.json`` and
+    ``MODEL_CARD.md``, without changing the file: its SHA-256 (file and tensors) and
+    :func:`reference_evaluation`.
+
+    Args:
+        out: The asset folder (``model.ckpt``, ``cv_results.json``, ``model.card.json``).
+        data_root: Data root holding RAVDESS.
+        speakers: Speaker ids of the reference set.
+        heard: See :func:`reference_evaluation`.
+        cache_dir: Decode cache.
+
+    Returns:
+        The updated results (``cv_results.json``).
+
+    Raises:
+        FileNotFoundError: the asset folder lacks one of its files, or RAVDESS is missing.
+    """
+    from ser_lightning.inference.checkpoint import read_checkpoint
+    from ser_lightning.inference.default_model import DEFAULT_MODEL_FILE
+    from ser_lightning.models.encoders.base import weights_sha256
+
+    ckpt, results_path, card_path = out / DEFAULT_MODEL_FILE, out / "cv_results.json", out / "model.card.json"
+    for path in (ckpt, results_path, card_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing; --record-only needs a built asset folder (--out)")
+    results, card = json.loads(results_path.read_text()), json.loads(card_path.read_text())
+    shipped = results.setdefault("shipped_file", {})
+    digest, tensors = file_sha256(ckpt), weights_sha256(read_checkpoint(ckpt)["state_dict"])
+    for key, now in (("file_sha256", digest), ("state_dict_sha256", tensors)):
+        if shipped.get(key) not in (None, now):
+            print(f"warning: {ckpt}: {key} {now} differs from the recorded {shipped[key]}; recording the file's",
+                  file=sys.stderr)
+        shipped[key] = now
+    shipped["bytes"] = ckpt.stat().st_size
+    results[REFERENCE_KEY] = reference_evaluation(ckpt, data_root, speakers, heard, cache_dir)
+    card["cross_validation"] = results
+    card.setdefault("source_checkpoint", {})["sha256"] = digest
+    results_path.write_text(json.dumps(results, indent=2) + "\n")
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    (out / "MODEL_CARD.md").write_text(_card_markdown(card, results), encoding="utf-8")
+    return results
+
+
 def _fold_of(ckpt: Path) -> int:
     """The fold number of ``<work>/fold<k>/checkpoints/<file>``."""
     return int(ckpt.parent.parent.name.removeprefix("fold"))
@@ -311,6 +523,12 @@ def summary_markdown(results: dict[str, Any]) -> str:
             lines.append(f"- frozen encoder (not in the file): {enc['parameters']:,} parameters in {enc['tensors']} "
                          f"tensors from model.pretrained={enc['pretrained']} "
                          f"({pkg.get('name', '?')} {pkg.get('version', '?')}), SHA-256 `{enc['weights_sha256']}`")
+    ref = results.get(REFERENCE_KEY)
+    if ref:
+        recall = ", ".join(f"{c} {100 * r:.1f}" for c, r in ref["per_class_recall"].items())
+        lines.append(f"- per-class recall % on {ref['clip_set']['name']} ({ref['n']} clips, "
+                     f"{'heard' if ref['clip_set']['heard_in_training'] else 'never heard'} in training): {recall}; "
+                     f"UA {pct(ref['ua'])} %")
     m = results.get("machine") or {}
     lines += [f"- built {results.get('built_at')} on {m.get('cpu')} ({m.get('cpu_count')} cores, OMP_NUM_THREADS="
               f"{m.get('OMP_NUM_THREADS')}, torch {m.get('torch')}, Lightning {m.get('lightning')}, Python "
@@ -330,8 +548,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="print the training commands and stop")
     ap.add_argument("--threads", type=int, default=1,
                     help="intra-op threads of each fold run (OMP_NUM_THREADS; 1 gives bit-identical rebuilds)")
+    ap.add_argument("--record-only", action="store_true",
+                    help="no training, the shipped file unchanged: write its SHA-256 and its per-class recall on the "
+                         "reference clips into cv_results.json and both cards of --out")
+    ap.add_argument("--data-root", type=Path, default=None,
+                    help="data root holding RAVDESS for the reference clips (default: $SER_DATA_DIR)")
+    ap.add_argument("--reference-speakers", nargs="+", default=list(REFERENCE_SPEAKERS),
+                    help="speakers of the reference clip set (default: RAVDESS actors 1-4)")
+    ap.add_argument("--reference-heard", choices=("auto", "yes", "no"), default="auto",
+                    help="whether the shipped model heard the reference speakers in training or validation "
+                         "(auto: from the split stored in the checkpoint)")
+    ap.add_argument("--cache-dir", type=Path, default=None, help="decode cache of the reference evaluation")
     args = ap.parse_args(argv)
     work = args.work.expanduser().resolve()
+    out = args.out.expanduser().resolve()
+    heard = {"auto": None, "yes": True, "no": False}[args.reference_heard]
+
+    def record() -> dict[str, Any]:
+        root = args.data_root or os.environ.get("SER_DATA_DIR")
+        if not root:
+            raise SystemExit("the reference clips need RAVDESS: set SER_DATA_DIR or --data-root")
+        return record_reference(out, Path(root).expanduser(), args.reference_speakers, heard, args.cache_dir)
+
+    if args.record_only:
+        results = record()
+        ref = results[REFERENCE_KEY]
+        print(reference_markdown(ref) + f"\nwrote {out / 'cv_results.json'}, model.card.json, MODEL_CARD.md "
+              f"(file unchanged, SHA-256 {ref['checkpoint_sha256']})")
+        return 0
     commands = [[sys.executable, str(REPO / "train.py"), *fold_overrides(args.overrides, k, work)]
                 for k in range(N_FOLDS)]
     prefix = f"OMP_NUM_THREADS={args.threads} MKL_NUM_THREADS={args.threads} "
@@ -354,7 +598,8 @@ def main(argv: list[str] | None = None) -> int:
     results["build_wall_s"] = build_wall_s
     ship = fold_checkpoint(work / f"fold{args.ship_fold}",
                            json.loads((work / f"fold{args.ship_fold}" / "metrics.json").read_text()))
-    paths = write_asset(ship, results, args.out.expanduser().resolve())
+    paths = write_asset(ship, results, out)
+    results = record()
     (work / "cv_results.json").write_text(json.dumps(results, indent=2) + "\n")
     summary = summary_markdown(results)
     (work / "summary.md").write_text(summary, encoding="utf-8")

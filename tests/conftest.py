@@ -20,6 +20,19 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config):
+    """Under mutation testing (``make mutants``: mutmut runs the tests in its copy ``mutants/`` and sets
+    ``MUTANT_UNDER_TEST``), refuse to run unless the package the tests import is that copy's: a ``ser_lightning``
+    found elsewhere first on the path (an editable install, ``PYTHONPATH``) would let every mutant survive."""
+    if os.environ.get("MUTANT_UNDER_TEST"):
+        import ser_lightning
+
+        imported = Path(ser_lightning.__file__).resolve().parents[1]
+        if imported != REPO:
+            raise pytest.UsageError(f"mutation testing: the tests in {REPO} import ser_lightning from {imported}, "
+                                    "not the mutated copy beside them")
+
+
 def tone(freq_hz: float, duration_s: float, sample_rate: int, seed: int = 0, channels: int = 1) -> np.ndarray:
     """A noisy sine ``(frames, channels)`` — different emotions get different pitches."""
     rng = np.random.default_rng(seed)

@@ -23,8 +23,26 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports(path: Path, top_level_only: bool = False) -> set[str]:
-    """Modules ``path`` imports (``from a.b import c`` gives ``a.b`` and ``a.b.c``)."""
+def package_of(path: Path) -> str:
+    """The package a module of ``ser_lightning`` belongs to (a package's ``__init__`` belongs to itself)."""
+    name = module_name(path)
+    return name if path.name == "__init__.py" else name.rpartition(".")[0]
+
+
+def imports(path: Path, top_level_only: bool = False, package: str | None = None) -> set[str]:
+    """Modules ``path`` imports (``from a.b import c`` gives ``a.b`` and ``a.b.c``); relative imports are resolved
+    against the module's package (``from ..modules import classifier`` in ``models/registry.py`` gives
+    ``ser_lightning.modules`` and ``ser_lightning.modules.classifier``).
+
+    Args:
+        path: A Python file.
+        top_level_only: Only imports that run when the module is imported (not inside functions or classes).
+        package: The package relative imports start from; default: ``path``'s package inside ``ser_lightning``.
+
+    Raises:
+        ValueError: a relative import in a file outside ``ser_lightning`` with no ``package`` given, or one that
+            climbs above the top-level package.
+    """
     tree = ast.parse(path.read_text(), filename=str(path))
     nodes = tree.body if top_level_only else list(ast.walk(tree))
     if top_level_only:  # include imports under `if`/`try` at module level, not inside functions
@@ -34,9 +52,16 @@ def imports(path: Path, top_level_only: bool = False) -> set[str]:
     for node in nodes:
         if isinstance(node, ast.Import):
             out.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            out.add(node.module)
-            out.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = (package if package is not None else package_of(path)).split(".")
+                if node.level > len(parts):
+                    raise ValueError(f"{path}:{node.lineno}: relative import beyond the top-level package")
+                base = ".".join(parts[:len(parts) - node.level + 1] + ([node.module] if node.module else []))
+            if base:
+                out.add(base)
+                out.update(f"{base}.{a.name}" for a in node.names)
     return out
 
 
@@ -59,6 +84,21 @@ def test_the_layer_check_catches_a_forbidden_import(tmp_path):
     bad.write_text("def f():\n    from ser_lightning.modules.classifier import SERClassifier\nimport lightning.pytorch as pl\n")
     assert imports(bad) >= {"ser_lightning.modules.classifier", "lightning.pytorch"}
     assert len([v for v in [n for n in imports(bad)] if any(v == f or v.startswith(f + ".") for f in ABOVE)]) >= 2
+
+
+def test_relative_imports_are_resolved(tmp_path):
+    """A relative import is checked like the absolute one it stands for (``level`` 1 = this package, 2 = its
+    parent, ...), inside a function too."""
+    bad = tmp_path / "registry.py"
+    bad.write_text("from . import builder\nfrom .cnn_blocks import ConvBlock\n"
+                   "def f():\n    from ..modules import classifier\n    from ..cli.train import train\n")
+    got = imports(bad, package="ser_lightning.models")
+    assert got >= {"ser_lightning.models", "ser_lightning.models.builder", "ser_lightning.models.cnn_blocks.ConvBlock",
+                   "ser_lightning.modules", "ser_lightning.modules.classifier", "ser_lightning.cli.train"}
+    assert imports(bad, top_level_only=True, package="ser_lightning.models").isdisjoint({"ser_lightning.modules"})
+    assert package_of(PKG / "models" / "__init__.py") == "ser_lightning.models" == package_of(PKG / "models" / "registry.py")
+    with pytest.raises(ValueError, match="beyond the top-level package"):
+        imports(bad, package="ser_lightning")
 
 
 def test_predict_does_not_import_export():

@@ -39,10 +39,49 @@ def test_scores_average_over_the_classes_the_target_has():
     assert s["ua"] == pytest.approx((3 / 4 + 2 / 4) / 2) and s["wa"] == pytest.approx(5 / 8)
     f1_a, f1_b = 2 * 1 * 0.75 / 1.75, 2 * (2 / 3) * 0.5 / (2 / 3 + 0.5)
     assert s["macro_f1"] == pytest.approx((f1_a + f1_b) / 2)
-    assert scorable_scores(np.zeros((2, 2)), ["a", "b"])["ua"] is None
+    assert scorable_scores(np.zeros((2, 2)), ["a", "b"]) == {"n": 0, "ua": None, "wa": None, "macro_f1": None,
+                                                              "scorable_classes": []}
 
 
-def test_leave_one_corpus_out_over_two_generated_corpora(tmp_path):
+def test_f1_of_a_class_never_predicted_or_rarely_right():
+    """F1 is 0 for a class never predicted (precision 0/0 taken as 0), and 2pr/(p+r) when p + r < 1."""
+    # a: 1 of 5 right, predicted 5 times (p = r = 0.2); b: never predicted; c: all 3 right, predicted 7 times
+    cm = np.array([[1, 0, 4], [4, 0, 0], [0, 0, 3]])
+    s = scorable_scores(cm, ["a", "b", "c"])
+    f1_a, f1_c = 2 * 0.2 * 0.2 / 0.4, 2 * (3 / 7) * 1.0 / (3 / 7 + 1.0)
+    assert s["macro_f1"] == pytest.approx((f1_a + 0.0 + f1_c) / 3) and np.isfinite(s["macro_f1"])
+    assert s["ua"] == pytest.approx((0.2 + 0.0 + 1.0) / 3) and s["wa"] == pytest.approx(4 / 12)
+
+
+def _hand_scores(predicted: list[int], target: list[int], n_classes: int) -> dict:
+    """UA, WA and macro-F1 over the classes present, from a confusion matrix counted here clip by clip."""
+    cm = [[0] * n_classes for _ in range(n_classes)]
+    for t, p in zip(target, predicted):
+        cm[t][p] += 1
+    present = [c for c in range(n_classes) if sum(cm[c]) > 0]
+    recall = {c: cm[c][c] / sum(cm[c]) for c in present}
+    f1 = []
+    for c in present:
+        column = sum(cm[r][c] for r in range(n_classes))
+        precision = cm[c][c] / column if column else 0.0
+        f1.append(2 * precision * recall[c] / (precision + recall[c]) if precision + recall[c] else 0.0)
+    n = len(target)
+    return {"n": n, "ua": sum(recall.values()) / len(present), "wa": sum(cm[c][c] for c in present) / n,
+            "macro_f1": sum(f1) / len(f1), "n_scorable_classes": len(present)}
+
+
+def test_leave_one_corpus_out_over_two_generated_corpora(tmp_path, monkeypatch):
+    from ser_lightning.modules.classifier import SERClassifier
+
+    tested = []  # every test pass of the run, in order: its clips' predicted and true classes
+    original = SERClassifier.on_test_epoch_end
+
+    def record(self):
+        original(self)
+        r = self.test_results
+        tested.append((r["logits"].argmax(1).tolist(), r["targets"].tolist(), len(self.class_names)))
+
+    monkeypatch.setattr(SERClassifier, "on_test_epoch_end", record)
     root = make_ravdess(tmp_path / "data", actors=range(1, 7), statements=(1,), sample_rate=16000, duration_s=0.5)
     make_emodb(root, speakers=("03", "08", "09", "10", "11", "12"))
     out = tmp_path / "run"
@@ -64,8 +103,15 @@ def test_leave_one_corpus_out_over_two_generated_corpora(tmp_path):
     to_ravdess = cross[("all-but-ravdess", "ravdess")]
     assert int(to_ravdess["n"]) == 48  # 6 actors x 8 emotions; calm merged into neutral, surprise has no EmoDB clip
     assert int(to_ravdess["n_scorable_classes"]) == 7 and int(to_ravdess["unscorable"]) == 0
-    for x in cross.values():
-        assert 0.0 <= float(x["ua"]) <= 1.0 and 0.0 <= float(x["wa"]) <= 1.0 and 0.0 <= float(x["macro_f1"]) <= 1.0
+    # every row's scores are those of a confusion matrix counted here from its test pass's predictions (the
+    # passes run in row order: each training set's in-corpus test, then its targets)
+    assert [x["kind"] for x in rows] == ["in-corpus test", "cross"] * 2 and len(tested) == len(rows)
+    hand = [_hand_scores(*t) for t in tested]
+    for x, h in zip(rows, hand):
+        assert int(x["n"]) == h["n"] and int(x["n_scorable_classes"]) == h["n_scorable_classes"]
+        for key in ("ua", "wa", "macro_f1"):
+            assert float(x[key]) == pytest.approx(h[key], abs=1e-9), (x["train"], x["target"], key)
+    assert any(abs(h["ua"] - h["wa"]) > 0.01 for h, x in zip(hand, rows) if x["kind"] == "cross")  # UA ≠ WA here
     assert {x["train"] for x in rows if x["kind"] == "in-corpus test"} == {"all-but-ravdess", "all-but-emodb"}
     result = json.loads((out / "cross_corpus.json").read_text())
     assert "iemocap" in result["missing"] and result["label_set"] == "ekman7"

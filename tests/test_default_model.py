@@ -5,6 +5,7 @@ path is monkeypatched); the test of the real shipped weights runs when they are 
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 
@@ -70,8 +71,19 @@ def test_eval_ckpt_path_default(tiny_default, tiny_ravdess, tmp_path):
                                          f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path / 'cache'}",
                                          "trainer.accelerator=cpu", "trainer.devices=1"])
     metrics = evaluate(cfg)
-    assert metrics["n"] == 32 and 0.0 <= metrics["ua"] <= 1.0  # 2 test speakers x 8 emotions x 2 statements
-    assert (tmp_path / "eval" / "metrics.json").is_file()
+    assert metrics["n"] == 32  # 2 test speakers x 8 emotions x 2 statements
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["ua"] == metrics["ua"]
+    # the file `default` resolves to, evaluated by its path, gives the same clip-by-clip answers ...
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        by_path = evaluate(compose("eval", overrides=[f"ckpt_path={tiny_default}", f"paths.output_dir={tmp_path / 'path'}",
+                                                      f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path / 'cache'}",
+                                                      "trainer.accelerator=cpu", "trainer.devices=1"]))
+    cm = metrics["confusion_matrix"]
+    assert cm == by_path["confusion_matrix"] and metrics["checkpoint"] == str(tiny_default.resolve())
+    # ... and UA is the mean recall of that confusion matrix, counted here
+    present = [i for i, row in enumerate(cm) if sum(row)]
+    assert len(present) == 8 and metrics["ua"] == pytest.approx(sum(cm[i][i] / sum(cm[i]) for i in present) / 8)
+    assert metrics["wa"] == pytest.approx(sum(cm[i][i] for i in present) / 32)
 
 
 def test_export_writes_a_card_a_person_reads(trained_members, tmp_path):
@@ -124,26 +136,82 @@ def test_the_shipped_model_predicts_a_ravdess_clip_offline(real_data_root, monke
     assert "CC BY-NC-SA 4.0" in card and "Art. 5(1)(f)" in card and "refitted model of fold 0" in card
 
 
+# ------------------------------------------------------------------ the shipped file is the one its records describe
+def _records():
+    """``cv_results.json``, ``model.card.json`` and ``MODEL_CARD.md`` beside the shipped file."""
+    return (json.loads((SHIPPED.parent / "cv_results.json").read_text()),
+            json.loads((SHIPPED.parent / "model.card.json").read_text()),
+            (SHIPPED.parent / "MODEL_CARD.md").read_text(encoding="utf-8"))
+
+
+def test_the_shipped_file_is_the_one_its_card_results_and_readme_name():
+    """The file's SHA-256 (bytes and tensors) is the one ``benchmarks/build_default_model.py`` recorded in
+    ``cv_results.json``, both model cards and the README: another checkpoint put in its place (an older build,
+    an edited head) fails here, whatever its accuracy."""
+    import hashlib
+
+    from ser_lightning.inference.checkpoint import read_checkpoint
+    from ser_lightning.models.encoders.base import weights_sha256
+
+    digest = hashlib.sha256(SHIPPED.read_bytes()).hexdigest()
+    results, card, card_md = _records()
+    assert results["shipped_file"]["file_sha256"] == digest, "model.ckpt is not the file cv_results.json describes"
+    assert card["source_checkpoint"]["sha256"] == digest and card["cross_validation"] == results
+    assert results["reference_evaluation"]["checkpoint_sha256"] == digest  # the recall below was measured on it
+    assert f"Source checkpoint SHA-256: `{digest}`" in card_md and f"when measured: `{digest}`" in card_md
+    assert f"`{digest}`" in (REPO / "README.md").read_text(encoding="utf-8"), "the README quotes another file SHA-256"
+    tensors = weights_sha256(read_checkpoint(SHIPPED)["state_dict"])
+    assert tensors == results["shipped_file"]["state_dict_sha256"]
+
+
+#: How far the re-measured answers may stray from the build's: this many clips answered differently (so each
+#: class's recall within one clip of it). The same file evaluated on another machine (thread count, CPU kernels)
+#: can move a clip whose two best classes are within rounding; a stale or edited head moves many more (the
+#: previous shipped head, before class weighting, moves 5 of these 240 clips, each class by at most one).
+RECALL_TOLERANCE_CLIPS = 1
+
+
 @pytest.mark.real_data
-def test_eval_ckpt_path_default_on_real_ravdess(real_data_root, tmp_path):
-    """``eval.py ckpt_path=default`` evaluates the shipped model like any checkpoint (two of its fold's test actors)."""
+@pytest.mark.slow
+def test_the_shipped_model_keeps_its_recorded_per_class_recall(real_data_root, tmp_path):
+    """``eval.py ckpt_path=default`` on the named reference clips (read from ``cv_results.json``: RAVDESS actors
+    1-4 for the fold-0 model) gets each class right as often as at build time and gives the same confusion matrix,
+    within one clip (:data:`RECALL_TOLERANCE_CLIPS`): a head whose rows were swapped fails by the class it breaks,
+    a stale head by the clips it answers differently."""
+    from benchmarks.build_default_model import clip_names_sha256, reference_clip_stems
     from ser_lightning.cli.eval import evaluate
 
+    ref = _records()[0]["reference_evaluation"]
+    clips = ref["clip_set"]
+    stems = reference_clip_stems(real_data_root, clips["speakers"])
+    assert (len(stems), clip_names_sha256(stems)) == (clips["n_clips"], clips["clip_names_sha256"]), \
+        f"the reference clips under {real_data_root} are not the ones the build measured"
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("eval", overrides=["ckpt_path=default", f"paths.output_dir={tmp_path / 'eval'}",
                                          f"data.root={real_data_root}", f"data.cache_dir={tmp_path / 'cache'}",
-                                         "+data.speakers=[ravdess_01,ravdess_02]", "split=all",
+                                         f"+data.corpora=[{clips['corpus']}]",
+                                         f"+data.speakers=[{','.join(clips['speakers'])}]", "split=all",
                                          "trainer.accelerator=cpu", "trainer.devices=1"])
     metrics = evaluate(cfg)
-    assert metrics["n"] == 120 and metrics["ua"] > 0.5  # 2 actors x 60 clips; chance is 0.125
-    assert (tmp_path / "eval" / "metrics.json").is_file()
+    cm = metrics["confusion_matrix"]
+    assert metrics["labels"] == ref["labels"] and metrics["n"] == ref["n"]
+    for i, label in enumerate(ref["labels"]):
+        n, right = sum(cm[i]), cm[i][i]
+        assert n == ref["per_class_n"][label]
+        assert ref["per_class_recall"][label] == pytest.approx(ref["per_class_correct"][label] / n)
+        assert abs(right - ref["per_class_correct"][label]) <= RECALL_TOLERANCE_CLIPS, (
+            f"{label}: {right} of {n} right now, {ref['per_class_correct'][label]} when the file was built")
+    moved = sum(abs(a - b) for row, ref_row in zip(cm, ref["confusion_matrix"]) for a, b in zip(row, ref_row)) // 2
+    assert moved <= RECALL_TOLERANCE_CLIPS, f"{moved} clips answered differently from when the file was built"
 
 
-def test_build_script_installs_a_loadable_default_with_cards(trained_members, tmp_path, monkeypatch):
-    """``benchmarks/build_default_model.py --from-work``: fold results -> slim checkpoint + both cards -> "default".
+def test_build_script_installs_a_loadable_default_with_cards(trained_members, tiny_ravdess, tmp_path, monkeypatch):
+    """``benchmarks/build_default_model.py --from-work``: fold results -> slim checkpoint + both cards -> "default",
+    with the records that pin the file (its SHA-256, its per-class recall on named reference clips).
 
     Fold 2 has a refitted model (``metrics.json`` names ``refit.ckpt``): that one ships, not its ``best.ckpt``."""
     from benchmarks import build_default_model as build
+    from ser_lightning.cli.eval import evaluate
     from ser_lightning.inference.checkpoint import read_checkpoint
 
     work, out = tmp_path / "work", tmp_path / "assets" / "default"
@@ -157,6 +225,8 @@ def test_build_script_installs_a_loadable_default_with_cards(trained_members, tm
     shutil.copy(trained_members[0], work / "fold2" / "checkpoints" / "best.ckpt")
     shutil.copy(trained_members[1], work / "fold2" / "checkpoints" / "refit.ckpt")
     assert build.main(["--from-work", "--work", str(work), "--out", str(out), "--ship-fold", "2",
+                       "--data-root", str(tiny_ravdess), "--cache-dir", str(tmp_path / "cache"),
+                       "--reference-speakers", "ravdess_01", "ravdess_02",
                        "--overrides", "model=mfcc_cnn", "refit=true"]) == 0
     shipped = out / default_model.DEFAULT_MODEL_FILE
     assert shipped.stat().st_size < trained_members[1].stat().st_size  # optimiser state dropped
@@ -174,6 +244,38 @@ def test_build_script_installs_a_loadable_default_with_cards(trained_members, tm
     summary = (work / "summary.md").read_text()
     assert results["shipped_file"]["state_dict_sha256"] in summary and "UA 45.0 ± 3.7 %" in summary  # sample sd (n − 1)
     assert json.loads((out / "model.card.json").read_text())["cross_validation"]["ua_mean"] == pytest.approx(0.45)
+    # the records that pin the file: its SHA-256 everywhere, and what it scores on the named reference clips
+    import hashlib
+
+    digest = hashlib.sha256(shipped.read_bytes()).hexdigest()
+    ref = results["reference_evaluation"]
+    assert results["shipped_file"]["file_sha256"] == ref["checkpoint_sha256"] == digest
+    assert json.loads((out / "model.card.json").read_text())["source_checkpoint"]["sha256"] == digest
+    assert ref["clip_set"]["speakers"] == ["ravdess_01", "ravdess_02"] and ref["n"] == ref["clip_set"]["n_clips"] == 32
+    assert ref["clip_set"]["clip_names_sha256"] == build.clip_names_sha256(
+        [f"03-01-{e:02d}-01-{s:02d}-01-{a:02d}" for a in (1, 2) for e in range(1, 9) for s in (1, 2)])
+    with open(trained_members[1].parents[1] / "split.csv", newline="") as fh:  # the shipped model's own training run
+        heard = {r["speaker"] for r in csv.DictReader(fh) if r["split"] in ("train", "val")}
+    assert ref["clip_set"]["heard_in_training"] == bool(heard & {"ravdess_01", "ravdess_02"})
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        again = evaluate(compose("eval", overrides=[
+            f"ckpt_path={shipped}", f"paths.output_dir={tmp_path / 'again'}", f"data.root={tiny_ravdess}",
+            f"data.cache_dir={tmp_path / 'cache'}", "+data.speakers=[ravdess_01,ravdess_02]", "split=all",
+            "trainer.accelerator=cpu", "trainer.devices=1"]))
+    assert ref["confusion_matrix"] == again["confusion_matrix"] and ref["labels"] == again["labels"]
+    assert [ref["per_class_correct"][c] for c in ref["labels"]] == [row[i] for i, row in enumerate(again["confusion_matrix"])]
+    assert f"when measured: `{digest}`" in card
+    assert card.index("## Per-class recall on named reference clips") < card.index("## Intended use")
+    # --record-only: the records written again for the file as it is, without touching it
+    stale = {k: v for k, v in results.items() if k != "reference_evaluation"}
+    (out / "cv_results.json").write_text(json.dumps(stale))
+    assert build.main(["--record-only", "--out", str(out), "--data-root", str(tiny_ravdess),
+                       "--cache-dir", str(tmp_path / "cache"), "--reference-speakers", "ravdess_01", "ravdess_02"]) == 0
+    assert hashlib.sha256(shipped.read_bytes()).hexdigest() == digest
+    rewritten = json.loads((out / "cv_results.json").read_text())
+    assert {k: v for k, v in rewritten["reference_evaluation"].items() if k not in ("measured_at", "machine")} == {
+        k: v for k, v in ref.items() if k not in ("measured_at", "machine")}
+    assert json.loads((out / "model.card.json").read_text())["cross_validation"] == rewritten
     monkeypatch.setattr(default_model, "ASSETS_DIR", out)
     wav = _tone_wav(tmp_path / "x.wav")
     assert ser.load_model("default", vad=False).predict(wav).probabilities == pytest.approx(

@@ -47,6 +47,23 @@ def test_ece_matches_a_hand_computation():
     assert hand == pytest.approx(sum(b["count"] / len(table) * abs(b["accuracy"] - b["confidence"]) for b in rel))
 
 
+def test_reliability_bins_edges_and_an_exact_one():
+    """Bin ``b`` is ``[b/n, (b+1)/n)``; a confidence of exactly 1 falls in the last bin; empty bins are zeros."""
+    rel = reliability_bins([[1.0, 0.0], [0.5, 0.5], [0.74, 0.26]], [0, 1, 1], n_bins=4)
+    assert [(b["lower"], b["upper"]) for b in rel] == [(0.0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0)]
+    assert [b["count"] for b in rel] == [0, 0, 2, 1]
+    assert rel[2]["confidence"] == pytest.approx(0.62) and rel[2]["accuracy"] == 0.0  # argmax of a tie is class 0
+    assert rel[3] == {"lower": 0.75, "upper": 1.0, "count": 1, "confidence": 1.0, "accuracy": 1.0}
+    assert rel[0] == {"lower": 0.0, "upper": 0.25, "count": 0, "confidence": 0.0, "accuracy": 0.0}
+
+
+@pytest.mark.parametrize(("probs", "targets"), [(torch.ones(3, 2), [0, 1, 0]), (torch.ones(3, 3, 1), [0, 1, 0]),
+                                                (torch.ones(3, 3), [0, 1]), (torch.ones(0, 3), [])])
+def test_classification_report_refuses_shapes_that_disagree_with_the_labels(probs, targets):
+    with pytest.raises(ValueError, match="do not match"):
+        classification_report(probs, torch.tensor(targets, dtype=torch.long), ["a", "b", "c"])
+
+
 def test_temperature_scaling_softens_overconfident_logits():
     g = torch.Generator().manual_seed(0)
     n, k = 600, 4

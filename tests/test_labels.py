@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ser_lightning.data.labels import (
+    ALIASES,
     LABEL_SETS,
     RAVDESS_EMOTIONS,
     VOCABULARY,
@@ -115,3 +116,16 @@ def test_list_label_set_canonicalises_merges_calm_and_rejects_bad_lists():
         get_label_set(["angry", "sarcasm"])
     with pytest.raises(ValueError, match="empty"):
         get_label_set([])
+
+
+def test_a_spelling_only_its_separator_variant_reaches():
+    """``-`` read as ``_``: "Pleasant-Surprised" is not in the alias table, "pleasant_surprised" is."""
+    assert "pleasant-surprised" not in ALIASES and lookup_emotion("Pleasant-Surprised") == "pleasant_surprise"
+    assert lookup_emotion("no - agreement") is None  # separators are swapped one for one, not squeezed
+
+
+def test_errors_without_a_source_start_with_the_emotion():
+    for call in (lambda: canonical_emotion("sarcasm"), lambda: get_label_set("ekman7").index("sarcasm")):
+        with pytest.raises(ValueError) as err:
+            call()
+        assert str(err.value).startswith("emotion 'sarcasm' is not in the vocabulary")

@@ -72,6 +72,38 @@ def test_installed_environment_is_the_lock():
     assert result.returncode == 0, result.stderr
 
 
+def _verify(root: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(root / ".ci" / "lock.py"), "--verify"], capture_output=True, text=True,
+                          cwd=root)
+
+
+def test_verify_names_every_package_whose_installed_version_differs_from_the_lock(tmp_path):
+    """``--verify`` against this interpreter with a lock that disagrees with it: a package at another version and
+    a package that is not installed are named, in one line; a pin whose marker excludes this platform and a pin
+    that matches are not."""
+    from importlib import metadata
+
+    root = _copy_project(tmp_path)
+    rich, torchaudio = metadata.version("rich"), metadata.version("torchaudio")
+    (root / "requirements-nodeps.lock").write_text("# pyproject-sha256: x\n")
+    (root / "requirements.lock").write_text(
+        "# pyproject-sha256: x\n"
+        f"rich=={rich} \\\n    --hash=sha256:{'0' * 64}\n"
+        "torchaudio==0.0.1 \\\n    --hash=sha256:" + "1" * 64 + "\n"
+        "no-such-package-for-ser==1.0 ; python_version >= '3'\n"
+        "other-platform-only==1.0 ; python_version < '3'\n")
+    result = _verify(root)
+    assert result.returncode != 0
+    message = result.stderr.strip()
+    assert message.startswith("lock: ") and "\n" not in message
+    assert f"torchaudio: installed {torchaudio}, locked 0.0.1" in message
+    assert "no-such-package-for-ser==1.0 is locked but not installed" in message
+    assert "rich" not in message and "other-platform-only" not in message
+    (root / "requirements.lock").write_text(f"rich=={rich}\n")  # the environment is the lock: ok
+    result = _verify(root)
+    assert result.returncode == 0 and result.stdout.strip() == "lock: ok"
+
+
 def test_broken_torchaudio_gives_one_line_with_versions(tmp_path):
     fake = tmp_path / "torchaudio"
     fake.mkdir()

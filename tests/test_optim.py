@@ -114,6 +114,8 @@ def test_warm_restart_periods_grow_by_t_mult():
 def test_cosine_and_none():
     cos = _lrs_per_epoch({"scheduler": "cosine", "lr": 1e-3, "min_lr": 1e-4}, 10)
     assert cos[0] == pytest.approx(1e-3) and all(b < a for a, b in zip(cos, cos[1:])) and cos[-1] > 1e-4
+    # one half cosine over the run's max_epochs: lr_k = min + (lr - min)(1 + cos(pi k / epochs)) / 2
+    assert cos == pytest.approx([1e-4 + 9e-4 * (1 + math.cos(math.pi * k / 10)) / 2 for k in range(10)], rel=1e-6)
     opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
     assert build_scheduler(opt, check_optim_config({"scheduler": "none"})) is None
 
@@ -303,3 +305,33 @@ def test_lbfgs_probe_converges_to_scikit_learns_logistic_regression(one_thread):
     torch.testing.assert_close(b - b.mean(), torch.tensor(ref.intercept_ - ref.intercept_.mean(), dtype=torch.float32),
                                atol=2e-3, rtol=2e-3)
     assert l2_penalty(probe, {**settings, "name": "adamw"}) is None
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
+@pytest.mark.parametrize("optim", ["lbfgs", "adamw"])
+def test_classifier_training_loss_is_cross_entropy_plus_the_l2_term(optim, one_thread):
+    """``SERClassifier.training_step`` (not only ``l2_penalty`` on its own) returns the objective L-BFGS minimises:
+    the mean cross-entropy plus ``weight_decay / 2 · Σ‖W‖²`` over the trainable weight matrices, computed here by
+    hand in float64 from the logits and the parameters; other optimisers get the cross-entropy alone (their
+    weight decay is the optimiser's)."""
+    import numpy as np
+
+    from ser_lightning.modules.classifier import SERClassifier
+
+    wd = 0.5  # large, so that the term is most of the loss
+    torch.manual_seed(0)
+    model = SERClassifier({"name": "homebrew_cnn"}, {"name": "logmel", "sample_rate": 16000}, ["a", "b", "c"],
+                          optim={"name": optim, "lr": 1e-3, "weight_decay": wd, "scheduler": "none"})
+    feats = model.frontend(0.1 * torch.randn(4, 8000, generator=torch.Generator().manual_seed(1)))
+    target = torch.tensor([0, 2, 1, 2])
+    loss = model.training_step((feats, target), 0)
+    with torch.no_grad():
+        logits = model._logits(feats).double().numpy()
+    log_softmax = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True)) - logits.max(
+        1, keepdims=True)
+    cross_entropy = -np.mean([log_softmax[i, t] for i, t in enumerate(target.tolist())])
+    matrices = [p.detach().double().numpy() for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    l2 = wd / 2 * sum(float((m ** 2).sum()) for m in matrices)
+    assert matrices and l2 > cross_entropy  # the term is large enough that leaving it out cannot pass
+    expected = cross_entropy + (l2 if optim == "lbfgs" else 0.0)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)

@@ -1,5 +1,6 @@
-"""Every command the README shows composes against the configs (what ``--cfg job`` checks), and runs in a new
-shell as written (the project's interpreter, not a bare ``python``)."""
+"""Every command the README shows composes against the configs (what ``--cfg job`` checks: its overrides parse and
+name existing groups and keys) and calls the project's interpreter rather than a bare ``python``. The commands are
+not run here (most train or need data); composing is what is checked."""
 
 from __future__ import annotations
 

@@ -147,3 +147,41 @@ def test_corpus_split_settings_are_refused_in_one_line(kwargs, message):
     utts, labels = _three_corpora()
     with pytest.raises(ValueError, match=re.escape(message)):
         assign_splits(utts, labels, seed=1, **kwargs)
+
+def _tagged(speakers_by_tag: dict[str, list[str]], field: str) -> list[Utterance]:
+    return [Utterance(f"/x/{s}_{i}.wav", "c", s, "happy", "male" if n % 2 else "female", fields={field: tag})
+            for tag, speakers in speakers_by_tag.items() for n, s in enumerate(speakers) for i in range(3)]
+
+
+def test_partition_split_keeps_the_corpus_partitions_and_draws_validation_speakers_from_train():
+    utts = _tagged({"Train": ["a1", "a2", "a3", "a4"], "test": ["t1", "t2"], "Test2": ["u1"]}, "partition")
+    out = assign_splits(utts, [0] * len(utts), mode="partition", seed=5, val_speakers=1)
+    by = {s: _speakers(utts, out, s) for s in ("train", "val", "test", "unused")}
+    assert by["test"] == {"t1", "t2"} and by["unused"] == {"u1"} and len(by["val"]) == 1 and len(by["train"]) == 3
+    assert by["val"] | by["train"] == {"a1", "a2", "a3", "a4"}
+    assert all(out == assign_splits(utts, [0] * len(utts), mode="partition", seed=5, val_speakers=1) for _ in range(4))
+
+
+def test_session_split_holds_out_one_session_and_validates_on_other_speakers():
+    utts = _tagged({"1": ["s1F", "s1M"], "2": ["s2F", "s2M"], "3": ["s3F", "s3M"], "4": ["s4F", "s4M"]}, "session")
+    out = assign_splits(utts, [0] * len(utts), mode="session", fold="2", seed=0, val_speakers=2)
+    assert _speakers(utts, out, "test") == {"s2F", "s2M"} and len(_speakers(utts, out, "val")) == 2
+    assert not _speakers(utts, out, "val") & {"s2F", "s2M"}
+    assert all(out == assign_splits(utts, [0] * len(utts), mode="session", fold="2", seed=0, val_speakers=2)
+               for _ in range(6))  # seeded: the same validation speakers every time
+
+
+def test_folds_follow_the_natural_order_of_speaker_names():
+    assert speaker_folds(["s10", "s2", "s1", "s9", "s11", "s3"], 3) == [["s1", "s2"], ["s3", "s9"], ["s10", "s11"]]
+
+
+def test_one_validation_and_one_test_speaker_are_enough():
+    utts, labels = _corpus(n_speakers=3)
+    a = assign_splits(utts, labels, mode="speaker", seed=0, val_speakers=1, test_speakers=1)
+    assert [len(_speakers(utts, a, s)) for s in ("train", "val", "test")] == [1, 1, 1]
+
+
+def test_random_split_fractions_must_stay_below_one():
+    utts, labels = _corpus()
+    with pytest.raises(ValueError, match="data.test_frac=1.0"):
+        assign_splits(utts, labels, mode="random", val_frac=0.0001, test_frac=1.0)

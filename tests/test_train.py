@@ -77,6 +77,32 @@ def test_train_writes_run_directory_and_eval_reproduces_it(tiny_ravdess, tmp_pat
     assert json.loads((tmp_path / "eval_val" / "metrics.json").read_text())["n"] == sum(r["split"] == "val" for r in split)
 
 
+def test_fast_dev_run_skips_the_refit_with_a_note(tiny_ravdess, tmp_path):
+    """``++trainer.fast_dev_run=true`` (Lightning's own smoke test, no checkpoints) with ``refit=true``: the refit is
+    skipped with one line, as ``debug=fast`` does, instead of failing for want of a best checkpoint."""
+    run = tmp_path / "run"
+    r = run_script("train.py", "model=homebrew_cnn", "refit=true", "++trainer.fast_dev_run=true",
+                   f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path / 'cache'}", *SMALL, cwd=run)
+    assert r.returncode == 0, r.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["refit"] is None and metrics["best_checkpoint"] is None and metrics["epochs"] == 1
+    assert not (run / "checkpoints" / "refit.ckpt").exists()
+    notes = [ln for ln in (r.stderr + r.stdout).splitlines() if "refit skipped" in ln]
+    assert len(notes) == 1 and "fast_dev_run" in notes[0]
+
+
+@pytest.mark.slow
+def test_fast_dev_run_of_the_default_whisper_model(tiny_ravdess, tmp_path):
+    """The Lightning user's first smoke test on the default model (``model=whisper_tiny``, whose config turns the
+    refit on): ``++trainer.fast_dev_run=true`` runs."""
+    run = tmp_path / "run"
+    r = run_script("train.py", "model=whisper_tiny", "++trainer.fast_dev_run=true", f"data.root={tiny_ravdess}",
+                   f"data.cache_dir={tmp_path / 'cache'}", *SMALL, cwd=run)
+    assert r.returncode == 0, r.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["model"] == "whisper_tiny" and metrics["refit"] is None and "refit skipped" in r.stderr + r.stdout
+
+
 def test_missing_data_root_is_a_clear_error(tmp_path):
     r = run_script("train.py", f"data.root={tmp_path / 'nowhere'}", f"data.cache_dir={tmp_path / 'c'}", cwd=tmp_path / "run")
     assert r.returncode != 0
@@ -163,8 +189,17 @@ def test_refit_trains_on_training_and_validation_speakers_for_the_best_epochs(ti
     assert r.returncode == 0, r.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
     refit = metrics["refit"]
-    assert refit["epochs"] == read_checkpoint(metrics["best_checkpoint"])["epoch"] + 1
+    best = read_checkpoint(metrics["best_checkpoint"])
+    assert refit["epochs"] == best["epoch"] + 1 == 2  # seeded: the 2nd epoch is the best, so a short refit shows
     assert (refit["train_speakers"], refit["train_clips"]) == (6, 96)  # 4 training + 2 validation actors × 16
+    # What the refit did, read from its checkpoint rather than from its report: the epochs the loop ran, and the
+    # optimiser steps Lightning counted and AdamW took (96 clips / batches of 16 = 6 steps an epoch)
+    done = read_checkpoint(run / "checkpoints" / "refit.ckpt")
+    assert best["global_step"] == (best["epoch"] + 1) * 4  # the first fit: 64 training clips, 4 steps an epoch
+    assert done["epoch"] == best["epoch"] + 1 == refit["epochs"]
+    assert done["global_step"] == 6 * refit["epochs"]
+    steps = {int(state["step"]) for state in done["optimizer_states"][0]["state"].values()}
+    assert steps == {6 * refit["epochs"]}
     assert metrics["checkpoint"] == refit["checkpoint"] == str(run / "checkpoints" / "refit.ckpt")
     assert set(metrics["selected_model"]) >= {"ua", "wa", "macro_f1", "checkpoint"}
     assert metrics["n"] == 32  # the same 2 test actors

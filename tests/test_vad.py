@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+import soxr
 import torch
 from omegaconf import OmegaConf
 
@@ -23,6 +24,7 @@ from ser_lightning.inference.vad import (
     speech_fraction,
     speech_segments,
 )
+from tests.speech_like import speech_like
 
 SR = 16000
 CLIP = "Actor_01/03-01-05-01-01-01-01.flac"  # angry, statement 1, actor 1
@@ -163,3 +165,66 @@ def test_cli_segment_vad_writes_segment_times(trained_members, tmp_path):
     (rec,) = doc["files"]
     assert rec["status"] == NO_SPEECH and rec["windows"] == [] and doc["model"]["vad"]["threshold"] == 0.6
     assert json.loads((tmp_path / "run" / "predictions.json").read_text())["model"]["segment"] == "vad"
+
+
+# ------------------------------------------------------------------ generated speech-like audio (no real data)
+#: Input rates of the detector's resampling path (it analyses at 16 kHz and maps segments back).
+RATES = (8000, 22050, 44100, 48000)
+LEAD_S, SPEECH_S, SPEECH_SEED = 1.5, 3.0, 6
+
+
+def _padded_speech(rate: int) -> tuple[np.ndarray, int, int]:
+    """``tests/speech_like.py`` speech (made at 16 kHz, resampled to ``rate`` as a recording at that rate would be
+    band-limited), between 1.5 s of near-silence on each side: ``(wave, first speech sample, speech samples)``."""
+    x = speech_like(SPEECH_S, SR, seed=SPEECH_SEED)
+    if rate != SR:
+        x = soxr.resample(x, SR, rate, quality="HQ").astype(np.float32)
+    lead = int(LEAD_S * rate)
+    wave = np.concatenate([np.zeros(lead, np.float32), x, np.zeros(lead, np.float32)])
+    wave += 1e-4 * np.random.default_rng(1).standard_normal(len(wave)).astype(np.float32)  # a -80 dBFS noise floor
+    return wave, lead, len(x)
+
+
+def _check_speech_found(rate: int) -> list[tuple[float, float]]:
+    """The detector finds the generated speech at ``rate`` and nothing in the silence; its segments in seconds."""
+    wave, start, n = _padded_speech(rate)
+    segments = speech_segments(wave, rate, VadSettings())
+    assert segments and segments == sorted(segments) and all(0 <= a < b <= len(wave) for a, b in segments)
+    assert all(b1 <= a2 for (_, b1), (a2, _) in zip(segments, segments[1:]))
+    assert speech_fraction(segments, start, start + n) > 0.6
+    margin = int(0.35 * rate)  # speech_pad_s (0.1 s) + a 32 ms detector frame + the resampler's delay
+    assert segments[0][0] >= start - margin and segments[-1][1] <= start + n + margin, (segments, start, n)
+    return [(a / rate, b / rate) for a, b in segments]
+
+
+def test_generated_speech_is_speech_at_16_khz():
+    """Speech-like audio made without any recording is speech to the detector, and the silence around it is not."""
+    _check_speech_found(SR)
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_generated_speech_is_found_through_the_resampling_path(rate):
+    """At 8, 22.05, 44.1 and 48 kHz the detector resamples to 16 kHz and maps its segments back to the caller's
+    sample indices: the same speech found at the same times (in seconds) as at 16 kHz."""
+    at_16k = _check_speech_found(SR)
+    here = _check_speech_found(rate)
+    assert here[0][0] == pytest.approx(at_16k[0][0], abs=0.07) and here[-1][1] == pytest.approx(at_16k[-1][1], abs=0.07)
+    assert sum(b - a for a, b in here) == pytest.approx(sum(b - a for a, b in at_16k), abs=0.15)
+
+
+@pytest.mark.parametrize("rate", (8000, 44100))
+@pytest.mark.parametrize("kind", ("tone_220hz", "white_noise"))
+def test_non_speech_at_other_rates_is_not_speech(kind, rate):
+    assert speech_segments(_non_speech(kind, 3.0, rate), rate, VadSettings()) == []
+
+
+def test_generated_speech_in_a_file_is_classified_from_its_speech_segment(trained_members, tmp_path):
+    """``segment=vad`` on a 44.1 kHz file of generated speech padded with silence (the real-data test's check,
+    without real data): one window, around the speech."""
+    wave, start, n = _padded_speech(44100)
+    sf.write(tmp_path / "speech.wav", wave, 44100)
+    p = ser.load_model(trained_members[0], segment="vad").predict(tmp_path / "speech.wav")
+    assert p.status == "ok" and p.label is not None
+    (seg,) = p.windows
+    assert LEAD_S - 0.4 <= seg.start_s <= LEAD_S + 0.4 and seg.end_s <= LEAD_S + SPEECH_S + 0.4
+    assert seg.end_s - seg.start_s > 0.6 * SPEECH_S

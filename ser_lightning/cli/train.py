@@ -14,7 +14,8 @@ number of epochs of the best checkpoint â€” chosen on the validation speakers â€
 model (same seed) is trained for that many epochs on the training *and* validation speakers, then
 tested. ``metrics.json`` then reports that refitted model (``checkpoint``: ``refit.ckpt``), with
 the validation-selected model's test metrics under ``selected_model`` and the refit's facts under
-``refit``. The test speakers are never used to choose anything.
+``refit``. The test speakers are never used to choose anything. Under ``trainer.fast_dev_run`` (which saves
+no checkpoint) the refit is skipped with a one-line note, as ``debug=fast`` turns it off.
 
 Multi-process training (``trainer=ddp``, ``trainer=ddp_sim``, ``torchrun``, SLURM): every
 process runs :func:`train`; only global rank 0 writes the run files, and after ``fit`` only
@@ -356,7 +357,9 @@ def train(cfg: DictConfig) -> float | None:
         logged = tester.test(model, datamodule=dm, ckpt_path=best or None, verbose=False, weights_only=True)
         metrics = collect_metrics(logged[0], model.test_results, dm.hparams.test_split)
         checkpoint, refit = best or None, None
-        if cfg.get("refit"):
+        if cfg.get("refit") and trainer.fast_dev_run:
+            log.info("refit skipped: trainer.fast_dev_run saves no checkpoint to take the epoch count from (as debug=fast)")
+        elif cfg.get("refit"):
             selected = {k: metrics[k] for k in ("ua", "wa", "macro_f1")}
             log.info("validation-selected model: test UA %.4f  WA %.4f  macro-F1 %.4f", *selected.values())
             refit_model, refit_logged, refit = refit_on_all_speakers(cfg, dm, best, out_dir,

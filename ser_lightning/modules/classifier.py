@@ -38,6 +38,35 @@ def _metrics(num_classes: int, prefix: str) -> MetricCollection:
     )
 
 
+def loss_class_weights(class_weights: str | list[float] | None, class_counts: list[int] | None,
+                       n: int) -> torch.Tensor | None:
+    """The cross-entropy's per-class weights (``loss.class_weights``).
+
+    Args:
+        class_weights: ``None``, ``"balanced"`` or one weight per class.
+        class_counts: Training items per class (needed for ``"balanced"``).
+        n: Number of classes.
+
+    Returns:
+        ``None`` (unweighted), or ``(n,)`` float32 weights; ``"balanced"`` gives ``N / (n · count_c)``, the
+        inverse training frequency scaled so that the weighted counts sum to ``N`` (scikit-learn's
+        ``class_weight="balanced"``).
+
+    Raises:
+        ValueError: ``"balanced"`` without a positive count per class, or a list of the wrong length.
+    """
+    if class_weights == "balanced":
+        if not class_counts or len(class_counts) != n or min(class_counts) <= 0:
+            raise ValueError(f"loss.class_weights=balanced needs a positive training count per class, got {class_counts}")
+        counts = torch.tensor(class_counts, dtype=torch.float32)
+        return counts.sum() / (n * counts)
+    if class_weights is not None:
+        if isinstance(class_weights, str) or len(class_weights) != n:
+            raise ValueError(f"loss.class_weights={class_weights!r} must be null, 'balanced' or {n} numbers")
+        return torch.tensor(list(class_weights), dtype=torch.float32)
+    return None
+
+
 class SERClassifier(pl.LightningModule):
     """Speech emotion classifier on fixed-length waveforms.
 
@@ -104,7 +133,7 @@ class SERClassifier(pl.LightningModule):
         num_samples: int | None = None,
         corpus_stats: dict[str, dict[str, float]] | None = None,
         corpus_class_counts: dict[str, list[int]] | None = None,
-    ) -> None:
+    ) -> None:  # pragma: no mutate block (mutmut's wrapper would hide these arguments from save_hyperparameters)
         super().__init__()
         self.save_hyperparameters()
         n = len(class_names)
@@ -126,17 +155,7 @@ class SERClassifier(pl.LightningModule):
             raise ValueError(f"loss.mixup_alpha={mixup_alpha} cannot train with optim.name=lbfgs: L-BFGS re-evaluates one "
                              "fixed objective in its line search, and mixup draws a new batch each time; use a "
                              "first-order optimiser (e.g. optim=onecycle) or loss.mixup_alpha=0")
-        weight = None
-        if class_weights == "balanced":
-            if not class_counts or len(class_counts) != n or min(class_counts) <= 0:
-                raise ValueError(f"loss.class_weights=balanced needs a positive training count per class, got {class_counts}")
-            counts = torch.tensor(class_counts, dtype=torch.float32)
-            weight = counts.sum() / (n * counts)
-        elif class_weights is not None:
-            if isinstance(class_weights, str) or len(class_weights) != n:
-                raise ValueError(f"loss.class_weights={class_weights!r} must be null, 'balanced' or {n} numbers")
-            weight = torch.tensor(list(class_weights), dtype=torch.float32)
-        self.register_buffer("class_weight", weight, persistent=False)
+        self.register_buffer("class_weight", loss_class_weights(class_weights, class_counts, n), persistent=False)
         self.train_metrics = _metrics(n, "train/")
         self.val_metrics = _metrics(n, "val/")
         self.test_metrics = _metrics(n, "test/")
