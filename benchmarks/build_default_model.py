@@ -30,6 +30,14 @@ bit; the shipped tensors' SHA-256 (``state_dict_sha256`` in the output) says whe
 
 ``--from-work`` skips training and builds the asset from folds already trained in ``--work``.
 
+``--all-data`` builds the cross-corpus default instead (issue 21): one ``train.py`` run on every clip of RAVDESS,
+TESS and TurEV-DB (``data.split=all``, 7 classes with calm folded into neutral) for the epochs the recipe's
+development protocol chose (the median of its RAVDESS folds' refit epochs), shipped with that protocol's numbers
+(``--protocol-results benchmarks/results/xcorpus_<recipe>.json``, :mod:`benchmarks.xcorpus_cv`)::
+
+    SER_DATA_DIR=/path/to/data python -m benchmarks.build_default_model --all-data \
+        --protocol-results benchmarks/results/xcorpus_<recipe>.json --overrides model=whisper_tiny ...
+
 Every build also records what ties the tests to the shipped file (``reference_evaluation`` in
 ``cv_results.json`` and the card, a section of ``MODEL_CARD.md``): the file's SHA-256 and the shipped
 model's per-class recall on a named set of real clips, :data:`REFERENCE_SPEAKERS` (every RAVDESS speech
@@ -249,6 +257,92 @@ def slim_checkpoint(src: Path, dst: Path) -> dict[str, Any]:
             "frozen_encoder": slim.get(FROZEN_ENCODER_KEY)}
 
 
+#: The corpora of the all-data model (``--all-data``): everything under the data root here.
+ALL_DATA_CORPORA = ("ravdess", "tess", "turev")
+
+
+def all_data_overrides(overrides: list[str], epochs: int, work: Path) -> list[str]:
+    """``train.py`` arguments of the all-data model: every clip of :data:`ALL_DATA_CORPORA` (calm folded into
+    neutral, ``ekman7``), ``data.split=all``, ``epochs`` epochs, no refit; run directory ``<work>/final``."""
+    return [*overrides, f"data.corpora=[{','.join(ALL_DATA_CORPORA)}]", "data.label_set=ekman7", "data.calm=neutral",
+            "data.split=all", "refit=false", f"trainer.max_epochs={epochs}", "trainer.accelerator=cpu",
+            f"hydra.run.dir={work / 'final'}"]
+
+
+def protocol_epochs(protocol: dict[str, Any]) -> int:
+    """The epochs the development protocol's RAVDESS folds chose: the median of their refit epochs (each
+    chosen on that fold's validation actors), rounded down.
+
+    Raises:
+        ValueError: the protocol file has no fold with an epoch count.
+    """
+    epochs = [int(c["epochs"]) for c in protocol.get("cells", []) if c["cell"].startswith("fold") and c.get("epochs")]
+    if not epochs:
+        raise ValueError("the development protocol's results hold no RAVDESS fold with its epochs (run its folds)")
+    return int(statistics.median_low(epochs))
+
+
+def all_data_results(protocol: dict[str, Any], work: Path, overrides: list[str], epochs: int,
+                     threads: int = 1) -> dict[str, Any]:
+    """What the all-data model's card and ``cv_results.json`` say: the development protocol run with the same
+    recipe (RAVDESS's 6 folds, each with the other corpora in training, and the cross-corpus cells, plain and
+    transductive), the final training's facts, the command and the machine.
+
+    Args:
+        protocol: ``benchmarks/results/xcorpus_<recipe>.json`` (:mod:`benchmarks.xcorpus_cv`).
+        work: The build folder (``final/metrics.json`` is read).
+        overrides: The recipe's ``train.py`` overrides.
+        epochs: The epochs the final model trained.
+        threads: Intra-op threads of the final run.
+
+    Returns:
+        The results (fractions), as :func:`collect_results`'s plus ``cross_corpus``, ``cross_corpus_protocol``,
+        ``development_protocol`` and ``final_training``.
+    """
+    folds, cross = [], []
+    for c in protocol["cells"]:
+        r = c["restricted"]
+        if c["cell"].startswith("fold"):
+            k = int(c["cell"].removeprefix("fold"))
+            folds.append({"fold": k, "test_speakers": test_actors(k), "ua": r["ua"] / 100, "wa": r["wa"] / 100,
+                          "macro_f1": r["macro_f1"] / 100, "n": c["n"], "refit": {"epochs": c.get("epochs")}})
+        else:
+            cross.append({"cell": c["cell"].replace(">", " → "), "n": c["n"], "classes": c["classes"],
+                          "ua": r["ua"] / 100, "ua_full_output": c["full"]["ua"] / 100,
+                          "adapted": {k: v["ua"] / 100 for k, v in c.get("adapted", {}).items() if k != "notes"}})
+    final = json.loads((work / "final" / "metrics.json").read_text())
+    extra = ", ".join(protocol.get("incorpus_extra") or []) or "nothing else"
+    results: dict[str, Any] = {
+        "protocol": (f"Development protocol, same recipe: speaker-independent 6-fold cross-validation on RAVDESS "
+                     f"(7 classes, calm folded into neutral; test actors 1-4, 5-8, ..., 21-24, never heard; 4 of the "
+                     f"other 20 actors validate and choose the epochs, then a refit on all 20; {extra} also trains)."),
+        "folds": folds,
+        "cross_corpus_protocol": ("Cross-corpus cells of the development protocol (benchmarks/xcorpus_cv.py): train on "
+                                  "the corpora left of the arrow, score every clip of the one on the right on its own "
+                                  "classes (the output restricted to them). Plain: nothing from the target. Adapted "
+                                  "rows are transductive: they use the unlabelled target clips' feature statistics "
+                                  "(set: all of them; speaker: each speaker's) or class shares (em), never labels."),
+        "cross_corpus": cross,
+        "development_protocol": {k: protocol.get(k) for k in ("name", "date", "command", "minutes")},
+        "final_training": {"epochs": epochs, "epochs_chosen_by": "the median of the 6 RAVDESS folds' refit epochs "
+                           "(each chosen on that fold's validation actors)",
+                           **{k: final.get(k) for k in ("train_clips", "train_speakers", "train_corpora", "class_counts",
+                                                        "wall_time_s")}},
+    }
+    for key in ("ua", "wa", "macro_f1"):
+        results[f"{key}_mean"], results[f"{key}_sd"] = _spread(folds, key)
+    results["shipped"] = (f"a model trained on every clip of {', '.join(ALL_DATA_CORPORA)} "
+                          f"({final.get('train_clips')} clips, {final.get('train_speakers')} speakers) for {epochs} "
+                          "epochs; no clip was held out, so its own accuracy is the protocol's above.")
+    results.update(command=("SER_DATA_DIR=<data> python -m benchmarks.build_default_model --all-data "
+                            f"--protocol-results benchmarks/results/xcorpus_{protocol['name']}.json "
+                            + (f"--threads {threads} " if threads != 1 else "")
+                            + "--overrides " + " ".join(shlex.quote(o) for o in overrides)),
+                   overrides=list(overrides),
+                   built_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), machine=machine(threads))
+    return results
+
+
 def write_asset(ckpt: Path, results: dict[str, Any], out: Path) -> dict[str, Any]:
     """Install ``ckpt`` as the shipped default with both model cards and the cross-validation results.
 
@@ -266,7 +360,7 @@ def write_asset(ckpt: Path, results: dict[str, Any], out: Path) -> dict[str, Any
 
     out.mkdir(parents=True, exist_ok=True)
     dst = out / DEFAULT_MODEL_FILE
-    results["shipped_file"] = {"source": f"fold{_fold_of(ckpt)}/checkpoints/{ckpt.name}",
+    results["shipped_file"] = {"source": f"{ckpt.parent.parent.name}/checkpoints/{ckpt.name}",
                                **slim_checkpoint(ckpt, dst)}
     classifier, audio_cfg = load_checkpoint(dst)  # the shipped file loads (weights-only; encoder digest checked)
     card = model_card(classifier, audio_cfg, dst)
@@ -479,11 +573,6 @@ def record_reference(out: Path, data_root: Path, speakers: tuple[str, ...] | lis
     return results
 
 
-def _fold_of(ckpt: Path) -> int:
-    """The fold number of ``<work>/fold<k>/checkpoints/<file>``."""
-    return int(ckpt.parent.parent.name.removeprefix("fold"))
-
-
 def summary_markdown(results: dict[str, Any]) -> str:
     """The build's numbers as Markdown: per-fold table, means, the shipped file and the machine (README source).
 
@@ -559,6 +648,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="whether the shipped model heard the reference speakers in training or validation "
                          "(auto: from the split stored in the checkpoint)")
     ap.add_argument("--cache-dir", type=Path, default=None, help="decode cache of the reference evaluation")
+    ap.add_argument("--all-data", action="store_true",
+                    help=f"train one model on every clip of {', '.join(ALL_DATA_CORPORA)} (data.split=all) and ship it; "
+                         "its numbers are the development protocol's (--protocol-results)")
+    ap.add_argument("--protocol-results", type=Path, default=None,
+                    help="with --all-data: the recipe's benchmarks/results/xcorpus_<name>.json")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="with --all-data: epochs of the final model (default: the median of the protocol folds' refit epochs)")
     args = ap.parse_args(argv)
     work = args.work.expanduser().resolve()
     out = args.out.expanduser().resolve()
@@ -576,8 +672,15 @@ def main(argv: list[str] | None = None) -> int:
         print(reference_markdown(ref) + f"\nwrote {out / 'cv_results.json'}, model.card.json, MODEL_CARD.md "
               f"(file unchanged, SHA-256 {ref['checkpoint_sha256']})")
         return 0
-    commands = [[sys.executable, str(REPO / "train.py"), *fold_overrides(args.overrides, k, work)]
-                for k in range(N_FOLDS)]
+    if args.all_data:
+        if not args.protocol_results:
+            raise SystemExit("--all-data needs --protocol-results (the recipe's benchmarks/results/xcorpus_<name>.json)")
+        protocol = json.loads(args.protocol_results.read_text())
+        epochs = args.epochs or protocol_epochs(protocol)
+        commands = [[sys.executable, str(REPO / "train.py"), *all_data_overrides(args.overrides, epochs, work)]]
+    else:
+        commands = [[sys.executable, str(REPO / "train.py"), *fold_overrides(args.overrides, k, work)]
+                    for k in range(N_FOLDS)]
     prefix = f"OMP_NUM_THREADS={args.threads} MKL_NUM_THREADS={args.threads} "
     if args.dry_run:
         print("\n".join(prefix + shlex.join(c) for c in commands))
@@ -589,15 +692,19 @@ def main(argv: list[str] | None = None) -> int:
     if not args.from_work:
         start = time.perf_counter()
         for k, cmd in enumerate(commands):
-            print(f"fold {k}: {prefix}{shlex.join(cmd)}", flush=True)
+            print(f"{'final' if args.all_data else f'fold {k}'}: {prefix}{shlex.join(cmd)}", flush=True)
             subprocess.run(cmd, cwd=REPO, check=True, env=env)
         build_wall_s = round(time.perf_counter() - start, 1)
     elif (work / "cv_results.json").is_file():  # the training's wall time, from the build that trained the folds
         build_wall_s = json.loads((work / "cv_results.json").read_text()).get("build_wall_s")
-    results = collect_results(work, args.overrides, args.ship_fold, args.threads)
+    if args.all_data:
+        results = all_data_results(protocol, work, args.overrides, epochs, args.threads)
+        ship = work / "final" / "checkpoints" / "final.ckpt"
+    else:
+        results = collect_results(work, args.overrides, args.ship_fold, args.threads)
+        ship = fold_checkpoint(work / f"fold{args.ship_fold}",
+                               json.loads((work / f"fold{args.ship_fold}" / "metrics.json").read_text()))
     results["build_wall_s"] = build_wall_s
-    ship = fold_checkpoint(work / f"fold{args.ship_fold}",
-                           json.loads((work / f"fold{args.ship_fold}" / "metrics.json").read_text()))
     paths = write_asset(ship, results, out)
     results = record()
     (work / "cv_results.json").write_text(json.dumps(results, indent=2) + "\n")

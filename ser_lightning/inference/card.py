@@ -111,6 +111,22 @@ CORPUS_FACTS: dict[str, dict[str, str]] = {
         "content": "1,440 acted utterances of two fixed English sentences by 24 professional actors "
                    "(12 female, 12 male, North American accent), 8 emotions at two intensities",
     },
+    "tess": {
+        "title": "TESS, the Toronto Emotional Speech Set",
+        "licence": "CC BY-NC-ND 4.0",
+        "licence_url": "https://creativecommons.org/licenses/by-nc-nd/4.0/",
+        "citation": "Dupuis & Pichora-Fuller (2010), Toronto emotional speech set (TESS), University of Toronto, "
+                    "doi:10.5683/SP2/E8H2MF",
+        "content": "2,800 acted English words in the carrier phrase 'Say the word ...' by two female speakers "
+                   "(aged 26 and 64), 7 emotions",
+    },
+    "turev": {
+        "title": "TurEV-DB, the Turkish Emotion Voice Database",
+        "licence": "CC BY-NC-ND 4.0",
+        "licence_url": "https://creativecommons.org/licenses/by-nc-nd/4.0/",
+        "citation": "Canpolat, Ormanoğlu & Zeyrek (2020), Proc. SLTU-CCURL, pp. 368-375 (repository Xeonen/TurEV-DB)",
+        "content": "1,735 acted isolated Turkish words (about 1 s) by 6 speakers, 4 emotions (angry, calm, happy, sad)",
+    },
 }
 
 #: The EU AI Act notice every human-readable card carries.
@@ -165,6 +181,17 @@ def _results_section(results: dict[str, Any] | None) -> list[str]:
                              f"(± {100 * (statistics.stdev(vals) if len(vals) > 1 else 0.0):.1f} "
                              f"points, sample sd across {len(vals)} folds)")
         lines.append("")
+    cross = results.get("cross_corpus") or []
+    if cross:
+        kinds = [k for k in ("plain", *sorted({k for c in cross for k in c.get("adapted", {})})) if k]
+        lines += [results.get("cross_corpus_protocol", ""), "",
+                  "| trained on → scored on | n | " + " | ".join(
+                      "UA plain" if k == "plain" else f"UA adapted: {k} (transductive)" for k in kinds) + " |",
+                  "|---|---:|" + "---:|" * len(kinds)]
+        for c in cross:
+            cells = [_fmt_pct(c.get("ua")) if k == "plain" else _fmt_pct((c.get("adapted") or {}).get(k)) for k in kinds]
+            lines.append(f"| {c['cell']} | {c.get('n', '–')} | " + " | ".join(cells) + " |")
+        lines.append("")
     if results.get("shipped"):
         lines += [f"The weights in this file: {results['shipped']}", ""]
     if results.get("built_at"):
@@ -186,8 +213,10 @@ def model_card_markdown(card: dict[str, Any], results: dict[str, Any] | None = N
     Args:
         card: The JSON model card (:func:`model_card`, with ``training_data`` from :func:`training_summary`).
         results: Cross-validation results: ``protocol`` (text), ``folds`` (``[{"fold", "test_speakers",
-            "ua", "wa", "macro_f1"}]``, fractions), ``shipped`` (which weights ship, text) and ``command``
-            (how to rebuild); ``None`` leaves a placeholder.
+            "ua", "wa", "macro_f1"}]``, fractions), optionally ``cross_corpus_protocol`` (text) and
+            ``cross_corpus`` (``[{"cell", "n", "ua", "adapted": {name: ua}}]``, fractions; adapted rows are
+            transductive and named so), ``shipped`` (which weights ship, text) and ``command`` (how to rebuild);
+            ``None`` leaves a placeholder.
 
     Returns:
         The Markdown text.
@@ -217,7 +246,12 @@ def model_card_markdown(card: dict[str, Any], results: dict[str, Any] | None = N
         else:
             lines += [f"- **{c}**: licence not recorded here; check the corpus's own terms before using these weights."]
     lic = sorted({v for v in (train.get("licences") or {}).values() if v})
-    if lic:
+    if lic and any("ND" in v for v in lic):
+        lines += ["", f"The weights are derived from data under {', '.join(lic)}. They are distributed for "
+                  "non-commercial research and evaluation only, with attribution to every corpus above. Whether "
+                  "trained weights are an adaptation of a corpus under the no-derivatives (ND) terms is not settled: "
+                  "read each licence before any use beyond that, and do not redistribute modified weights."]
+    elif lic:
         lines += ["", f"The weights are derived from data under {', '.join(lic)}; they are distributed under the same "
                   "terms: non-commercial use only, with attribution, and share-alike for anything built from them."]
     lines += ["", "## Protocol and results", ""]
@@ -226,6 +260,10 @@ def model_card_markdown(card: dict[str, Any], results: dict[str, Any] | None = N
         lines += [f"Speaker-independent {train.get('n_folds')}-fold cross-validation: each fold's test actors are "
                   "never heard in training (label set "
                   f"`{train.get('label_set')}`); this checkpoint's own test fold is {train.get('fold')}.", ""]
+    elif split == "all":
+        lines += [f"Trained on every clip of the corpora above (label set `{train.get('label_set')}`), for the number "
+                  "of epochs the cross-validation below chose; its numbers come from that protocol, run with the same "
+                  "recipe, in which every test speaker or corpus is held out.", ""]
     elif split:
         lines += [f"Split `{split}` (label set `{train.get('label_set')}`, seed {train.get('seed')}).", ""]
     lines += _results_section(results)
