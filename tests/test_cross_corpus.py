@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from ser_lightning.cli.cross_corpus import present_corpora, scorable_scores, training_sets
 from tests.conftest import make_ravdess, run_script
@@ -79,7 +80,7 @@ def test_leave_one_corpus_out_over_two_generated_corpora(tmp_path, monkeypatch):
     def record(self):
         original(self)
         r = self.test_results
-        tested.append((r["logits"].argmax(1).tolist(), r["targets"].tolist(), len(self.class_names)))
+        tested.append((r["logits"].clone(), r["targets"].tolist(), len(self.class_names)))
 
     monkeypatch.setattr(SERClassifier, "on_test_epoch_end", record)
     root = make_ravdess(tmp_path / "data", actors=range(1, 7), statements=(1,), sample_rate=16000, duration_s=0.5)
@@ -104,10 +105,19 @@ def test_leave_one_corpus_out_over_two_generated_corpora(tmp_path, monkeypatch):
     assert int(to_ravdess["n"]) == 48  # 6 actors x 8 emotions; calm merged into neutral, surprise has no EmoDB clip
     assert int(to_ravdess["n_scorable_classes"]) == 7 and int(to_ravdess["unscorable"]) == 0
     # every row's scores are those of a confusion matrix counted here from its test pass's predictions (the
-    # passes run in row order: each training set's in-corpus test, then its targets)
-    assert [x["kind"] for x in rows] == ["in-corpus test", "cross"] * 2 and len(tested) == len(rows)
-    hand = [_hand_scores(*t) for t in tested]
-    for x, h in zip(rows, hand):
+    # passes run in row order: each training set's in-corpus test, then its target, whose pass gives the
+    # full-output row and the restricted row: the arg-max re-taken over the classes the target has)
+    assert [(x["kind"], x["output"]) for x in rows] == [("in-corpus test", "full"), ("cross", "full"),
+                                                        ("cross", "restricted")] * 2 and len(tested) == 4
+    hand = []
+    for logits, target, n_classes in tested:
+        hand.append(_hand_scores(logits.argmax(1).tolist(), target, n_classes))
+        if len(hand) % 3 == 2:  # a cross pass: its restricted row too
+            present = sorted(set(target))
+            mask = torch.full((n_classes,), float("-inf"))
+            mask[present] = 0.0
+            hand.append(_hand_scores((logits + mask).argmax(1).tolist(), target, n_classes))
+    for x, h in zip(rows, hand, strict=True):
         assert int(x["n"]) == h["n"] and int(x["n_scorable_classes"]) == h["n_scorable_classes"]
         for key in ("ua", "wa", "macro_f1"):
             assert float(x[key]) == pytest.approx(h[key], abs=1e-9), (x["train"], x["target"], key)
