@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 
 #: ``trainer.precision`` chosen by ``precision: auto`` per resolved accelerator.
 AUTO_PRECISION = {"gpu": "16-mixed", "cpu": "32", "mps": "32"}
+#: The one ``trainer:`` key that is not a Lightning ``Trainer`` argument: the process group's collective
+#: timeout in seconds (:mod:`ser_lightning.distributed`), taken out before the trainer is built.
+COLLECTIVE_TIMEOUT_KEY = "collective_timeout_s"
 
 
 def detect_accelerator() -> str:
@@ -71,14 +74,20 @@ def trainer_from_config(trainer_cfg, **overrides):
         trainer_cfg: ``cfg.trainer`` (a ``DictConfig`` or plain dict with ``_target_``).
         **overrides: Trainer arguments that replace the config's (callbacks, logger, devices, ...).
 
+    ``trainer.collective_timeout_s`` (not a Trainer argument) becomes the timeout of the process group of a
+    multi-process strategy (:func:`ser_lightning.distributed.set_collective_timeout`).
+
     Returns:
         The trainer; its resolved accelerator, devices, strategy and precision are logged.
 
     Raises:
-        ValueError, MisconfigurationException: settings Lightning refuses (e.g. ``16-mixed`` on a CPU).
+        ValueError, MisconfigurationException: settings Lightning refuses (e.g. ``16-mixed`` on a CPU), or a
+            ``trainer.collective_timeout_s`` that is not a positive number.
     """
     from hydra.utils import instantiate
     from omegaconf import Container, OmegaConf
+
+    from ser_lightning.distributed import collective_timeout_setting, set_collective_timeout
 
     settings = {}
     for key in trainer_cfg:
@@ -86,8 +95,12 @@ def trainer_from_config(trainer_cfg, **overrides):
             continue  # replaced: never resolved (e.g. a ${hydra:...} path outside a Hydra run)
         value = trainer_cfg[key]
         settings[key] = OmegaConf.to_container(value, resolve=True) if isinstance(value, Container) else value
+    timeout_s = collective_timeout_setting(settings.pop(COLLECTIVE_TIMEOUT_KEY, None))
     trainer = instantiate(resolve_hardware(settings), **overrides)
-    log.info("trainer: %s", ", ".join(f"{k}={v}" for k, v in describe_trainer(trainer).items()))
+    described = describe_trainer(trainer)
+    if set_collective_timeout(trainer, timeout_s):
+        described["collective_timeout_s"] = timeout_s
+    log.info("trainer: %s", ", ".join(f"{k}={v}" for k, v in described.items()))
     return trainer
 
 

@@ -56,6 +56,7 @@ def test_two_devices_on_a_cpu_machine_are_two_processes_with_a_note(caplog):
 def test_built_trainer_describes_itself():
     settings = resolve_hardware(_trainer_cfg("trainer.devices=2"), detected="cpu")
     settings.pop("_target_")
+    settings.pop("collective_timeout_s")  # not a Trainer argument (trainer_from_config takes it out)
     settings.update(default_root_dir=None, logger=False, enable_checkpointing=False)
     trainer = pl.Trainer(**settings)
     assert describe_trainer(trainer) == {"accelerator": "cpu", "devices": 2, "num_nodes": 1, "world_size": 2,

@@ -45,6 +45,7 @@ from ser_lightning.cli.common import (
     single_device_overrides,
 )
 from ser_lightning.cli.validate import validate_config
+from ser_lightning.distributed import install_sigterm_watchdog
 from ser_lightning.evaluation.report import collect_metrics, write_metrics, write_predictions
 from ser_lightning.evaluation.results import plot_curves
 from ser_lightning.hardware import describe_trainer
@@ -116,6 +117,31 @@ def check_multirun_ddp(trainer: pl.Trainer, strategy_setting: Any = None) -> Non
         " Run one `python train.py ...` per configuration, or add trainer.strategy=ddp_spawn (one machine),"
         " or use hydra/launcher=slurm (each job its own SLURM allocation)"
     )
+
+
+def full_batch_overrides(cfg: DictConfig) -> dict[str, Any]:
+    """Trainer arguments that let a full-batch optimiser (``optim.name=lbfgs``) run on several processes.
+
+    L-BFGS steps on one fixed objective, re-evaluated by its line search as often as that needs. Under
+    DDP each process would otherwise fit its own shard of the training set (Lightning's
+    ``DistributedSampler``): the losses differ, so the line searches take different numbers of
+    forward/backward passes, hence of gradient all-reduces, and the processes wait for each other for
+    ever. With ``use_distributed_sampler=False`` every process loads the whole training set (the
+    frozen-feature path reads the same cached embeddings, in one batch: ``dm.full_batch_training``), so
+    every process computes the same full-batch objective, and the classifier
+    hands every process's optimiser the mean loss over the processes
+    (:func:`~ser_lightning.modules.optim.same_objective_on_every_process`), so their decisions agree even
+    where the floating point does not. On 2 processes the fit is the one-process fit (the all-reduced
+    mean of two equal numbers is that number). Validation then also runs on every clip in every process
+    (its metrics are synchronised as usual, and no clip is repeated for padding). No effect on one device.
+
+    Args:
+        cfg: The composed ``conf/train.yaml``.
+
+    Returns:
+        ``{"use_distributed_sampler": False}`` for ``optim.name=lbfgs``, else ``{}``.
+    """
+    return {"use_distributed_sampler": False} if _full_batch(cfg) else {}
 
 
 def _spawned(trainer: pl.Trainer) -> bool:
@@ -292,16 +318,18 @@ def train(cfg: DictConfig) -> float | None:
     quiet_known_warnings()
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    validate_config(cfg)  # bad settings fail here, before any audio is decoded or any other process starts
     every_clip = cfg.data.get("split") == "all"  # the final model: no validation, no test
-    trainer = build_trainer(cfg, **_no_holdout_overrides(cfg)) if every_clip else build_trainer(cfg)
+    trainer = build_trainer(cfg, **full_batch_overrides(cfg), **(_no_holdout_overrides(cfg) if every_clip else {}))
     check_multirun_ddp(trainer, cfg.trainer.get("strategy", "auto"))
+    if trainer.world_size > 1:
+        install_sigterm_watchdog()  # every process of the run ends within seconds of a SIGTERM
     is_zero = trainer.is_global_zero
     if is_zero:
         (out_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     pl.seed_everything(cfg.seed, workers=True)
     start = time.perf_counter()
 
-    validate_config(cfg)  # bad settings fail here, before any audio is decoded
     dm = build_datamodule(cfg, out_dir if is_zero else None)  # split.csv etc.: rank 0 only
     if trainer.local_rank == 0:
         # Decode into the cache once per machine; other ranks open it in setup() (the cache's file

@@ -193,6 +193,41 @@ def _check_views(cfg: DictConfig, dm, module) -> None:
                          "data.train_views=0 (on-the-fly waveform augmentation: augment=default)")
 
 
+#: ``trainer.strategy`` names (or ``_target_`` classes) that shard the parameters or the optimiser state.
+SHARDING_STRATEGIES = ("fsdp", "deepspeed")
+
+
+def _check_full_batch_optimiser(cfg: DictConfig) -> None:
+    """Refuse the settings under which L-BFGS (``optim.name=lbfgs``) cannot fit, on one process or several.
+
+    L-BFGS re-evaluates one objective in its line search; ``train.py`` makes that objective the same in
+    every process of a multi-process run (:func:`~ser_lightning.cli.train.full_batch_overrides`), which
+    works with the DDP strategies (``ddp``, ``ddp_spawn``, ``auto`` over several devices, torchrun, SLURM).
+
+    Raises:
+        ValueError: ``optim.name=lbfgs`` with a strategy that shards parameters or optimiser state
+            (FSDP, DeepSpeed: each process's L-BFGS would compute its search direction from its own
+            part of the parameters), or with ``trainer.accumulate_grad_batches`` above 1 (L-BFGS
+            re-evaluates the last batch only, on top of the gradients the others left behind).
+    """
+    if (cfg.get("optim") or {}).get("name") != "lbfgs":
+        return
+    trainer = cfg.get("trainer") or {}
+    strategy = trainer.get("strategy", "auto")
+    name = str(strategy.get("_target_", "") if OmegaConf.is_dict(strategy) or isinstance(strategy, dict) else strategy)
+    if any(s in name.lower() for s in SHARDING_STRATEGIES):
+        raise ValueError(f"optim.name=lbfgs cannot train under trainer.strategy={name}: it shards the parameters, so "
+                         "each process's L-BFGS would search along its own part of the direction and the processes' "
+                         "line searches would fall out of step; use trainer.strategy=ddp (or a first-order optimiser, "
+                         "e.g. optim=onecycle)")
+    accumulate = trainer.get("accumulate_grad_batches", 1)
+    if isinstance(accumulate, int) and accumulate > 1:
+        raise ValueError(f"optim.name=lbfgs cannot train with trainer.accumulate_grad_batches={accumulate}: its line "
+                         "search re-evaluates the last batch only, on top of the gradients the other batches left; "
+                         "set trainer.accumulate_grad_batches=1 (on the frozen-feature path the whole training set "
+                         "is one batch)")
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Fail fast on a bad training config, before any data is read (see the module docstring).
 
@@ -213,7 +248,8 @@ def validate_config(cfg: DictConfig) -> None:
             model, frontend or split mode (listing the choices); an out-of-range number
             (negative ``data.duration_s``, reversed ``augment.wave.noise_snr_db``,
             ``features.n_mels`` above ``n_fft // 2 + 1``, ``model.input_size`` below a backbone's
-            minimum, ...); or a network that cannot process the configured clip length.
+            minimum, ...); a network that cannot process the configured clip length; or an
+            optimiser that cannot train with the trainer's strategy (:func:`_check_full_batch_optimiser`).
     """
     optim = dict(_plain(cfg.get("optim")) or {})
     precision = str((cfg.get("trainer") or {}).get("precision", "auto"))
@@ -223,6 +259,7 @@ def validate_config(cfg: DictConfig) -> None:
     if cfg.get("refit") and (cfg.get("data") or {}).get("split") == "all":
         raise ValueError("refit=true with data.split=all: every clip already trains for trainer.max_epochs; "
                          "set refit=false (choose the epochs with a cross-validation first)")
+    _check_full_batch_optimiser(cfg)
     if cfg.get("refit") and not (cfg.get("callbacks") or {}).get("model_checkpoint"):
         raise ValueError("refit=true needs callbacks.model_checkpoint (the best checkpoint's epoch count sets the refit)")
     data = dict(_plain(cfg.data))

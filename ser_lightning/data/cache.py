@@ -29,7 +29,9 @@ Integrity:
   in the page cache, i.e. roughly 1-3 s per GB; training reads every page in its first epoch
   anyway. So the full SHA-256 is verified on every open (below the 1 s budget) rather than
   hashing sampled blocks, which would be faster but miss a flipped byte between the samples.
-  ``verify_checksum=False`` keeps only the size check.
+  ``verify_checksum=False`` keeps only the size check. One process hashes a file once while its
+  ``stat`` (inode, size, modification and status-change times) is unchanged (:func:`checked_sha256`):
+  the jobs of a multirun (cross-validation folds) open the same cache again and again.
 """
 
 from __future__ import annotations
@@ -131,6 +133,32 @@ def sha256_file(path: str | Path) -> str:
         return h.hexdigest()
 
 
+#: Digests :func:`checked_sha256` computed in this process, by the file's identity, size and timestamps.
+_CHECKED_DIGESTS: dict[tuple, str] = {}
+
+
+def checked_sha256(path: str | Path) -> str:
+    """:func:`sha256_file` of an existing cache file, read once per process while the file stays as it was.
+
+    A Hydra multirun opens the same caches once per job (the folds of a cross-validation: twice each); the
+    file is hashed again only when its device, inode, size, modification or status-change time differ from
+    the last hashing in this process (any write, truncation, replacement or ``touch`` changes one of them),
+    so a file changed on disk is always read again.
+
+    Args:
+        path: The file.
+
+    Returns:
+        Its hex SHA-256.
+    """
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    digest = _CHECKED_DIGESTS.get(key)
+    if digest is None:
+        digest = _CHECKED_DIGESTS[key] = sha256_file(path)
+    return digest
+
+
 def _index_digest(index: dict) -> str:
     """SHA-256 of an index's content without its own ``index_sha256`` entry."""
     body = {k: v for k, v in index.items() if k != "index_sha256"}
@@ -187,7 +215,7 @@ def _open(directory: Path, paths: Sequence[str], cfg: AudioConfig, dtype: str, v
         raise CacheCorrupt("waves.npy is missing") from None
     if size != index["waves_bytes"]:
         raise CacheCorrupt(f"waves.npy has {size} bytes but {index['waves_bytes']} were written (truncated or replaced)")
-    if verify_checksum and sha256_file(waves_path) != index["waves_sha256"]:
+    if verify_checksum and checked_sha256(waves_path) != index["waves_sha256"]:
         raise CacheCorrupt("the SHA-256 of waves.npy does not match the one recorded at build time (modified content)")
     try:
         waves = np.load(waves_path, mmap_mode="r")

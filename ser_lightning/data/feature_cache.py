@@ -47,6 +47,7 @@ from ser_lightning.data.cache import (
     CachedWaves,
     _index_digest,
     _locked,
+    checked_sha256,
     read_index,
     sha256_file,
 )
@@ -100,7 +101,7 @@ def _open(directory: Path, audio: CachedWaves, rows: np.ndarray, identity: dict,
         raise CacheCorrupt("embeddings.npy is missing") from None
     if size != index.get("bytes"):
         raise CacheCorrupt(f"embeddings.npy has {size} bytes but {index.get('bytes')} were written (truncated or replaced)")
-    if verify_checksum and sha256_file(data_path) != index.get("sha256"):
+    if verify_checksum and checked_sha256(data_path) != index.get("sha256"):
         raise CacheCorrupt("the SHA-256 of embeddings.npy does not match the one recorded at build time")
     try:
         data = np.load(data_path, mmap_mode="r")

@@ -24,7 +24,11 @@ from ser_lightning.models import build_network
 from ser_lightning.modules.frozen_encoder import restore_frozen_encoder
 from ser_lightning.modules.mixup import check_mixup_alpha, mixup_batch, soft_cross_entropy
 from ser_lightning.modules.norm_stats import norm_stats_mode, pooled_stats
-from ser_lightning.modules.optim import build_optimizers, l2_penalty
+from ser_lightning.modules.optim import (
+    build_optimizers,
+    l2_penalty,
+    same_objective_on_every_process,
+)
 
 
 def _metrics(num_classes: int, prefix: str) -> MetricCollection:
@@ -301,7 +305,9 @@ class SERClassifier(pl.LightningModule):
 
         With ``loss.mixup_alpha > 0`` the batch is mixed first and scored against soft targets
         (:meth:`_mixup`). With ``optim.name=lbfgs`` the returned loss adds the L2 penalty
-        (:func:`~ser_lightning.modules.optim.l2_penalty`); ``train/loss`` logs the cross-entropy alone.
+        (:func:`~ser_lightning.modules.optim.l2_penalty`); ``train/loss`` logs the cross-entropy alone. With
+        L-BFGS on several processes the returned value is the processes' mean objective
+        (:func:`~ser_lightning.modules.optim.same_objective_on_every_process`).
         """
         feats, target, *extra = batch
         item_weight = extra[0] if extra else None
@@ -320,7 +326,11 @@ class SERClassifier(pl.LightningModule):
                  sync_dist=True)
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=len(target))
         penalty = l2_penalty(self, self.hparams.optim)
-        return loss if penalty is None else loss + penalty
+        objective = loss if penalty is None else loss + penalty
+        trainer = self._trainer
+        if (self.hparams.optim or {}).get("name") == "lbfgs" and trainer is not None and trainer.world_size > 1:
+            objective = same_objective_on_every_process(objective, trainer.strategy)
+        return objective
 
     def validation_step(self, batch, batch_idx: int) -> None:
         """Accumulate validation loss, UA, WA and macro-F1 (logged per epoch)."""

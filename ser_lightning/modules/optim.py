@@ -189,6 +189,27 @@ def l2_penalty(module: torch.nn.Module, cfg: dict[str, Any]) -> torch.Tensor | N
     return 0.5 * float(cfg["weight_decay"]) * sum(p.pow(2).sum() for p in matrices)
 
 
+def same_objective_on_every_process(loss: torch.Tensor, strategy) -> torch.Tensor:
+    """The loss a full-batch optimiser (L-BFGS) of a multi-process run sees: the same number in every process.
+
+    L-BFGS decides from the loss values (the line search's sufficient-decrease test, the tolerance stops)
+    how often it re-evaluates the objective, and every evaluation is a backward pass with its gradient
+    all-reduce; processes that see different values (their own data, or rounding that differs between
+    devices) take different numbers of evaluations and wait for each other for ever. The returned tensor's
+    value is the mean of ``loss`` over the processes (all-reduced), its gradient that of ``loss`` (which
+    DDP all-reduces in the backward pass), so every process's optimiser takes the same decisions.
+
+    Args:
+        loss: This process's scalar objective.
+        strategy: The trainer's strategy (its ``reduce`` all-reduces over the processes).
+
+    Returns:
+        A scalar tensor equal to the processes' mean loss, with ``loss``'s gradient.
+    """
+    mean = strategy.reduce(loss.detach(), reduce_op="mean")
+    return mean + (loss - loss.detach())
+
+
 def _total_steps(module: pl.LightningModule, scheduler: str) -> int:
     """Optimiser steps of the whole run (``trainer.estimated_stepping_batches``).
 
