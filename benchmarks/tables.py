@@ -94,7 +94,8 @@ class Sources:
         when = date or data.get("date") or (m.get("date") if isinstance(m, dict) else None) \
             or data.get("built_at") or "date not recorded"
         cmd = command if command is not None else data.get("command")
-        line = f"`{_rel(path)}`: {str(when)[:19]}, {machine_text(m)}"
+        when = str(when)[:19] if re.match(r"\d{4}-\d\d-\d\dT", str(when)) else str(when)  # no time zone
+        line = f"`{_rel(path)}`: {when}, {machine_text(m)}"
         if cmd:
             line += f"; `{cmd}`"
         if line not in self.items:
@@ -299,10 +300,24 @@ ENCODER_CV: list[tuple[str, str | None, str]] = [
     ("same", "whisper_byol_s_learned", "emobox"),
     ("ensemble: Whisper probe + BYOL-S, mean of probabilities, refitted members (unweighted-loss Whisper)",
      "whisper_byol_s_mean", "contiguous"),
-    ("homebrew CNN, `benchmarks.encoder_cv` (`--name homebrew_cnn_sel -- model=homebrew_cnn`), no refit",
-     "homebrew_cnn_sel", "contiguous"),
+    ("homebrew CNN (`model=homebrew_cnn`, report 003's baseline, no refit; the `make cv` run of the former default) ³",
+     "summary:cv_default_summary.csv", "contiguous"),
+    ("homebrew CNN, same command through `benchmarks.encoder_cv` (`--name homebrew_cnn_sel -- model=homebrew_cnn`), "
+     "present code", "homebrew_cnn_sel", "contiguous"),
     ("same", "homebrew_cnn_sel", "emobox"),
 ]
+
+
+def _sweep_summary_row(name: str, src: Sources) -> list[str]:
+    """UA, WA, macro-F1 (mean ± sd), minutes (not recorded: ``–``) and mean validation UA of a sweep's
+    ``summary.csv`` (a ``make cv`` run)."""
+    path = RESULTS / name
+    jobs = [r for r in csv.DictReader(path.open(encoding="utf-8")) if r["job"].isdigit()]
+    src.add(path, {}, date="2026-11-29", machine="2-core CPU, no GPU, shared with other jobs",
+            command="make cv ARGS=model=homebrew_cnn")
+    col = lambda m: [100 * float(r[m]) for r in jobs]  # noqa: E731
+    return [mean_sd_text(col("ua")), mean_sd_text(col("wa")), mean_sd_text(col("macro_f1")), "–",
+            f"{statistics.mean(col('best_val_ua')):.1f}"]
 
 
 def encoder_cv() -> str:
@@ -310,6 +325,9 @@ def encoder_cv() -> str:
     src = Sources()
     rows = []
     for label, stem, folds in ENCODER_CV:
+        if stem.startswith("summary:"):
+            rows.append([label, folds, *_sweep_summary_row(stem.split(":", 1)[1], src)])
+            continue
         cv = CV(f"{stem}_{folds}", src)
         bold = "**" if label.startswith("**") else ""
         rows.append([label, "EmoBox" if folds == "emobox" else folds, f"**{cv.metric('ua')}**" if bold
