@@ -603,7 +603,8 @@ def xcorpus() -> str:
                  f"{c['restricted']['wa']:.1f}", f"{c['restricted']['macro_f1']:.1f}", f"{c['full']['ua']:.1f}",
                  f"{100 * c['best_val_ua']:.1f}" if c.get("best_val_ua") is not None else "–", c.get("epochs", "–"),
                  f"{c['wall_s']:.0f}" if c.get("wall_s") is not None else "–"] for c in d["cells"]]
-        parts.append(f"**`{d['name']}`** per cell ({d['date']}; overrides `{' '.join(d.get('overrides', []))}`):\n\n"
+        extra = f"; in-corpus cells also train on {', '.join(d['incorpus_extra'])}" if d.get("incorpus_extra") else ""
+        parts.append(f"**`{d['name']}`** per cell ({d['date']}; overrides `{' '.join(d.get('overrides', []))}`{extra}):\n\n"
                      + md_table(["cell", "clips", "classes", "UA %", "WA %", "macro-F1 %", "UA % full output",
                                  "val UA", "epochs", "wall s"], rows, "lrrrrrrrrr"))
     return "\n\n".join(parts) + f"\n\n{src.render()}"
