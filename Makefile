@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lock train cv cv-emobox test lint mutants data bench bench-zoo bench-latency clean
+.PHONY: install lock train cv cv-emobox test lint docs mutants data bench bench-zoo bench-latency clean
 
 install: $(STAMP)
 
@@ -50,6 +50,14 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check ser_lightning tests benchmarks train.py eval.py predict.py export.py
 
+## The documentation site (docs/, mkdocs.yml; Material theme, API reference from the docstrings by mkdocstrings):
+## first the results tables, rewritten from benchmarks/results/ (benchmarks/tables.py), then a strict build into
+## site/ (a broken link, anchor or docstring fails it). Offline: no web fonts, no plugin that downloads.
+## Preview while editing: .venv/bin/mkdocs serve
+docs: install
+	$(PY) -m benchmarks.tables
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 ## Mutation testing (mutmut; [tool.mutmut] in pyproject.toml) of the modules that decide an answer (labels and
 ## parsers, splits, crops, metrics and calibration, cross-corpus scores, the classifier's loss, inference
 ## aggregation) against their fast tests. A fixed sample, about one mutant in ten (those numbered ...3 in each
@@ -83,4 +91,4 @@ bench-latency: install
 	$(PY) -m benchmarks.latency $(ARGS)
 
 clean:
-	rm -rf .pytest_cache .ruff_cache outputs multirun .ser_cache mutants
+	rm -rf .pytest_cache .ruff_cache outputs multirun .ser_cache mutants site

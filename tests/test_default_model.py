@@ -144,9 +144,9 @@ def _records():
             (SHIPPED.parent / "MODEL_CARD.md").read_text(encoding="utf-8"))
 
 
-def test_the_shipped_file_is_the_one_its_card_results_and_readme_name():
+def test_the_shipped_file_is_the_one_its_card_results_and_docs_name():
     """The file's SHA-256 (bytes and tensors) is the one ``benchmarks/build_default_model.py`` recorded in
-    ``cv_results.json``, both model cards and the README: another checkpoint put in its place (an older build,
+    ``cv_results.json``, both model cards and the docs' shipped-model page: another checkpoint put in its place (an older build,
     an edited head) fails here, whatever its accuracy."""
     import hashlib
 
@@ -159,7 +159,8 @@ def test_the_shipped_file_is_the_one_its_card_results_and_readme_name():
     assert card["source_checkpoint"]["sha256"] == digest and card["cross_validation"] == results
     assert results["reference_evaluation"]["checkpoint_sha256"] == digest  # the recall below was measured on it
     assert f"Source checkpoint SHA-256: `{digest}`" in card_md and f"when measured: `{digest}`" in card_md
-    assert f"`{digest}`" in (REPO / "README.md").read_text(encoding="utf-8"), "the README quotes another file SHA-256"
+    page = (REPO / "docs" / "shipped-model.md").read_text(encoding="utf-8")  # generated from cv_results.json
+    assert f"`{digest}`" in page, "docs/shipped-model.md quotes another file SHA-256 (make docs rewrites it)"
     tensors = weights_sha256(read_checkpoint(SHIPPED)["state_dict"])
     assert tensors == results["shipped_file"]["state_dict_sha256"]
 

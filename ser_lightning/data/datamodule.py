@@ -415,8 +415,11 @@ class SERDataModule(pl.LightningDataModule):
         speakers: Optional subset of speaker ids to keep (debugging, quick tests).
         missing_corpora: ``error`` (default) or ``skip``: leave out, with a warning, listed
             corpora that are not under ``root`` (``data=combined`` uses ``skip``).
-        sample_rate: Hz. duration_s: clip length in seconds. normalize: ``peak``/``rms``/``none``.
-        trim_silence: Trim leading/trailing silence. pad_mode: ``zero``/``reflect``/``loop``.
+        sample_rate: Sample rate of the decoded clips, Hz.
+        duration_s: Clip length in seconds.
+        normalize: ``peak``/``rms``/``none``.
+        trim_silence: Trim leading/trailing silence.
+        pad_mode: ``zero``/``reflect``/``loop``.
         crop: ``center``/``start``.
         clip_length: ``fixed`` (every clip cropped/padded to ``duration_s``; the spectrogram
             networks) or ``whole`` (each clip keeps its own length up to ``duration_s``; batches
@@ -436,21 +439,29 @@ class SERDataModule(pl.LightningDataModule):
             embedded once and cached, and every training clip contributes its clean embedding and its K views'
             as training items (validation and test clips stay clean); 0 (default): off. Needs whole clips and
             the frozen-feature path (the training loader refuses to serve waveforms with it).
-        cache_dir: Where decoded waveforms are cached. cache_dtype: ``float16``/``float32``.
+        cache_dir: Where decoded waveforms are cached.
+        cache_dtype: ``float16``/``float32``.
         split: ``speaker``/``kfold``/``random``/``partition``/``session``/``corpus`` (see
             :mod:`ser_lightning.data.splits`).
-        test_corpora, train_corpora: With ``split=corpus``: the test corpora and the training corpora
-            (``None``: all others); with ``split=kfold`` and ``kfold_corpus``: the corpora that train whole
-            beside the folded one. A corpus of ``corpora`` in no list is decoded and embedded but unused, so
-            every cell of a cross-corpus protocol shares one cache.
+        test_corpora: With ``split=corpus``: the test corpora. A corpus of ``corpora`` in neither list is
+            decoded and embedded but unused, so every cell of a cross-corpus protocol shares one cache.
+        train_corpora: With ``split=corpus``: the training corpora (``None``: all others); with
+            ``split=kfold`` and ``kfold_corpus``: the corpora that train whole beside the folded one.
         kfold_corpus: With ``split=kfold``: fold this corpus's speakers only.
-        fold, n_folds, val_speakers, test_speakers, val_frac, test_frac: split settings.
+        fold: Test fold index for ``split=kfold`` (0 … ``n_folds - 1``), the held-out session for
+            ``split=session``, the EmoBox fold with ``emobox``.
+        n_folds: Number of contiguous speaker folds for ``split=kfold`` (unused with ``speaker_folds``).
+        val_speakers: Validation speakers (``split=speaker`` and ``kfold``).
+        test_speakers: Test speakers (``split=speaker``).
+        val_frac: Validation fraction for ``split=random``.
+        test_frac: Test fraction for ``split=random``.
         speaker_folds: With ``split=kfold``: explicit speaker groups, one test fold each (e.g.
             EmoBox's RAVDESS actor groups, ``folds=emobox_ravdess``), speakers named as the corpus
             names them (``[[1, 11, 20, 21], [4, 10, 12, 14], ...]``); ``None``: ``n_folds``
             contiguous folds (:func:`~ser_lightning.data.splits.resolve_speaker_folds`).
         seed: Split seed.
-        batch_size: Items per batch. num_workers: DataLoader workers.
+        batch_size: Items per batch.
+        num_workers: DataLoader workers.
         sampler: How training batches are drawn: ``None`` (default: a shuffle of the training clips)
             or ``balanced`` (:class:`BalancedClassSampler`: with replacement, each class in equal shares in
             expectation, seeded with ``seed``). Validation and test loaders are never resampled. The

@@ -370,7 +370,9 @@ def check_corpus_split(mode: str, corpora: Sequence[str], test_corpora: Sequence
     Args:
         mode: ``data.split``.
         corpora: The corpus of every utterance (or just the corpora present).
-        test_corpora, train_corpora, kfold_corpus: The settings (see :func:`assign_splits`).
+        test_corpora: ``data.test_corpora`` (see :func:`assign_splits`).
+        train_corpora: ``data.train_corpora`` (see :func:`assign_splits`).
+        kfold_corpus: ``data.kfold_corpus`` (see :func:`assign_splits`).
 
     Raises:
         ValueError: a setting used with a mode that does not take it, a corpus that is not present,
