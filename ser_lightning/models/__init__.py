@@ -14,13 +14,13 @@ from ser_lightning.models import (  # noqa: F401
     timm_backbones,
     wav2vec2,
 )
-from ser_lightning.models.encoders import zoo  # noqa: F401
 from ser_lightning.models.builder import (
     NON_NETWORK_KEYS,
     build_network,
     fit_geometry,
     frontend_settings,
 )
+from ser_lightning.models.encoders import zoo  # noqa: F401
 from ser_lightning.models.registry import (
     ModelInfo,
     build_model,

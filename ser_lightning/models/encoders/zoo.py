@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from ser_lightning.models.encoders.encoder_classifier import EncoderClassifier, build_encoder_classifier
+from ser_lightning.models.encoders.encoder_classifier import (
+    EncoderClassifier,
+    build_encoder_classifier,
+)
 from ser_lightning.models.registry import register_model
 
 #: Head and freezing settings every encoder model takes (``conf/model/<name>.yaml``).
