@@ -83,7 +83,7 @@ def diff_of(name: str) -> str:
 
 def reason_for(name: str, reasons: dict[str, str]) -> str | None:
     """The reason given for a mutant: by its exact name, else by the first matching name pattern
-    (``fnmatch``, e.g. ``ser_lightning.inference.predictor.x_write_outputs__mutmut_*``)."""
+    (``fnmatch``, e.g. ``ser_lightning.inference.outputs.x_write_outputs__mutmut_*``)."""
     if name in reasons:
         return reasons[name]
     return next((why for pattern, why in reasons.items() if fnmatch.fnmatchcase(name, pattern)), None)

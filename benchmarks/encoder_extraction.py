@@ -2,7 +2,7 @@
 
 Builds one registered encoder model (``model.name``, its ``conf/model/<name>.yaml`` settings: frozen encoder,
 mean + std of every hidden state) and times what the frozen-feature cache does once per clip:
-:meth:`~ser_lightning.models.encoders.classifier.EncoderClassifier.pooled_states` on whole clips, in batches
+:meth:`~ser_lightning.models.encoders.encoder_classifier.EncoderClassifier.pooled_states` on whole clips, in batches
 of the config's ``model.extract_batch_size`` in file order, each batch zero-padded to its longest clip with
 its lengths. Clips: every ``--stride``-th RAVDESS file (sorted; all 24 actors), the first ``--clips``.
 

@@ -206,9 +206,9 @@ def test_silence_is_an_error_without_the_detector_and_no_speech_with_it():
 def test_a_window_at_exactly_the_minimum_speech_fraction_is_classified(monkeypatch):
     """``vad.min_speech_fraction`` is inclusive; a window without speech has no label, confidence or probabilities,
     and a classified window's confidence is its top probability."""
-    import ser_lightning.inference.predictor as predictor
+    import ser_lightning.inference.scheduling as scheduling
 
-    monkeypatch.setattr(predictor, "speech_segments", lambda wave, sr, settings: [(0, SR // 2)])  # 0.5 s of speech
+    monkeypatch.setattr(scheduling, "speech_segments", lambda wave, sr, settings: [(0, SR // 2)])  # 0.5 s of speech
     (rec,) = predict_files([(AudioArray.from_any(_wave(), SR), "x")], _model(), vad={"min_speech_fraction": 0.5})
     statuses = [w["status"] for w in rec["windows"]]
     assert statuses[0] == "ok" and set(statuses[1:]) == {"no speech"}  # the first window is half speech

@@ -20,8 +20,11 @@ from ser_lightning.models.encoders.byol_s import (
     load_byol_s_state_dict,
     packaged_weights_path,
 )
-from ser_lightning.models.encoders.classifier import EncoderClassifier, build_encoder_classifier
 from ser_lightning.models.encoders.ctranslate2_io import read_ctranslate2_model
+from ser_lightning.models.encoders.encoder_classifier import (
+    EncoderClassifier,
+    build_encoder_classifier,
+)
 from ser_lightning.models.encoders.heads import (
     AttentiveStatsPooling,
     LayerWeightedSum,

@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_lightning.data.corpora import PARSERS, parse_esd
+from ser_lightning.data.corpora import PARSERS, corpus_record, list_corpora, parse_esd
+from ser_lightning.data.labels import VOCABULARY
 
 
 def clip(path: Path) -> Path:
@@ -171,6 +172,20 @@ CASES = [(corpus, code) for corpus, doc in DOCUMENTED.items() for code in doc.co
 
 def test_every_parser_has_a_documented_table():
     assert sorted(set(PARSERS) - set(DOCUMENTED)) == [], "add the corpus's documented code table to DOCUMENTED"
+
+
+@pytest.mark.parametrize("corpus", sorted(DOCUMENTED))
+def test_each_registry_record_carries_the_documented_codes(corpus):
+    """The corpus's registry record (what it is: codes, source, language, folders) agrees with the documentation:
+    every documented code maps to the documented word (case as the parser reads it), nothing else is added but
+    spellings of a documented word, and the record says where its codes come from."""
+    record = corpus_record(corpus)
+    codes = {str(k).lower(): v for k, v in record.codes.items()}
+    documented = {code.lower(): word for code, (_, word) in DOCUMENTED[corpus].codes.items()}
+    assert {code: codes.get(code) for code in documented} == documented, f"{corpus}: {DOCUMENTED[corpus].source}"
+    assert set(codes.values()) == set(documented.values()) and set(codes.values()) <= set(VOCABULARY)
+    assert record.codes_source and record.source and len(record.language) == 2 and record.dir_names[0] == corpus
+    assert record.scan is PARSERS[corpus] and sorted(DOCUMENTED) == list_corpora()
 
 
 @pytest.mark.parametrize(("corpus", "code"), CASES, ids=[f"{c}-{k}" for c, k in CASES])

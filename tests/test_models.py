@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ser_lightning.models import build_model, list_models, model_info
-from ser_lightning.models.homebrew_cnn import HomebrewCNN
+from ser_lightning.models.cnn import HomebrewCNN
 from ser_lightning.modules.classifier import SERClassifier
 
 #: Settings that make a model small enough for a CPU unit test.

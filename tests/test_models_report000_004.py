@@ -10,12 +10,9 @@ from omegaconf import OmegaConf
 
 from ser_lightning.models import build_model
 from ser_lightning.models.attention_fcn import AttentionFCN, AttentionFCN2d
-from ser_lightning.models.joint_ensemble import (
-    AttentiveBiLSTM,
-    JointEnsemble,
-    ResidualCNN,
-    _frame_sequence,
-)
+from ser_lightning.models.cnn import ResidualCNN
+from ser_lightning.models.ensembles import JointEnsemble
+from ser_lightning.models.sequence import AttentiveBiLSTM, _frame_sequence
 
 NAMES = [
     "residual_cnn",

@@ -35,7 +35,7 @@ def _probability_model(encoder, seed: int = 0):
     statistics standardised on a few clips."""
     from ser_lightning.features.frontend import RawFrontend
     from ser_lightning.inference.checkpoint import ProbabilityModel
-    from ser_lightning.models.encoders.classifier import EncoderClassifier
+    from ser_lightning.models.encoders.encoder_classifier import EncoderClassifier
 
     torch.manual_seed(seed)
     clf = EncoderClassifier(encoder, num_classes=8, pool_each_layer=True, layer_combine="concat", head_layers=0,

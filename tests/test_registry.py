@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 
 import ser_lightning.inference  # noqa: F401  (registers model=ensemble)
 from ser_lightning.models import build_network, is_model, list_models, model_info
-from ser_lightning.models.cnn_blocks import PlainCNN
+from ser_lightning.models.cnn import PlainCNN
 from tests.conftest import REPO, make_ravdess, run_script
 
 #: A report001_cnn checkpoint (widths 4-4-8, MFCC + deltas, 1 s clips, 8 classes) written by
@@ -106,3 +106,22 @@ def test_old_checkpoint_runs_in_eval_and_predict(old_data, tmp_path):
     doc = json.loads((tmp_path / "p" / "predictions.json").read_text())
     (rec,) = doc["files"]
     assert rec["status"] == "ok" and rec["label"] in doc["model"]["labels"] and len(doc["model"]["labels"]) == 8
+
+
+@pytest.mark.parametrize(("old", "new", "name"), [
+    ("ser_lightning.models.cnn_blocks", "ser_lightning.models.cnn", "PlainCNN"),
+    ("ser_lightning.models.joint_ensemble", "ser_lightning.models.ensembles", "JointEnsemble"),
+    ("ser_lightning.models.homebrew_cnn", "ser_lightning.models.cnn", "HomebrewCNN"),
+    ("ser_lightning.models.mfcc_cnn", "ser_lightning.models.cnn", "MFCCCNN"),
+    ("ser_lightning.models.encoder_models", "ser_lightning.models.encoders.zoo", "whisper_tiny"),
+    ("ser_lightning.models.encoders.classifier", "ser_lightning.models.encoders.encoder_classifier", "EncoderClassifier"),
+])
+def test_moved_modules_stay_importable_with_a_warning(old, new, name):
+    """A module that moved leaves a deprecated alias: the old import path gives the same objects and warns."""
+    import importlib
+    import sys
+
+    sys.modules.pop(old, None)
+    with pytest.warns(FutureWarning, match=f"{old} is deprecated"):
+        alias = importlib.import_module(old)
+    assert getattr(alias, name) is getattr(importlib.import_module(new), name)

@@ -256,7 +256,7 @@ def test_whisper_base_hidden_states_on_a_clips_own_length(whisper_base):
 
 
 def test_other_weight_sources_still_load(whisper_base, base_dir):
-    from ser_lightning.models.encoders.classifier import build_encoder
+    from ser_lightning.models.encoders.encoder_classifier import build_encoder
 
     random = build_encoder("whisper_base", pretrained=None)
     assert random.hidden_size == 512 and random.num_hidden_states == 7

@@ -35,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 from ser_lightning.inference.default_model import DEFAULT_NAME
 from ser_lightning.inference.predictor import (
     PredictionFailed,
+    default_hop_s,
     find_audio,
     load_model,
     predict_files,  # noqa: F401  (re-exported: the library behind predict.py)
@@ -126,7 +127,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         progress=bool(cfg.get("progress", True)), speaker_stats=stats,
     )
     a = model.audio_cfg
-    hop_s = a.duration_s / 2 if cfg.get("hop_s") is None else float(cfg.hop_s)
+    hop_s = default_hop_s(a.duration_s) if cfg.get("hop_s") is None else float(cfg.hop_s)
     header = {"source": str(Path(model.source).resolve()), "backend": model.backend, "name": model.name,
               "labels": adaptation["labels"], "model_labels": model.labels, "adaptation": adaptation,
               "sample_rate": a.sample_rate, "window_s": a.duration_s, "hop_s": hop_s,

@@ -31,7 +31,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ser_lightning.data.corpora import _IEMOCAP_UTT_RE, AUDIO_EXTENSIONS, FILE_PARSERS, CorpusScan
+from ser_lightning.data.corpora import (
+    _IEMOCAP_UTT_RE,
+    CORPUS_FILE_SUFFIXES,
+    FILE_PARSERS,
+    CorpusScan,
+)
 from ser_lightning.data.labels import emotion_or_raw, lookup_emotion
 from ser_lightning.data.manifest import Utterance
 
@@ -225,7 +230,7 @@ def load_emobox(metadata_dir: str | Path, corpus: str, fold: int | None = None,
                 raise ValueError(f"{jsonl}: clip {key!r} is also listed in {seen[key]}")
             seen[key] = jsonl.name
             path = _resolve_audio(audio_root, wav)
-            if path.suffix.lower() not in AUDIO_EXTENSIONS:
+            if path.suffix.lower() not in CORPUS_FILE_SUFFIXES:
                 scan.skipped.append((str(path), f"{path.suffix or 'no extension'} is not .wav/.flac (extract the "
                                                 "audio track first)"))
                 continue

@@ -1,7 +1,7 @@
 """Frozen-feature cache: a frozen encoder's pooled hidden states, computed once per clip.
 
 With a frozen encoder, no waveform augmentation and a head that reads pooled hidden states
-(:attr:`~ser_lightning.models.encoders.classifier.EncoderClassifier.cacheable`), a clip's encoder
+(:attr:`~ser_lightning.models.encoders.encoder_classifier.EncoderClassifier.cacheable`), a clip's encoder
 output never changes during training, so it is computed once and stored like the audio
 (:mod:`ser_lightning.data.cache`), with the same guarantees:
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from ser_lightning.data.corpora import (
     EMOBOX,
-    PARSERS,
     CorpusScan,
     check_corpus_name,
+    corpus_record,
     find_corpus_root,
     parse_manifest,
 )
@@ -28,7 +28,7 @@ def scan_corpus(data_root: str | Path, corpus: str, emobox: dict | None = None) 
 
     Args:
         data_root: Data root holding the corpus directories.
-        corpus: A name in :data:`PARSERS` (case ignored), ``emobox``, or a path ending in
+        corpus: A registered corpus name (:func:`~ser_lightning.data.corpora.list_corpora`; case ignored), ``emobox``, or a path ending in
             ``.csv`` (relative paths are tried against the working directory, then ``data_root``).
         emobox: For ``emobox``: keyword arguments of
             :func:`~ser_lightning.data.emobox.load_emobox` (``metadata_dir``, ``corpus``,
@@ -51,7 +51,7 @@ def scan_corpus(data_root: str | Path, corpus: str, emobox: dict | None = None) 
         settings = dict(emobox or {})
         settings["audio_root"] = settings.get("audio_root") or data_root
         return load_emobox(**settings)
-    return PARSERS[name](find_corpus_root(data_root, name))
+    return corpus_record(name).scan(find_corpus_root(data_root, name))
 
 
 def scan_corpora(data_root: str | Path, corpora: Sequence[str], skip_missing: bool = False,

@@ -10,7 +10,7 @@ Three operations on a model's output, shared by ``predict.py``, the Python API, 
    arXiv:1603.04779, 2016). The per-speaker statistics are those of the training-side
    per-speaker normalisation (:func:`~ser_lightning.data.speaker_norm.speaker_statistics`). Every
    change goes through the network's one method
-   :meth:`~ser_lightning.models.encoders.classifier.EncoderClassifier.set_feature_statistics`
+   :meth:`~ser_lightning.models.encoders.encoder_classifier.EncoderClassifier.set_feature_statistics`
    (raw pooled hidden states ``(num_hidden_states, pooled_dim)``). A set (or speaker) with fewer
    than ``adapt_min_clips`` clips keeps the training statistics, with a one-line note: the
    checkpoint's own statistics serve single clips.
@@ -308,7 +308,7 @@ def feature_statistics_used(network: Any, stats: tuple[np.ndarray, np.ndarray] |
 
     Args:
         network: An encoder model with ``feature_statistics`` / ``set_feature_statistics``
-            (:class:`~ser_lightning.models.encoders.classifier.EncoderClassifier`).
+            (:class:`~ser_lightning.models.encoders.encoder_classifier.EncoderClassifier`).
         stats: ``(mean, sd)`` of shape ``network.pooled_shape``, or ``None`` (nothing changes).
     """
     if stats is None:

@@ -5,13 +5,12 @@ facts the network carries (:class:`~ser_lightning.models.registry.ModelInfo`).
 :func:`build_network` turns ``model`` + ``features`` settings into frontend + network.
 """
 
-from ser_lightning.models import (  # noqa: F401  (imported to register the networks)
+# The families of networks, one module each (imported to register their names).
+from ser_lightning.models import (  # noqa: F401
     attention_fcn,
-    cnn_blocks,
-    encoder_models,
-    homebrew_cnn,
-    joint_ensemble,
-    mfcc_cnn,
+    cnn,
+    ensembles,
+    sequence,
     timm_backbones,
     wav2vec2,
 )
@@ -21,6 +20,7 @@ from ser_lightning.models.builder import (
     fit_geometry,
     frontend_settings,
 )
+from ser_lightning.models.encoders import zoo  # noqa: F401
 from ser_lightning.models.registry import (
     ModelInfo,
     build_model,

@@ -53,7 +53,7 @@ class EmbeddingExtractor(pl.LightningModule):
 
     Args:
         network: An encoder model with ``pooled_states(wave, lengths)`` (e.g.
-            :class:`~ser_lightning.models.encoders.classifier.EncoderClassifier`).
+            :class:`~ser_lightning.models.encoders.encoder_classifier.EncoderClassifier`).
 
     Prediction step:
         ``WholeClipBatch(waves (batch, time), rows (batch,), lengths (batch,), norm_stats (batch, 2) or None)``
