@@ -198,8 +198,11 @@ def write_curves(trainer: pl.Trainer, out_dir: Path, title: str = "") -> Path | 
     from lightning.pytorch.loggers import CSVLogger
 
     logs = [Path(lg.log_dir) / "metrics.csv" for lg in trainer.loggers if isinstance(lg, CSVLogger)]
-    if not logs or not logs[0].is_file():
-        log.info("no CSV training log (logger=csv): no curves.png")
+    if not logs:
+        log.info("no curves.png: this run has no CSV logger (logger=csv adds one)")
+        return None
+    if not logs[0].is_file():
+        log.info("no curves.png: the CSV logger wrote no %s (fast_dev_run suppresses logging)", logs[0])
         return None
     path = plot_curves(logs[0], out_dir / "curves.png", title=title)
     if path:
