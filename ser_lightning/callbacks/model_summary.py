@@ -47,6 +47,6 @@ class ModelSummary(RichModelSummary):
         console.print(table)
         frozen = total_parameters - trainable_parameters
         console.print(f"params: {get_human_readable_count(int(trainable_parameters))} trainable, "
-                      f"{get_human_readable_count(int(frozen))} frozen, {get_human_readable_count(int(total_parameters))} "
-                      f"total ({get_formatted_model_size(model_size)} MB); modules: {total_training_modes['train']} "
-                      f"in train mode, {total_training_modes['eval']} in eval mode", highlight=False)
+                      f"{get_human_readable_count(int(frozen))} frozen ({get_formatted_model_size(model_size)} MB); "
+                      f"modules: {total_training_modes['train']} train, {total_training_modes['eval']} eval mode",
+                      highlight=False, soft_wrap=True)

@@ -507,3 +507,9 @@ def evaluate(cfg: DictConfig) -> dict:
         log.info("  %s, %s: n %d  UA %s", v["output_name"], v["adaptation"], v["n"],
                  "n/a" if v["ua"] is None else f"{v['ua']:.4f}")
     return metrics
+
+
+if __name__ == "__main__":  # python -m ser_lightning.cli.eval = ser-eval
+    from ser_lightning.cli.main import run
+
+    run("eval")

@@ -190,3 +190,9 @@ def _read_results(path: Any) -> dict[str, Any] | None:
     if not isinstance(doc, dict) or not isinstance(doc.get("folds", []), list):
         raise ValueError(f"results={file}: expected a JSON object with a 'folds' list")
     return doc
+
+
+if __name__ == "__main__":  # python -m ser_lightning.cli.export = ser-export
+    from ser_lightning.cli.main import run
+
+    run("export")

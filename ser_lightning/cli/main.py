@@ -224,9 +224,15 @@ def cross_corpus() -> Any:
     return run("cross-corpus")
 
 
+_COMMAND_ENV = "SER_LIGHTNING_COMMAND"
+
+
 def main(argv: Sequence[str] | None = None) -> Any:
     """``ser <command> [args]`` and ``python -m ser_lightning <command> [args]``."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if (not args or args[0] not in COMMANDS) and os.environ.get(_COMMAND_ENV) in COMMANDS:
+        # a process Lightning's DDP launcher started again as `python -m ser_lightning.__main__ <overrides>`
+        args = [os.environ[_COMMAND_ENV], *args]
     if not args or args[0] in ("-h", "--help") or args[0] not in COMMANDS:
         width = max(map(len, COMMANDS))
         lines = ["usage: ser <command> [key=value ...] [--help] [-v]", "", "commands:"]
@@ -237,4 +243,5 @@ def main(argv: Sequence[str] | None = None) -> Any:
         if args and args[0] not in ("-h", "--help"):
             print(f"error: unknown command {args[0]!r}", file=sys.stderr)
         raise SystemExit(0 if args and args[0] in ("-h", "--help") else 2)
+    os.environ[_COMMAND_ENV] = args[0]  # inherited by the processes a multi-device run starts again
     return run(args[0], args[1:], prog=f"ser {args[0]}")

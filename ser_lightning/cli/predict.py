@@ -161,3 +161,9 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     if n_err and cfg.get("strict"):
         raise PredictionFailed(f"strict=true: {n_err} of {len(records)} files could not be classified; see {paths['csv']}")
     return doc
+
+
+if __name__ == "__main__":  # python -m ser_lightning.cli.predict = ser-predict
+    from ser_lightning.cli.main import run
+
+    run("predict")

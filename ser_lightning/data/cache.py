@@ -120,6 +120,9 @@ def _locked(lock_path: Path):
 sha256_file = files.sha256_file
 
 
+#: Caches whose reuse this process has logged at INFO (later reuses are logged at DEBUG).
+_ANNOUNCED: set[Path] = set()
+
 #: Digests :func:`checked_sha256` computed in this process, by the file's identity, size and timestamps.
 _CHECKED_DIGESTS: dict[tuple, str] = {}
 
@@ -332,8 +335,10 @@ def build_or_load(
             except CacheCorrupt as err:
                 reason = str(err)
                 log.warning("audio cache %s is damaged: %s; rebuilding it", final, reason)
-            else:
-                log.info("reusing audio cache %s (%d files)", final, len(paths))
+            else:  # said once per process: a datamodule opens the same cache for its splits / views
+                log.log(logging.DEBUG if final in _ANNOUNCED else logging.INFO, "reusing audio cache %s (%d files)",
+                        final, len(paths))
+                _ANNOUNCED.add(final)
         if not final.exists() or reason is not None:
             for stale in cache_dir.glob(f"{key}.tmp-*"):  # left by a killed builder (we hold the lock)
                 shutil.rmtree(stale, ignore_errors=True)
@@ -343,6 +348,7 @@ def build_or_load(
             except CacheCorrupt as err:
                 raise RuntimeError(f"audio cache {final} failed its check right after the build: {err}") from None
             cached.rebuilt_because = reason
+            _ANNOUNCED.add(final)  # "decoding ... into cache" said it
     for _path, why in cached.skipped:
         log.warning("skipped unreadable audio: %s", why)
     if not cached.ok.any():
