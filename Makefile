@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lock train cv cv-emobox test lint docs mutants data bench bench-zoo bench-latency clean
+.PHONY: install lock train cv cv-emobox cv-xcorpus test lint docs mutants data bench bench-zoo bench-latency clean
 
 install: $(STAMP)
 
@@ -42,6 +42,16 @@ cv: install
 ## 1/11/20/21, 4/10/12/14, 8/9/19/23, 3/5/7/24, 2/15/16/18, 6/13/17/22), for rows comparable with EmoBox.
 cv-emobox: install
 	$(PY) train.py -m folds=emobox_ravdess 'data.fold=range(0,6)' $(ARGS)
+
+## The development protocol for robustness (benchmarks/xcorpus_cv.py): RAVDESS -> TESS, TESS -> RAVDESS and
+## leave-one-corpus-out over RAVDESS, TESS and TurEV-DB (each target scored on its own classes, plain and
+## transductively adapted rows), plus RAVDESS 6-fold in-corpus; one row per recipe in
+## benchmarks/results/xcorpus_table.md. Default: the shipped model's recipe. Another recipe:
+## make cv-xcorpus NAME=whisper_tiny_probe XCORPUS="" ARGS=model=whisper_tiny
+NAME    ?= whisper_base_multicorpus_cw
+XCORPUS ?= --incorpus-extra tess turev
+cv-xcorpus: install
+	$(PY) -m benchmarks.xcorpus_cv --name $(NAME) $(XCORPUS) -- $(or $(ARGS),model=whisper_base data.corpus_weights=balanced)
 
 ## Fast CPU test suite (generated audio + one real-RAVDESS integration test if SER_DATA_DIR is set).
 test: install

@@ -610,6 +610,51 @@ def xcorpus() -> str:
     return "\n\n".join(parts) + f"\n\n{src.render()}"
 
 
+#: The recipes of the robustness summary (README, docs/cross-corpus.md): the former default, the multilingual
+#: encoder, and the shipped model's recipe (multi-corpus, corpus-balanced loss weights).
+ROBUSTNESS_RECIPES = ("whisper_tiny_probe", "whisper_base_probe", "whisper_base_multicorpus_cw")
+#: The cells in the summary's column order, with their headers.
+ROBUSTNESS_CELLS = (("ravdess>tess", "RAVDESS → TESS"), ("tess>ravdess", "TESS → RAVDESS"),
+                    ("ravdess+tess>turev", "RAVDESS + TESS → TurEV-DB"), ("tess+turev>ravdess", "TESS + TurEV-DB → RAVDESS"),
+                    ("ravdess+turev>tess", "RAVDESS + TurEV-DB → TESS"), ("ravdess_6fold", "RAVDESS 6-fold"))
+#: The adapted rows shown, with their names (all transductive: they read the unlabelled test clips).
+ROBUSTNESS_ADAPTED = (("set", "adapted to the test set's statistics (transductive)"),
+                      ("speaker", "adapted to each test speaker's statistics (transductive)"))
+
+
+def robustness() -> str:
+    """The development protocol's summary: a few recipes, plain and adapted rows (UA % on the target's classes)."""
+    src = Sources()
+    rows = []
+    for name in ROBUSTNESS_RECIPES:
+        path = RESULTS / f"xcorpus_{name}.json"
+        if not path.is_file():
+            continue
+        d = json.loads(path.read_text(encoding="utf-8"))
+        src.add(path, d, date=d.get("date"), command=d.get("command"))
+        summ = d["summary"]
+        plain = []
+        for cell, _ in ROBUSTNESS_CELLS:
+            c = summ.get(cell)
+            if c is None:
+                plain.append("–")
+            elif cell == "ravdess_6fold":
+                plain.append(f"{c['ua']:.1f} ± {c['sd']:.1f}")
+            else:
+                plain.append(f"{c['ua']:.1f}")
+        rows.append([f"`{name}`, plain", *plain, f"{d.get('minutes', '–')}"])
+        for key, label in ROBUSTNESS_ADAPTED:
+            rows.append([f"`{name}`, {label}",
+                         *[f"{summ[c]['adapted'][key]:.1f}" if c in summ and key in summ[c].get("adapted", {}) else "–"
+                           for c, _ in ROBUSTNESS_CELLS], ""])
+    table = md_table(["recipe, rows", *[h for _, h in ROBUSTNESS_CELLS], "minutes (2 cores)"], rows,
+                     "l" + "r" * (len(ROBUSTNESS_CELLS) + 1))
+    return (f"{table}\n\nUA % over the target's own classes (the output restricted to them); RAVDESS 6-fold: mean ± sd "
+            "over the contiguous actor folds (adapted rows: mean). Plain rows use nothing from the test clips; "
+            "adapted rows standardise the frozen features with the unlabelled test clips' statistics.\n\n"
+            f"{src.render()}")
+
+
 def encoder_extraction() -> str:
     """One-time embedding extraction cost of the Whisper encoders."""
     d, path = load("encoder_extraction.json")
@@ -733,7 +778,7 @@ def train_throughput() -> str:
 
 TABLES: dict[str, Callable[[], str]] = {f.__name__: f for f in (
     shipped_folds, shipped_file, shipped_reference, default_model, homebrew_split, homebrew_cv, encoder_cv,
-    recipes, training_recipes, speaker_norm, model_zoo, latency, latency_encoders, eval_example, xcorpus,
+    recipes, training_recipes, speaker_norm, model_zoo, latency, latency_encoders, eval_example, xcorpus, robustness,
     encoder_extraction, views_extraction, mutants, pipeline, cache_build, train_throughput)}
 
 
@@ -771,8 +816,10 @@ def rewrite(text: str, where: str = "") -> str:
 
 
 def pages(docs: Path = DOCS) -> list[Path]:
-    """The Markdown pages under ``docs``."""
-    return sorted(docs.rglob("*.md"))
+    """The Markdown pages under ``docs``, and the README (the front page) when ``docs`` is the project's."""
+    found = sorted(docs.rglob("*.md"))
+    readme = docs.parent / "README.md"
+    return found + [readme] if docs == DOCS and readme.is_file() else found
 
 
 def main(argv: list[str] | None = None) -> int:
