@@ -90,7 +90,7 @@ def ddp_run(odd_corpus, tmp_path_factory) -> tuple[Path, subprocess.CompletedPro
 # ------------------------------------------------------------------------------ trainer configs
 def _compose(*overrides: str, hydra: bool = False):
     """``conf/train.yaml`` with the homebrew CNN, whose model config sets no trainer keys."""
-    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         return compose("train", overrides=["model=homebrew_cnn", *overrides], return_hydra_config=hydra)
 
 
@@ -146,7 +146,7 @@ def _validate(ckpt: Path, trainer_option: str, tmp_path: Path) -> dict:
     script = tmp_path / "validate.py"
     script.write_text(VALIDATE_SCRIPT)
     out = tmp_path / f"val_{trainer_option}.json"
-    args = [str(ckpt), trainer_option, str(out), str(tmp_path), str(REPO / "conf")]
+    args = [str(ckpt), trainer_option, str(out), str(tmp_path), str(REPO / "ser_lightning" / "conf")]
     if trainer_option == "cpu":
         r = run_script_in_process(str(script), *args)
     else:

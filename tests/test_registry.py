@@ -63,7 +63,7 @@ def test_builder_gives_a_waveform_network_the_raw_frontend_and_fits_a_backbones_
 
 @pytest.mark.parametrize("old", ["report001_cnn", "report000_ensemble"])
 def test_old_model_config_names_still_compose(old):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[f"model={old}"])
         new = compose("train", overrides=[f"model={OLD_NAMES[old]}"])
     assert cfg.model.name == old and {**cfg.model, "name": None} == {**new.model, "name": None}

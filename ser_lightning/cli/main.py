@@ -15,7 +15,6 @@ Hydra's ``pkg://`` search path, so an installed wheel works from any directory):
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import re
 import sys
@@ -62,20 +61,14 @@ COMMANDS = {c.name: c for c in (
 )}
 
 
-_CHECKOUT_CONF = Path(__file__).resolve().parents[2] / "conf"
-
-
 def config_dir() -> Path:
     """The folder of the package's configs (``ser_lightning/conf``)."""
-    if importlib.util.find_spec(CONFIG_PACKAGE) is None:  # TODO(move): configs still at the checkout's conf/
-        return _CHECKOUT_CONF
     return Path(str(resources.files(CONFIG_PACKAGE)))
 
 
 def config_path() -> str:
-    """Hydra's ``config_path`` of the package's configs: ``pkg://ser_lightning.conf``."""
-    if importlib.util.find_spec(CONFIG_PACKAGE) is None:
-        return str(_CHECKOUT_CONF)
+    """Hydra's ``config_path`` of the package's configs: ``pkg://ser_lightning.conf`` (inside an installed wheel as in
+    a checkout)."""
     return "pkg://" + CONFIG_PACKAGE
 
 
@@ -87,8 +80,9 @@ def _option_lines(config: str) -> tuple[list[str], list[str], list[str]]:
         if not line.startswith("#"):
             break
         header.append(line.lstrip("# ").rstrip())
-    options, groups, in_defaults = [], [], False
+    options, groups, in_defaults, above, parent = [], [], False, [], None
     for line in text:
+        comments, above = above, [*above, line.lstrip("# ").rstrip()] if line.startswith("#") else []
         if line.startswith("defaults:"):
             in_defaults = True
             continue
@@ -103,8 +97,18 @@ def _option_lines(config: str) -> tuple[list[str], list[str], list[str]]:
             else:
                 continue
         m = re.match(r"^(\w+):\s*(.*?)\s*(?:#\s*(.*))?$", line)
-        if m and m.group(1) not in ("task_name", "defaults", "hydra") and m.group(2):
-            options.append(f"  {m.group(1)}={m.group(2)}" + (f"  # {m.group(3)}" if m.group(3) else ""))
+        if m:
+            parent = m.group(1) if not m.group(2) else None  # a mapping: its direct keys are listed as parent.key
+        child = re.match(r"^  (\w+):\s*(.*?)\s*(?:#\s*(.*))?$", line)
+        if child and parent and parent not in ("defaults", "hydra") and child.group(2):
+            m, key = child, f"{parent}.{child.group(1)}"
+        elif m:
+            key = m.group(1)
+        else:
+            continue
+        if key not in ("task_name", "defaults", "hydra") and m.group(2):
+            note = m.group(3) or (comments[0] if comments else "")  # the inline comment, else the comment block above
+            options.append(f"  {key}={m.group(2)}" + (f"  # {note}" if note else ""))
     return header, options, groups
 
 

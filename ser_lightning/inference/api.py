@@ -8,8 +8,9 @@
 {'neutral': 0.02, 'calm': 0.01, ...}
 >>> [p.label for p in model.predict(["a.wav", "b.m4a"])]                            # doctest: +SKIP
 ['happy', 'sad']
->>> [p.source for p in model.predict("recordings/")]                                # doctest: +SKIP
-['recordings/a.wav', 'recordings/sub/b.flac']
+>>> for p in model.predict("recordings/"): print(p.source, p.label)                 # doctest: +SKIP
+recordings/a.wav happy
+recordings/sub/b.flac sad
 >>> model("clip.wav", top_k=2)                                                      # doctest: +SKIP
 [{'label': 'angry', 'score': 0.61}, {'label': 'sad', 'score': 0.2}]
 
