@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler, default_collate
 
-from ser_lightning.data.audio import AudioConfig
+from ser_lightning.data.audio import AUDIO_KEYS, AudioConfig, audio_config_from_hparams  # noqa: F401 (the last two re-exported)
 from ser_lightning.data.cache import CachedWaves, build_or_load
 from ser_lightning.data.crops import (
     CropGroups,
@@ -366,26 +366,8 @@ def resolve_data_root(root: str | None) -> Path:
 
 #: Datamodule settings that define how a clip is decoded (``AudioConfig``); a checkpoint stores
 #: them in ``datamodule_hyper_parameters``, and eval/predict/export reuse them from there.
-AUDIO_KEYS = ("sample_rate", "duration_s", "normalize", "trim_silence", "pad_mode", "crop", "clip_length")
 #: ``data.unknown_labels`` choices (see :class:`SERDataModule`).
 UNKNOWN_LABEL_POLICIES = ("error", "drop", "unscorable")
-
-
-def audio_config_from_hparams(hp: dict[str, Any]) -> AudioConfig:
-    """The clip preprocessing defined by datamodule settings (e.g. a checkpoint's).
-
-    Args:
-        hp: ``SERDataModule`` settings, e.g. ``datamodule_hyper_parameters`` of a checkpoint.
-
-    Returns:
-        :class:`~ser_lightning.data.audio.AudioConfig` (sample rate Hz, ``duration_s``,
-        normalisation, silence trimming, padding, crop); settings the datamodule does not store
-        (``target_rms_dbfs``, ``trim_db``) take their defaults.
-
-    Raises:
-        ValueError: a setting out of range (from ``AudioConfig``).
-    """
-    return AudioConfig(**{k: hp[k] for k in AUDIO_KEYS if k in hp})
 
 
 #: ``data.corpus_weights`` choices (``None``: every training item weighs 1).
