@@ -7,13 +7,15 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightning.pytorch as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ser_lightning.hardware import trainer_from_config
+
+if TYPE_CHECKING:  # Lightning is imported by what trains, not by predict.py (tests/test_predict_imports.py)
+    import lightning.pytorch as pl
 
 log = logging.getLogger(__name__)
 
