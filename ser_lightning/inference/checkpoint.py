@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ser_lightning.data.audio import AudioConfig, audio_config_from_hparams
+from ser_lightning.models.facts import network_facts
 from ser_lightning.models.weights_source import weights_from_checkpoint
 
 
@@ -150,7 +151,7 @@ class PredictionClassifier(nn.Module):
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(batch, n_classes)``; ``lengths`` goes to a network that reads whole clips."""
-        if lengths is not None and getattr(self.network, "pool_states", None) is not None:
+        if lengths is not None and network_facts(self.network).whole_clips:
             return self.network(self.frontend(wave), lengths)
         return self.network(self.frontend(wave))
 
@@ -250,7 +251,7 @@ class ProbabilityModel(nn.Module):
         encoder models, trained with ``data.clip_length=whole``), so that their pooling ignores the
         zero padding as in training; other networks ignore it.
         """
-        if lengths is not None and getattr(self.network, "pool_states", None) is not None:
+        if lengths is not None and network_facts(self.network).whole_clips:
             return torch.softmax(self.network(self.frontend(waveform), lengths).float(), dim=-1)
         return torch.softmax(self.network(self.frontend(waveform)).float(), dim=-1)
 

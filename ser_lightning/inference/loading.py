@@ -36,6 +36,7 @@ from ser_lightning.inference.checkpoint import (
 )
 from ser_lightning.inference.default_model import resolve_model_path
 from ser_lightning.inference.runners import OnnxRunner
+from ser_lightning.models.facts import network_facts
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ def _speaker_norm_model(classifier: Any, audio_cfg: AudioConfig, path: Path, dev
                         stored: dict[str, Any]) -> LoadedModel:
     """A :class:`LoadedModel` of a checkpoint trained with ``data.speaker_norm=true`` (split at the pooled states)."""
     network = classifier.network
-    if not (hasattr(network, "pooled_states") and hasattr(network, "forward_pooled")):
+    if not network_facts(network).pooled_split:
         raise ValueError(f"ckpt_path={path}: trained with data.speaker_norm=true, but its network "
                          f"{type(network).__name__} has no pooled hidden states to standardise")
     embed, run_pooled = _pooled_functions(classifier, device)

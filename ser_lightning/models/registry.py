@@ -47,6 +47,9 @@ class ModelInfo:
         source: Paper or report section the network follows.
         pretrained: Where pretrained weights can come from (values of ``model.pretrained``),
             empty when the network trains from scratch only.
+        whole_clips: It reads whole clips with their valid lengths (``network(features, lengths)``); the
+            builder checks the built network agrees (:class:`~ser_lightning.models.facts.NetworkFacts`).
+        sample_rate: The rate (Hz) its pretrained weights need, or ``None`` (any).
     """
 
     name: str
@@ -57,6 +60,8 @@ class ModelInfo:
     fit_frontend: bool = False
     source: str = ""
     pretrained: tuple[str, ...] = ()
+    whole_clips: bool = False
+    sample_rate: int | None = None
 
 
 _MODELS: dict[str, ModelInfo] = {}
@@ -94,6 +99,8 @@ def register_model(
     fit_frontend: bool = False,
     source: str = "",
     pretrained: Sequence[str] = (),
+    whole_clips: bool = False,
+    sample_rate: int | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering a network class or factory under ``name`` with its facts (:class:`ModelInfo`).
 
@@ -110,7 +117,8 @@ def register_model(
         if name in _MODELS or name in _DEPRECATED:
             raise ValueError(f"model {name!r} is registered twice")
         _MODELS[name] = ModelInfo(name, builder, input_kind, size(default_input_size), size(min_input_size),
-                                  bool(fit_frontend), source, tuple(pretrained))
+                                  bool(fit_frontend), source, tuple(pretrained), bool(whole_clips),
+                                  None if sample_rate is None else int(sample_rate))
         return builder
 
     return deco

@@ -41,6 +41,7 @@ from ser_lightning.data.feature_cache import (
 )
 from ser_lightning.data.views import views_identity
 from ser_lightning.models.encoders.base import weights_sha256
+from ser_lightning.models.facts import network_facts
 
 log = logging.getLogger(__name__)
 
@@ -361,12 +362,12 @@ def frozen_feature_path(model, dm, model_settings: dict[str, Any]) -> tuple[bool
     mode = str(model_settings.get("feature_cache", "auto"))
     if mode not in FEATURE_CACHE_MODES:
         raise ValueError(f"model.feature_cache={mode!r} is not one of {list(FEATURE_CACHE_MODES)}")
-    net = model.network
-    if not hasattr(net, "cacheable"):
+    facts = network_facts(model.network)
+    if not facts.pooled_split:
         return False, "waveform path (the network is not an encoder model)"
     if mode == "off":
         return False, "waveform path (model.feature_cache=off)"
-    if not net.cacheable:
+    if not facts.cacheable:
         return False, ("waveform path (the encoder trains, or the head pools combined frames or has a trained "
                        "pooling: nothing to cache)")
     if dm.waveform_augmented:
