@@ -139,7 +139,8 @@ def test_built_networks_carry_their_facts_and_checkpoints_store_them():
 
     _, cnn = build_network({"name": "homebrew_cnn"}, {"name": "logmel"}, 4, 48000)
     assert network_facts(cnn) == NetworkFacts(input_kind="spectrogram")
-    settings = {"name": "byol_s", "pretrained": "offline", "freeze": "frozen", "head_layers": 0}
+    settings = {"name": "byol_s", "pretrained": "offline", "freeze": "frozen", "head_layers": 0, "pool_each_layer": True,
+                "pooling": "mean_std"}
     _, byol = build_network(settings, {"name": "logmel"}, 4, 48000)
     assert network_facts(byol) == NetworkFacts("waveform", whole_clips=True, pooled_split=True, cacheable=True,
                                                takes_norm_stats=True, sample_rate=16000)
