@@ -20,6 +20,19 @@ if TYPE_CHECKING:  # Lightning is imported by what trains, not by predict.py (te
 log = logging.getLogger(__name__)
 
 
+def to_plain(node: Any, default: Any = None) -> Any:
+    """A config node as plain Python containers (resolved); ``default`` for ``None``; other values unchanged.
+
+    >>> to_plain(OmegaConf.create({"a": "${b}", "b": 1}))
+    {'a': 1, 'b': 1}
+    >>> to_plain(None, {})
+    {}
+    """
+    if OmegaConf.is_config(node):
+        return OmegaConf.to_container(node, resolve=True)
+    return default if node is None else node
+
+
 def quiet_known_warnings() -> None:
     """Silence warnings that do not apply to this project's design.
 
@@ -263,7 +276,7 @@ def build_classifier(cfg: DictConfig, class_names: list[str], num_samples: int,
     from ser_lightning.modules.classifier import SERClassifier
 
     def plain(node):
-        return OmegaConf.to_container(node, resolve=True) if node is not None else {}
+        return to_plain(node, {})
 
     loss = plain(cfg.get("loss"))
     return SERClassifier(

@@ -44,6 +44,7 @@ from ser_lightning.cli.common import (
     finish_wandb,
     quiet_known_warnings,
     single_device_overrides,
+    to_plain,
 )
 from ser_lightning.cli.validate import validate_config
 from ser_lightning.distributed import install_sigterm_watchdog
@@ -59,7 +60,7 @@ log = logging.getLogger(__name__)
 
 
 def _plain(node) -> dict:
-    return OmegaConf.to_container(node, resolve=True) if node is not None else {}
+    return to_plain(node, {})
 
 
 def build_datamodule(cfg: DictConfig, run_dir: str | Path | None, full_batch: bool = False):
