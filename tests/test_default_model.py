@@ -295,7 +295,7 @@ def _encoder_checkpoint(path, **model_overrides):
 
     from ser_lightning.modules.classifier import SERClassifier
 
-    settings = OmegaConf.to_container(OmegaConf.load(REPO / "ser_lightning" / "conf" / "model" / "whisper_tiny.yaml").model)
+    settings = {k: v for k, v in OmegaConf.to_container(OmegaConf.load(REPO / "ser_lightning" / "conf" / "model" / "whisper_tiny.yaml")).items() if k != "defaults"}
     torch.manual_seed(3)
     module = SERClassifier(model={**settings, **model_overrides}, features={"name": "logmel"}, class_names=LABELS,
                            num_samples=96000)

@@ -289,7 +289,7 @@ LABELS = ["neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surpri
 def _module(name: str):
     from ser_lightning.modules.classifier import SERClassifier
 
-    settings = OmegaConf.to_container(OmegaConf.load(REPO / "ser_lightning" / "conf" / "model" / f"{name}.yaml").model)
+    settings = {k: v for k, v in OmegaConf.to_container(OmegaConf.load(REPO / "ser_lightning" / "conf" / "model" / f"{name}.yaml")).items() if k != "defaults"}
     torch.manual_seed(3)
     module = SERClassifier(model=settings, features={"name": "logmel"}, class_names=LABELS, num_samples=96000)
     with torch.no_grad():  # a head that is not the initialisation, pooled statistics that are not 0 / 1

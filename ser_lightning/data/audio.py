@@ -27,6 +27,7 @@ import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -389,3 +390,25 @@ def load_clip(path: str | Path, cfg: AudioConfig, return_length: bool = False):
     if not np.isfinite(out).all():  # e.g. float samples near 3e38 overflowing in the channel mean
         raise AudioDecodeError(f"{path}: non-finite samples after down-mixing and resampling (values out of range)")
     return (out, min(len(x), cfg.num_samples)) if return_length else out
+
+
+#: The datamodule settings that define a clip's preprocessing (stored in every checkpoint's
+#: ``datamodule_hyper_parameters``; :func:`audio_config_from_hparams`).
+AUDIO_KEYS = ("sample_rate", "duration_s", "normalize", "trim_silence", "pad_mode", "crop", "clip_length")
+
+
+def audio_config_from_hparams(hp: dict[str, Any]) -> AudioConfig:
+    """The clip preprocessing defined by datamodule settings (e.g. a checkpoint's).
+
+    Args:
+        hp: ``SERDataModule`` settings, e.g. ``datamodule_hyper_parameters`` of a checkpoint.
+
+    Returns:
+        :class:`~ser_lightning.data.audio.AudioConfig` (sample rate Hz, ``duration_s``,
+        normalisation, silence trimming, padding, crop); settings the datamodule does not store
+        (``target_rms_dbfs``, ``trim_db``) take their defaults.
+
+    Raises:
+        ValueError: a setting out of range (from ``AudioConfig``).
+    """
+    return AudioConfig(**{k: hp[k] for k in AUDIO_KEYS if k in hp})
