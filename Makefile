@@ -38,7 +38,7 @@ train: install
 cv: install
 	$(PY) train.py -m data.split=kfold 'data.fold=range(0,6)' $(ARGS)
 
-## The same 6-fold cross-validation on EmoBox's RAVDESS actor groups (conf/folds/emobox_ravdess.yaml: test actors
+## The same 6-fold cross-validation on EmoBox's RAVDESS actor groups (ser_lightning/conf/folds/emobox_ravdess.yaml: test actors
 ## 1/11/20/21, 4/10/12/14, 8/9/19/23, 3/5/7/24, 2/15/16/18, 6/13/17/22), for rows comparable with EmoBox.
 cv-emobox: install
 	$(PY) train.py -m folds=emobox_ravdess 'data.fold=range(0,6)' $(ARGS)

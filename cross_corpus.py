@@ -1,17 +1,7 @@
-"""Cross-corpus evaluation: ``python cross_corpus.py cross.train=[ravdess]`` or ``cross.mode=loco``."""
+"""Cross-corpus evaluation: ``python cross_corpus.py cross.train=[ravdess]`` or ``cross.mode=loco``
+(= ``ser-cross-corpus``)."""
 
-import hydra
-from omegaconf import DictConfig
-
-
-@hydra.main(config_path="conf", config_name="cross_corpus", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point; see :func:`ser_lightning.cli.cross_corpus.run_cross_corpus`."""
-    from ser_lightning.cli.common import run_cli
-    from ser_lightning.cli.cross_corpus import run_cross_corpus
-
-    run_cli(run_cross_corpus, cfg)
-
+from ser_lightning.cli.main import cross_corpus as main
 
 if __name__ == "__main__":
     main()

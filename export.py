@@ -1,17 +1,7 @@
-"""Export a checkpoint to ONNX / TorchScript: ``python export.py ckpt_path=... [format=onnx|torchscript|both]``."""
+"""Export a checkpoint to ONNX / TorchScript: ``python export.py ckpt_path=... [format=onnx|torchscript|both]``
+(= ``ser-export``)."""
 
-import hydra
-from omegaconf import DictConfig
-
-
-@hydra.main(config_path="conf", config_name="export", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point; see :func:`ser_lightning.cli.export.export`."""
-    from ser_lightning.cli.common import run_cli
-    from ser_lightning.cli.export import export
-
-    run_cli(export, cfg)
-
+from ser_lightning.cli.main import export as main
 
 if __name__ == "__main__":
     main()

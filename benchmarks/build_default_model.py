@@ -463,7 +463,7 @@ def reference_evaluation(ckpt: Path, data_root: Path, speakers: tuple[str, ...] 
                      "trainer.accelerator=cpu", "trainer.devices=1"]
         if cache_dir is not None:
             overrides.append(f"data.cache_dir={cache_dir}")
-        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
             cfg = compose("eval", overrides=overrides)
         if heard is None:
             overlap = sorted(set(speakers) & heard_speakers(ckpt, data_root, Path(cfg.data.cache_dir)))

@@ -69,7 +69,7 @@ def measure(model: str, root: Path, clips: int, stride: int, pretrained: str | N
     """
     from ser_lightning.models import build_model
 
-    settings = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "model" / f"{model}.yaml").model)
+    settings = {k: v for k, v in OmegaConf.to_container(OmegaConf.load(REPO / "ser_lightning" / "conf" / "model" / f"{model}.yaml")).items() if k != "defaults"}
     batch = int(settings.pop("extract_batch_size", 16))
     keep = ("pretrained", "pad_to_30s", "freeze", "pool_each_layer", "pooling", "layer_combine", "layers", "pooled_norm")
     kwargs = {k: settings[k] for k in keep if k in settings}

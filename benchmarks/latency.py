@@ -89,7 +89,7 @@ def build(name: str, duration_s: float = 3.0, overrides: list[str] | None = None
     from ser_lightning.data.labels import get_label_set
     from ser_lightning.inference.checkpoint import ProbabilityModel
 
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         # class weights need training counts (no data here); they do not change the forward pass
         cfg = compose("train", overrides=[f"model={name}", f"data.duration_s={duration_s}", "loss.class_weights=null",
                                           *(overrides or [])])

@@ -12,6 +12,16 @@ See :func:`load_model` and :class:`ser_lightning.inference.api.EmotionModel`.
 
 from __future__ import annotations
 
+import os
+
+# Idle OpenMP threads sleep instead of spinning (read once, when torch loads OpenMP, so set before torch is
+# imported: here, since every command and `import ser_lightning` import torch through this package). The default
+# model's L-BFGS fits are thousands of small tensor operations; with spinning threads on shared cores each
+# operation can wait for a descheduled partner, which made the fits 5-10 times slower when another job used the
+# cores. The results do not change (the thread count decides the arithmetic, not how idle threads wait). Set
+# OMP_WAIT_POLICY=ACTIVE to spin.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 __version__ = "0.1.0"
 
 #: The torch / torchaudio / torchvision trio this release is built and locked against (pyproject.toml pins

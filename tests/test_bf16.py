@@ -31,7 +31,7 @@ def _overrides(name: str, cfg_model) -> list[str]:
 
 
 def _compose(*overrides: str):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         return compose("train", overrides=list(overrides))
 
 

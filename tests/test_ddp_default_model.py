@@ -30,7 +30,7 @@ RUN_TIMEOUT_S = 420
 QUICK = ["data.duration_s=2.0", "callbacks.progress_bar=null", "callbacks.model_summary=null"]
 FOLDS = ["data.split=kfold", "data.n_folds=4", "data.fold=0"]  # test = actors 1-2, validation 2 other actors
 #: Every optimiser config but the default model's own (optim=lbfgs: the first test).
-OPTIM_CONFIGS = sorted(p.stem for p in (REPO / "conf" / "optim").glob("*.yaml") if p.stem != "lbfgs")
+OPTIM_CONFIGS = sorted(p.stem for p in (REPO / "ser_lightning" / "conf" / "optim").glob("*.yaml") if p.stem != "lbfgs")
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_default_model_trains_under_ddp_exactly_as_on_one_process(corpus, cache_
 
 
 def test_every_optimiser_config_is_tested():
-    assert len(OPTIM_CONFIGS) >= 5 and (REPO / "conf" / "optim" / "lbfgs.yaml").is_file()
+    assert len(OPTIM_CONFIGS) >= 5 and (REPO / "ser_lightning" / "conf" / "optim" / "lbfgs.yaml").is_file()
 
 
 @pytest.mark.parametrize("optim", OPTIM_CONFIGS)
@@ -225,12 +225,12 @@ def test_the_watchdog_ends_a_process_blocked_in_native_code_and_its_children(tmp
 def test_the_process_group_gets_the_configured_collective_timeout(tmp_path):
     from ser_lightning.hardware import trainer_from_config
 
-    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=["trainer=ddp_sim", "trainer.collective_timeout_s=42",
                                           f"trainer.default_root_dir={tmp_path}"])
     trainer = trainer_from_config(cfg.trainer, logger=False, callbacks=[])
     assert trainer.world_size == 2 and trainer.strategy._timeout.total_seconds() == 42
-    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         bad = compose("train", overrides=["trainer=ddp_sim", "trainer.collective_timeout_s=0",
                                           f"trainer.default_root_dir={tmp_path}"])
     with pytest.raises(ValueError, match=r"trainer\.collective_timeout_s=0 must be a positive number of seconds"):

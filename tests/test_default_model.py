@@ -55,7 +55,7 @@ def test_load_model_default_and_predict_without_ckpt_path(tiny_default, trained_
     by_name = ser.load_model("default", vad=False).predict(wav)
     by_path = ser.load_model(trained_members[0], vad=False).predict(wav)
     assert by_name.label == by_path.label and by_name.probabilities == pytest.approx(by_path.probabilities)
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         cfg = compose("predict", overrides=[f"input={wav}", f"paths.output_dir={tmp_path / 'run'}", "progress=false",
                                             "vad.enabled=false"])
     assert cfg.ckpt_path is None and cfg.ckpt is None  # no model given: the default
@@ -66,7 +66,7 @@ def test_load_model_default_and_predict_without_ckpt_path(tiny_default, trained_
 def test_eval_ckpt_path_default(tiny_default, tiny_ravdess, tmp_path):
     from ser_lightning.cli.eval import evaluate
 
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         cfg = compose("eval", overrides=["ckpt_path=default", f"paths.output_dir={tmp_path / 'eval'}",
                                          f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path / 'cache'}",
                                          "trainer.accelerator=cpu", "trainer.devices=1"])
@@ -74,7 +74,7 @@ def test_eval_ckpt_path_default(tiny_default, tiny_ravdess, tmp_path):
     assert metrics["n"] == 32  # 2 test speakers x 8 emotions x 2 statements
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["ua"] == metrics["ua"]
     # the file `default` resolves to, evaluated by its path, gives the same clip-by-clip answers ...
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         by_path = evaluate(compose("eval", overrides=[f"ckpt_path={tiny_default}", f"paths.output_dir={tmp_path / 'path'}",
                                                       f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path / 'cache'}",
                                                       "trainer.accelerator=cpu", "trainer.devices=1"]))
@@ -191,7 +191,7 @@ def test_the_shipped_model_keeps_its_recorded_per_class_recall(real_data_root, t
     stems = reference_clip_stems(real_data_root, clips["speakers"])
     assert (len(stems), clip_names_sha256(stems)) == (clips["n_clips"], clips["clip_names_sha256"]), \
         f"the reference clips under {real_data_root} are not the ones the build measured"
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         cfg = compose("eval", overrides=["ckpt_path=default", f"paths.output_dir={tmp_path / 'eval'}",
                                          f"data.root={real_data_root}", f"data.cache_dir={tmp_path / 'cache'}",
                                          f"+data.corpora=[{clips['corpus']}]",
@@ -262,7 +262,7 @@ def test_build_script_installs_a_loadable_default_with_cards(trained_members, ti
     with open(trained_members[1].parents[1] / "split.csv", newline="") as fh:  # the shipped model's own training run
         heard = {r["speaker"] for r in csv.DictReader(fh) if r["split"] in ("train", "val")}
     assert ref["clip_set"]["heard_in_training"] == bool(heard & {"ravdess_01", "ravdess_02"})
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         again = evaluate(compose("eval", overrides=[
             f"ckpt_path={shipped}", f"paths.output_dir={tmp_path / 'again'}", f"data.root={tiny_ravdess}",
             f"data.cache_dir={tmp_path / 'cache'}", "+data.speakers=[ravdess_01,ravdess_02]", "split=all",
@@ -299,7 +299,7 @@ def _encoder_checkpoint(path, **model_overrides):
 
     from ser_lightning.modules.classifier import SERClassifier
 
-    settings = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "model" / "whisper_tiny.yaml").model)
+    settings = {k: v for k, v in OmegaConf.to_container(OmegaConf.load(REPO / "ser_lightning" / "conf" / "model" / "whisper_tiny.yaml")).items() if k != "defaults"}
     torch.manual_seed(3)
     module = SERClassifier(model={**settings, **model_overrides}, features={"name": "logmel"}, class_names=LABELS,
                            num_samples=96000)

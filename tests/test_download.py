@@ -149,3 +149,33 @@ def test_main_bad_url_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err
     assert "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- pooch and the known checksum
+def test_known_hash_is_checked_before_unpacking(tmp_path, full_zip):
+    from ser_lightning.files import sha256_file
+
+    good = f"sha256:{sha256_file(full_zip)}"
+    out = dl.download_ravdess(tmp_path / "ok", url=full_zip.as_uri(), known_hash=good)
+    assert dl.verify_ravdess(out) == (1440, 24)
+    root = tmp_path / "bad"
+    with pytest.raises(RuntimeError) as info:
+        dl.download_ravdess(root, url=full_zip.as_uri(), known_hash="sha256:" + "0" * 64)
+    msg = str(info.value)
+    assert "does not match its known checksum" in msg and "\n" not in msg and full_zip.as_uri() in msg
+    assert not (root / "ravdess").exists() and list((root / "downloads").iterdir()) == []  # nothing unpacked or kept
+    # a zip already in downloads/ with another checksum is downloaded again, then checked
+    (root / "downloads" / dl.ZIP_NAME).write_bytes(_make_zip(tmp_path / "short.zip", actors=2).read_bytes())
+    out = dl.download_ravdess(root, url=full_zip.as_uri(), known_hash=good)
+    assert dl.verify_ravdess(out) == (1440, 24)
+
+
+def test_the_zenodo_url_gets_its_published_checksum(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(dl, "_retrieve", lambda url, path, known_hash: seen.update(url=url, known_hash=known_hash))
+    monkeypatch.setattr(dl, "_extract", lambda *a: None)
+    monkeypatch.setattr(dl, "verify_ravdess", lambda *a: (1440, 24))
+    dl.download_ravdess(tmp_path, force=True)
+    assert seen == {"url": dl.RAVDESS_URL, "known_hash": dl.RAVDESS_KNOWN_HASH}
+    dl.download_ravdess(tmp_path, url="https://mirror.example/ravdess.zip", force=True)
+    assert seen["known_hash"] is None  # another URL: the caller's checksum (none given)

@@ -32,7 +32,7 @@ def test_encoder_models_are_registered_with_facts():
 
 @pytest.mark.parametrize("name", ENCODER_MODELS)
 def test_encoder_configs_compose_to_whole_clips_without_wave_augmentation(name):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[f"model={name}"])
     assert cfg.model.name == name and cfg.data.clip_length == "whole" and cfg.model.freeze == "frozen"
     assert cfg.data.duration_s >= 5.3  # the longest RAVDESS clip fits whole
@@ -219,7 +219,7 @@ def test_encoder_model_fast_dev_run_on_real_ravdess(name, real_data_root, tmp_pa
 def test_default_model_is_the_refit_whisper_probe_and_homebrew_stays_one_word_away():
     """train.py's default is the frozen Whisper tiny.en probe with its refit; a model config's own top-level
     keys (refit) win over train.yaml's, and the command line wins over both."""
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         default = compose("train")
         off = compose("train", overrides=["refit=false"])
         cnn = compose("train", overrides=["model=homebrew_cnn"])

@@ -153,11 +153,23 @@ def test_eval_writes_report_tables_and_figures(trained_members, tiny_ravdess, tm
     assert all(abs(sum(map(float, row[1:])) - 1) < 1e-3 for row in norm[1:])
     cal = m["calibration"]
     # The temperature is the one fitted on the checkpoint's validation logits (not on the test's).
-    t_val, t_test = (fit_temperature(*_split_logits(ckpt, tiny_ravdess, ckpt.parents[2] / "cache", s)) for s in ("val", "test"))
+    split_logits = {s: _split_logits(ckpt, tiny_ravdess, ckpt.parents[2] / "cache", s) for s in ("val", "test")}
+    t_val, t_test = (fit_temperature(*split_logits[s]) for s in ("val", "test"))
     assert abs(t_val - t_test) > 1e-3  # the two fits differ, so the check below can tell them apart
     assert cal["temperature"] == pytest.approx(t_val, rel=1e-4, abs=1e-4)
     assert cal["temperature"] > 0 and cal["nll_after"] <= cal["nll_before"] + 0.05 and m["confidence"]["ece_bins"] == 15
     assert m["unscorable"]["n"] == 0
+    # predictions.csv: one row per test clip, in the split's order, with the model's probabilities
+    clips = list(csv.DictReader((out / "predictions.csv").open()))
+    test_paths = [row["path"] for row in csv.DictReader((out / "split.csv").open()) if row["split"] == "test"]
+    assert [c["path"] for c in clips] == test_paths and len(clips) == m["n"]
+    logits, targets = split_logits["test"]
+    probs = logits.softmax(dim=1).numpy()
+    got = np.array([[float(c[f"p_{k}"]) for k in m["labels"]] for c in clips])
+    np.testing.assert_allclose(got, probs, atol=1e-5)
+    assert [c["true_label"] for c in clips] == [m["labels"][int(t)] for t in targets]
+    assert [c["predicted_label"] for c in clips] == [m["labels"][int(k)] for k in probs.argmax(axis=1)]
+    assert sum(int(c["correct"]) for c in clips) == round(m["wa"] * m["n"])
     report = (out / "report.md").read_text()
     for text in ("UA (%)", "confusion_matrix.png", "reliability.png", "confusion_matrix.csv", "Top confused pairs",
                  "15 equal-width bins", f"T = {cal['temperature']:.3f}"):

@@ -25,11 +25,19 @@ from ser_lightning.modules.optim import check_optim_config
 from tests.conftest import REPO, run_script
 from tests.metric_checks import LABEL_SETS, assert_test_metrics_match_split, split_rows
 
-EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (REPO / "ser_lightning" / "conf" / "experiment").glob("*.yaml"))
+#: Recipes an encoder model names in its own defaults (``conf/model/<model>.yaml`` → ``<model>_probe``): they come
+#: with ``model=<model>`` and carry no network of their own.
+PROBES = {name: name.removesuffix("_probe") for name in EXPERIMENTS if name.endswith("_probe")}
+
+
+def _selection(name: str) -> list[str]:
+    """The overrides that select experiment ``name``: a probe recipe with the model that names it."""
+    return [f"model={PROBES[name]}"] if name in PROBES else [f"experiment={name}"]
 
 
 def _compose(*overrides: str, hydra: bool = False):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         return compose("train", overrides=list(overrides), return_hydra_config=hydra)
 
 
@@ -40,7 +48,7 @@ def _sweep_jobs(params) -> list[list[str]]:
 
 
 def _experiment_file(name: str) -> dict:
-    return OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "experiment" / f"{name}.yaml"))
+    return OmegaConf.to_container(OmegaConf.load(REPO / "ser_lightning" / "conf" / "experiment" / f"{name}.yaml"))
 
 
 def _parents(name: str) -> list[str]:
@@ -50,14 +58,17 @@ def _parents(name: str) -> list[str]:
 
 def _experiment_group(name: str, group: str) -> str:
     """The ``group`` option an experiment selects, read from the files without Hydra: its own
-    ``override /group``, else that of the experiment it extends, else ``conf/train.yaml``'s default."""
+    ``override /group``, else that of the experiment it extends, else ``conf/train.yaml``'s default (a probe
+    recipe's model: the model that names it)."""
+    if group == "model" and name in PROBES:
+        return PROBES[name]
     for entry in _experiment_file(name).get("defaults", []):
         if isinstance(entry, dict) and f"override /{group}" in entry:
             return entry[f"override /{group}"]
     parents = _parents(name)
     if parents:
         return _experiment_group(parents[0], group)
-    train = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "train.yaml"))["defaults"]
+    train = OmegaConf.to_container(OmegaConf.load(REPO / "ser_lightning" / "conf" / "train.yaml"))["defaults"]
     return next(e[group] for e in train if isinstance(e, dict) and group in e)
 
 
@@ -70,7 +81,7 @@ def _experiment_optim(name: str) -> dict:
             inherited.update(own_keys(parent))
         return {**inherited, **_experiment_file(n).get("optim", {})}
 
-    base = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "optim" / f"{_experiment_group(name, 'optim')}.yaml"))
+    base = OmegaConf.to_container(OmegaConf.load(REPO / "ser_lightning" / "conf" / "optim" / f"{_experiment_group(name, 'optim')}.yaml"))
     return {**base, **own_keys(name)}
 
 
@@ -81,7 +92,7 @@ def test_experiments_are_found():
 # ----------------------------------------------------------------------------- composition (cheap)
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_composes_with_valid_settings(name):
-    cfg = _compose(f"experiment={name}")
+    cfg = _compose(*_selection(name))
     OmegaConf.resolve(cfg.data)  # data.seed=${seed} etc.
     check_optim_config(OmegaConf.to_container(cfg.optim))  # raises on a bad optim setting
     wave = OmegaConf.to_container(cfg.augment).get("wave") or {}
@@ -97,14 +108,14 @@ def test_experiment_composes_with_valid_settings(name):
 
 @pytest.mark.parametrize("name", [n for n in EXPERIMENTS if n.startswith("report")])
 def test_report_experiment_header_cites_its_report_and_differences(name):
-    text = (REPO / "conf" / "experiment" / f"{name}.yaml").read_text()
+    text = (REPO / "ser_lightning" / "conf" / "experiment" / f"{name}.yaml").read_text()
     assert text.startswith("# @package _global_\n")
     header = text.split("\ndefaults:")[0]
     number = name[len("report") : len("report") + 3]
     assert f"Report {number}" in header and "§" in header
     assert f"experiment={name}" in header  # the command
     if "differ" not in header.lower():  # a backbone variant points to its base file for that
-        assert "experiment=report003" in header and "differs" in (REPO / "conf/experiment/report003.yaml").read_text()
+        assert "experiment=report003" in header and "differs" in (REPO / "ser_lightning/conf/experiment/report003.yaml").read_text()
 
 
 def test_experiment_settings_override_the_defaults_and_the_command_line_overrides_them():
@@ -187,7 +198,7 @@ def experiment_cache(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", EXPERIMENTS)
+@pytest.mark.parametrize("name", [n for n in EXPERIMENTS if n not in PROBES])  # probes: test_default_model etc.
 def test_experiment_completes_fast_dev_run(name, tiny_ravdess, experiment_cache, tmp_path):
     cfg = _compose(f"experiment={name}")
     run = tmp_path / "run"
@@ -195,7 +206,7 @@ def test_experiment_completes_fast_dev_run(name, tiny_ravdess, experiment_cache,
                    f"data.cache_dir={experiment_cache}", *_tiny_overrides(cfg), cwd=run)
     assert r.returncode == 0, r.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["model"] == OmegaConf.load(REPO / "conf" / "model" / f"{_experiment_group(name, 'model')}.yaml").name
+    assert metrics["model"] == OmegaConf.load(REPO / "ser_lightning" / "conf" / "model" / f"{_experiment_group(name, 'model')}.yaml").name
     # debug=fast tests one batch: the first 2 (data.batch_size) test clips.
     assert_test_metrics_match_split(metrics, split_rows(run), LABEL_SETS[cfg.data.label_set], first=2)
     if cfg.model.get("input_size"):
@@ -250,3 +261,39 @@ def test_wave_chain_uses_sigma_noise_and_default_snr_noise_is_unchanged():
     assert len(chain) == 1 and chain.stages[0].sigma == 0.005
     assert len(build_wave_augment(16000, noise_sigma=0.005, noise_p=0.0)) == 0
     assert AddWhiteNoise().snr_db == (15.0, 30.0) and AddWhiteNoise().sigma is None
+
+
+# ----------------------------------------------------------------------------- model = network, recipe = experiment
+@pytest.mark.parametrize("path", sorted((REPO / "ser_lightning" / "conf" / "model").glob("*.yaml")), ids=lambda p: p.stem)
+def test_model_configs_hold_network_settings_only(path):
+    """``conf/model/<name>.yaml`` is the network's settings (package ``model``): no ``@package _global_``, no
+    optimiser, trainer, data, loss or refit keys; besides the network it extends (a deprecated alias), the only
+    thing it may name is its recipe in ``conf/experiment/``."""
+    text = path.read_text()
+    assert "@package _global_" not in text, f"{path.name}: a recipe belongs in conf/experiment/"
+    own = OmegaConf.to_container(OmegaConf.load(path))
+    for entry in own.pop("defaults", []):
+        if isinstance(entry, str):
+            assert entry == "_self_" or (path.parent / f"{entry}.yaml").is_file(), (path.name, entry)
+            continue
+        assert list(entry) == ["/experiment"], (path.name, entry)
+        assert (REPO / "ser_lightning" / "conf" / "experiment" / f"{entry['/experiment']}.yaml").is_file()
+    assert not {"optim", "trainer", "data", "loss", "refit", "augment", "model"} & set(own), path.name
+    assert own.get("name"), f"{path.name}: no model.name"
+
+
+def test_the_default_is_whisper_tiny_with_its_probe_recipe():
+    """``make train`` (no arguments), ``model=whisper_tiny`` and ``experiment=whisper_tiny_probe`` are one run: the
+    frozen Whisper tiny.en encoder, whole clips, L-BFGS linear probe, class-weighted loss, refit; a recipe named on
+    the command line wins over the model's own."""
+    default = OmegaConf.to_container(_compose())
+    assert default == OmegaConf.to_container(_compose("model=whisper_tiny"))
+    assert default == OmegaConf.to_container(_compose("experiment=whisper_tiny_probe"))
+    cfg = _compose()
+    assert (cfg.model.name, cfg.optim.name, cfg.data.clip_length, cfg.loss.class_weights, cfg.refit) == (
+        "whisper_tiny", "lbfgs", "whole", "balanced", True)
+    assert cfg.augment.wave.noise_p == 0.0  # frozen + no waveform augmentation: the pooled states are cached
+    cfg = _compose("model=whisper_tiny", "experiment=report003")  # the experiment's recipe wins, the named model stays
+    assert (cfg.model.name, cfg.optim.scheduler, cfg.data.sample_rate) == ("whisper_tiny", "onecycle_half", 24414)
+    cfg = _compose("model=homebrew_cnn")  # a network with no recipe of its own: conf/train.yaml's defaults
+    assert (cfg.optim.name, cfg.data.get("clip_length", "fixed"), cfg.refit) == ("adamw", "fixed", False)

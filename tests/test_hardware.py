@@ -16,7 +16,7 @@ from tests.conftest import REPO
 
 def _trainer_cfg(*overrides: str) -> dict:
     """``trainer`` of ``conf/train.yaml`` with the homebrew CNN, whose model config sets no trainer keys."""
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=["model=homebrew_cnn", *overrides])
     return OmegaConf.to_container(cfg.trainer)
 

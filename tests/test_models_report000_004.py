@@ -22,7 +22,7 @@ NAMES = [
     "attention_fcn",
     "attention_fcn_2d",
 ]
-CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
+CONF = Path(__file__).resolve().parents[1] / "ser_lightning" / "conf" / "model"
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from ser_lightning.models import build_model, list_models
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
+CONF = Path(__file__).resolve().parents[1] / "ser_lightning" / "conf" / "model"
 R001 = ["plain_cnn", "parallel_cnn", "cnn_transformer"]
 # Report 001's Keras tables at input 1×128×94, 7 classes: (trainable, total incl. BN moving stats).
 R001_COUNTS = {

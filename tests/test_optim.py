@@ -208,7 +208,7 @@ def test_lightning_steps_half_cycle_per_batch_and_restarts_per_epoch(one_thread)
 
 def _config(*overrides: str):
     """``conf/train.yaml`` with the homebrew CNN, whose model config sets no trainer keys."""
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         return compose("train", overrides=["model=homebrew_cnn", *overrides])
 
 

@@ -27,6 +27,12 @@ SCRIPTS = {"train.py": "train", "eval.py": "eval", "predict.py": "predict", "exp
 PATTERN = re.compile(r"\.\.\.|<the same|group=option|\[[a-z_]+=[^\]]*\||<name>|experiment=<")
 COMMAND = re.compile(r"((?:\.venv/bin/)?python|torchrun|srun)\s+(?:[^`|]*?\s)?(" + "|".join(map(re.escape, SCRIPTS))
                      + r")((?:\s+[^`#\n|]*)?)")
+#: The installed commands (``ser-predict ...``, ``ser predict ...``, ``python -m ser_lightning predict ...``) and the
+#: configs they compose.
+INSTALLED_COMMANDS = {"train": "train", "eval": "eval", "predict": "predict", "export": "export",
+                      "cross-corpus": "cross_corpus"}
+_NAMES = "|".join(map(re.escape, INSTALLED_COMMANDS))
+INSTALLED = re.compile(r"(?:\bser-(" + _NAMES + r")|(?:\bpython\s+-m\s+ser_lightning|\bser)\s+(" + _NAMES + r"))((?:\s+[^`#\n|]*)?)")
 #: A block ``benchmarks/tables.py`` generates: it quotes the commands its results files recorded, as run.
 GENERATED = re.compile(r"<!-- BEGIN TABLE [\w-]+ -->.*?<!-- END TABLE -->", re.S)
 README_MAX_LINES = 200
@@ -57,6 +63,14 @@ def commands_in(text: str) -> list[tuple[str, str, list[str]]]:
                 continue
             args = shlex.split(re.sub(r"<[^>]+>", "RUN", m.group(3)))  # <run> etc.: a path the user fills in
             out.append((m.group(0).strip(), SCRIPTS[m.group(2)], [a for a in args if a != "-m"]))
+        for m in INSTALLED.finditer(code):
+            if PATTERN.search(code[m.start():]):
+                continue
+            args = shlex.split(re.sub(r"<[^>]+>", "RUN", m.group(3)))
+            if {"--help", "-h"} & set(args):
+                continue
+            out.append((m.group(0).strip(), INSTALLED_COMMANDS[m.group(1) or m.group(2)],
+                        ["hydra.verbose=true" if a in ("-v", "--verbose") else a for a in args if a != "-m"]))
     return out
 
 
@@ -85,7 +99,7 @@ def compose_command(config: str, overrides: list[str]) -> int:
     parsed = OverridesParser.create().parse_overrides(overrides)
     jobs = [job for batch in BasicSweeper.split_arguments(parsed, max_batch_size=None) for job in batch]
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         for job in jobs:
             compose(config, overrides=list(job), return_hydra_config=True)
     return len(jobs)
@@ -109,6 +123,8 @@ def test_doc_command_composes(where, line, config, overrides, generated):
 
 @pytest.mark.parametrize("line", [
     ".venv/bin/python train.py model=no_such_model",
+    "ser-train model=no_such_model",
+    "python -m ser_lightning predict no_such_key=1",
     ".venv/bin/python train.py data.no_such_key=1",
     ".venv/bin/python eval.py ckpt_path=RUN split==test",
     ".venv/bin/python train.py -m 'data.fold=range(0,6)' optim=no_such_schedule",

@@ -3,6 +3,7 @@ old-format checkpoint (written before the networks were renamed) that still load
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -63,7 +64,7 @@ def test_builder_gives_a_waveform_network_the_raw_frontend_and_fits_a_backbones_
 
 @pytest.mark.parametrize("old", ["report001_cnn", "report000_ensemble"])
 def test_old_model_config_names_still_compose(old):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[f"model={old}"])
         new = compose("train", overrides=[f"model={OLD_NAMES[old]}"])
     assert cfg.model.name == old and {**cfg.model, "name": None} == {**new.model, "name": None}
@@ -125,3 +126,34 @@ def test_moved_modules_stay_importable_with_a_warning(old, new, name):
     with pytest.warns(FutureWarning, match=f"{old} is deprecated"):
         alias = importlib.import_module(old)
     assert getattr(alias, name) is getattr(importlib.import_module(new), name)
+
+
+# ----------------------------------------------------------------------------- facts travel with the model
+def test_built_networks_carry_their_facts_and_checkpoints_store_them():
+    """The registry declares what a network reads (whole clips, the sample rate of its weights); the builder adds
+    what its settings decide (a cacheable frozen part) and attaches the record; the LightningModule stores it in
+    its hyper-parameters and asks it instead of probing the network."""
+    from ser_lightning.models import build_network
+    from ser_lightning.models.facts import NetworkFacts, network_facts
+    from ser_lightning.modules.classifier import SERClassifier
+
+    _, cnn = build_network({"name": "homebrew_cnn"}, {"name": "logmel"}, 4, 48000)
+    assert network_facts(cnn) == NetworkFacts(input_kind="spectrogram")
+    settings = {"name": "byol_s", "pretrained": "offline", "freeze": "frozen", "head_layers": 0, "pool_each_layer": True,
+                "pooling": "mean_std"}
+    _, byol = build_network(settings, {"name": "logmel"}, 4, 48000)
+    assert network_facts(byol) == NetworkFacts("waveform", whole_clips=True, pooled_split=True, cacheable=True,
+                                               takes_norm_stats=True, sample_rate=16000)
+    _, trained = build_network({**settings, "freeze": "full"}, {"name": "logmel"}, 4, 48000)
+    assert not network_facts(trained).cacheable  # a training encoder: nothing to cache
+    module = SERClassifier(model=settings, features={"name": "logmel"}, class_names=list("abcd"), num_samples=48000)
+    assert module.hparams["network_facts"] == network_facts(module.network).as_dict()
+
+
+def test_a_wrong_declaration_is_refused(monkeypatch):
+    from ser_lightning.models import build_network, registry
+
+    info = registry.model_info("homebrew_cnn")
+    monkeypatch.setitem(registry._MODELS, "homebrew_cnn", dataclasses.replace(info, whole_clips=True))
+    with pytest.raises(ValueError, match="declares whole_clips=True"):
+        build_network({"name": "homebrew_cnn"}, {"name": "logmel"}, 4, 48000)

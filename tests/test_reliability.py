@@ -29,7 +29,7 @@ from tests.conftest import REPO, TINY_DATA, run_script
 
 def _config(*overrides: str):
     """``conf/train.yaml`` with the homebrew CNN unless ``overrides`` choose another model."""
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         return compose("train", overrides=["model=homebrew_cnn", *overrides])
 
 

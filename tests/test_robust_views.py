@@ -363,7 +363,7 @@ def test_bad_view_data_settings_are_refused_in_one_line(kw, match):
 def _config(*overrides: str):
     from hydra import compose, initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "ser_lightning" / "conf"), version_base="1.3"):
         return compose("train", overrides=list(overrides))
 
 

@@ -70,7 +70,7 @@ def test_bad_window_and_missing_metric_get_one_line():
 
 
 def test_config_group_selects_on_the_smoothed_metric():
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=["callbacks=smoothed_selection"])
     assert cfg.callbacks.model_checkpoint.monitor == cfg.callbacks.smoothed_selection.name == "val/ua_smooth"
     assert cfg.callbacks.early_stopping.monitor == "val/ua"

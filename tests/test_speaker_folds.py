@@ -89,7 +89,7 @@ def test_emobox_preset_composes_and_splits_generated_ravdess_into_emobox_groups(
 
     root = make_ravdess(tmp_path / "data", actors=range(1, 25), statements=(1,), sample_rate=8000, duration_s=0.2)
     for k, group in enumerate(EMOBOX_RAVDESS):
-        with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        with initialize_config_dir(str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
             cfg = compose("train", overrides=["model=homebrew_cnn", "folds=emobox_ravdess", f"data.fold={k}",
                                               f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}",
                                               "data.duration_s=0.2",
@@ -102,7 +102,7 @@ def test_emobox_preset_composes_and_splits_generated_ravdess_into_emobox_groups(
         test, val, train = (_speakers(dm.utterances, dm.assignment, s) for s in ("test", "val", "train"))
         assert test == set(group)
         assert len(val) == 4 and not val & test and val | train == set(range(1, 25)) - set(group)
-    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         bad = compose("train", overrides=["folds=emobox_ravdess", "data.fold=6"])
     with pytest.raises(ValueError, match=r"data.fold=6 must be an integer in 0..5 \(6 groups in data.speaker_folds\)"):
         validate_config(bad)
@@ -120,7 +120,7 @@ def test_make_cv_emobox_runs_the_preset_over_six_folds():
     args = [a for a in shlex.split(recipe.group(1)) if a != "-m"]
     jobs = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(args), max_batch_size=None)[0]
     assert len(jobs) == 6
-    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         folds = [compose("train", overrides=list(job)).data for job in jobs]
     assert [f.fold for f in folds] == list(range(6)) and all(f.split == "kfold" for f in folds)
     assert [list(g) for g in folds[0].speaker_folds] == EMOBOX_RAVDESS

@@ -149,7 +149,7 @@ def test_waveform_batches_are_refused_with_speaker_norm(corpus, tmp_path):
 
 
 def _config(*overrides: str):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         return compose("train", overrides=list(overrides))
 
 

@@ -102,7 +102,7 @@ def test_wandb_sweep_files_are_plain_train_overrides(name):
     assert sweep["metric"] == {"name": "val/ua_best", "goal": "maximize"}
     assert "${args_no_hyphens}" in sweep["command"] and "logger=wandb" in sweep["command"]
     overrides = [f"{k}={_example_value(v)}" for k, v in sweep["parameters"].items()]
-    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=overrides)  # every parameter is a valid override
     for key, spec in sweep["parameters"].items():
         node = cfg.model.name if key == "model" else cfg

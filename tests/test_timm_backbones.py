@@ -18,7 +18,7 @@ from ser_lightning.models import build_model, list_models
 from ser_lightning.models import pretrained as offline
 from ser_lightning.models.timm_backbones import ARCHS, TimmBackbone
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
+CONF = Path(__file__).resolve().parents[1] / "ser_lightning" / "conf" / "model"
 NAMES = sorted(ARCHS)
 #: Smallest cheap test input per backbone (Inception-v3 needs 75×75).
 SIDE = {"inception_v3": 75, "vgg16": 32}

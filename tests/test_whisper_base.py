@@ -276,7 +276,7 @@ def test_other_weight_sources_still_load(whisper_base, base_dir):
 def test_whisper_base_is_registered_and_its_config_is_the_tiny_recipe():
     info = model_info("whisper_base")
     assert "whisper_base" in list_models() and info.input_kind == "waveform" and "offline" in info.pretrained
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "ser_lightning" / "conf"), version_base="1.3"):
         tiny = OmegaConf.to_container(compose("train", overrides=["model=whisper_tiny"]))
         base = OmegaConf.to_container(compose("train", overrides=["model=whisper_base"]))
     assert base["model"].pop("name") == "whisper_base" and tiny["model"].pop("name") == "whisper_tiny"
@@ -289,7 +289,7 @@ LABELS = ["neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surpri
 def _module(name: str):
     from ser_lightning.modules.classifier import SERClassifier
 
-    settings = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml").model)
+    settings = {k: v for k, v in OmegaConf.to_container(OmegaConf.load(REPO / "ser_lightning" / "conf" / "model" / f"{name}.yaml")).items() if k != "defaults"}
     torch.manual_seed(3)
     module = SERClassifier(model=settings, features={"name": "logmel"}, class_names=LABELS, num_samples=96000)
     with torch.no_grad():  # a head that is not the initialisation, pooled statistics that are not 0 / 1

@@ -7,15 +7,30 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightning.pytorch as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ser_lightning.hardware import trainer_from_config
 
+if TYPE_CHECKING:  # Lightning is imported by what trains, not by predict.py (tests/test_predict_imports.py)
+    import lightning.pytorch as pl
+
 log = logging.getLogger(__name__)
+
+
+def to_plain(node: Any, default: Any = None) -> Any:
+    """A config node as plain Python containers (resolved); ``default`` for ``None``; other values unchanged.
+
+    >>> to_plain(OmegaConf.create({"a": "${b}", "b": 1}))
+    {'a': 1, 'b': 1}
+    >>> to_plain(None, {})
+    {}
+    """
+    if OmegaConf.is_config(node):
+        return OmegaConf.to_container(node, resolve=True)
+    return default if node is None else node
 
 
 def quiet_known_warnings() -> None:
@@ -261,7 +276,7 @@ def build_classifier(cfg: DictConfig, class_names: list[str], num_samples: int,
     from ser_lightning.modules.classifier import SERClassifier
 
     def plain(node):
-        return OmegaConf.to_container(node, resolve=True) if node is not None else {}
+        return to_plain(node, {})
 
     loss = plain(cfg.get("loss"))
     return SERClassifier(

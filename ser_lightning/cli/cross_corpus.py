@@ -365,3 +365,9 @@ def run_cross_corpus(cfg: DictConfig) -> dict[str, Any]:
     (out_dir / "cross_corpus.json").write_text(json.dumps(result, indent=2))
     log.info("cross-corpus table: %s; heatmap: %s", table, heatmap)
     return result
+
+
+if __name__ == "__main__":  # python -m ser_lightning.cli.cross_corpus = ser-cross-corpus
+    from ser_lightning.cli.main import run
+
+    run("cross-corpus")

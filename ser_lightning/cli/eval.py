@@ -1,5 +1,6 @@
 """``eval.py``: evaluate a checkpoint (or an ensemble of checkpoints) on a split, a corpus or a
-manifest, and write ``metrics.json`` plus a ``report.md`` with its tables and figures.
+manifest, and write ``metrics.json`` plus a ``report.md`` with its tables and figures, and ``predictions.csv``
+(one row per clip: path, true and predicted label, the probability of every class; :func:`write_clip_predictions`).
 
 Which data:
 
@@ -330,6 +331,36 @@ def _test_outputs(trainer, model: SERClassifier, dm: SERDataModule) -> tuple[dic
     return logged[0], dict(model.test_results)
 
 
+def write_clip_predictions(path: Path, dm: SERDataModule, split: str, probs: torch.Tensor,
+                           targets: torch.Tensor) -> Path | None:
+    """Write ``predictions.csv``: one row per evaluated clip, in the split's order.
+
+    Columns: ``path``, ``corpus``, ``speaker``, ``emotion`` (the corpus's own label), ``true_label`` and
+    ``predicted_label`` (the model's classes), ``correct`` (1/0), ``confidence`` (the predicted class's
+    probability) and ``p_<class>`` for every class (the full output, as scored in ``metrics.json``'s headline).
+
+    Args:
+        path: The CSV file.
+        dm: The set-up datamodule (its clips of ``split`` in loader order).
+        split: The evaluated split.
+        probs: ``(n_clips, n_classes)`` probabilities. targets: ``(n_clips,)`` class indices.
+
+    Returns:
+        The path, or ``None`` (with a warning) when the tested rows do not line up with the split's clips.
+    """
+    clips = dm.split_utterances(split)
+    if len(clips) != len(probs):
+        log.warning("predictions.csv not written: %d tested rows for %d clips of split %s", len(probs), len(clips), split)
+        return None
+    names = list(dm.class_names)
+    p = probs.detach().float().cpu().numpy()
+    pred, true = p.argmax(axis=1), targets.detach().cpu().numpy()
+    rows = [[u.path, u.corpus, u.speaker, u.emotion, names[int(t)], names[int(k)], int(k == t), f"{row[k]:.6g}",
+             *(f"{v:.6g}" for v in row)] for u, t, k, row in zip(clips, true, pred, p)]
+    return write_table_csv(path, ["path", "corpus", "speaker", "emotion", "true_label", "predicted_label", "correct",
+                                  "confidence", *(f"p_{c}" for c in names)], rows)
+
+
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate ``cfg.ckpt_path`` (or ``model=ensemble`` with ``model.members``) on ``cfg.split``.
 
@@ -429,6 +460,7 @@ def evaluate(cfg: DictConfig) -> dict:
     logits, targets = results["logits"], results["targets"]
     probs = logits.softmax(dim=1)
     metrics.update(classification_report(probs, targets, dm.class_names))
+    write_clip_predictions(out_dir / "predictions.csv", dm, split, probs, targets)
     metrics["views"], metrics["adaptation"] = scored_views(
         model, dm, split, logits, targets, adapt_request, dm_hp, "restricted to the evaluated data's classes", source)
     metrics.update(restricted_headline(metrics["views"]))
@@ -475,3 +507,9 @@ def evaluate(cfg: DictConfig) -> dict:
         log.info("  %s, %s: n %d  UA %s", v["output_name"], v["adaptation"], v["n"],
                  "n/a" if v["ua"] is None else f"{v['ua']:.4f}")
     return metrics
+
+
+if __name__ == "__main__":  # python -m ser_lightning.cli.eval = ser-eval
+    from ser_lightning.cli.main import run
+
+    run("eval")

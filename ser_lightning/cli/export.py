@@ -49,6 +49,7 @@ from ser_lightning.inference.export import (
     whole_clip_parity_inputs,
 )
 from ser_lightning.inference.runners import OnnxRunner
+from ser_lightning.models.facts import network_facts
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     n = audio_cfg.num_samples
     card = model_card(classifier, audio_cfg, source)
     encoder = getattr(classifier.network, "encoder", None)
-    whole_clips = getattr(classifier.network, "pool_states", None) is not None  # a speech-encoder model
+    whole_clips = network_facts(classifier.network).whole_clips  # a speech-encoder model
     max_samples = getattr(encoder, "max_samples", None)
     if whole_clips and exports_dynamic_time(encoder) and fmt in ("onnx", "both"):
         card["onnx_input"] = whole_clip_input_spec(audio_cfg.sample_rate, max_samples)
@@ -190,3 +191,9 @@ def _read_results(path: Any) -> dict[str, Any] | None:
     if not isinstance(doc, dict) or not isinstance(doc.get("folds", []), list):
         raise ValueError(f"results={file}: expected a JSON object with a 'folds' list")
     return doc
+
+
+if __name__ == "__main__":  # python -m ser_lightning.cli.export = ser-export
+    from ser_lightning.cli.main import run
+
+    run("export")

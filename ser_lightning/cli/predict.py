@@ -48,11 +48,14 @@ from ser_lightning.inference.vad import NO_SPEECH, VadSettings
 log = logging.getLogger(__name__)
 
 
-def print_table(records: list[dict[str, Any]], console: Any = None, adaptation: str | None = None) -> None:
-    """Print one row per file (status, label, confidence, speech fraction, windows, duration, error) with rich;
-    records adapted to the set (:func:`~ser_lightning.inference.predictor.predict_set`) also show their plain
-    label, and the title names the ``adaptation``."""
+def print_table(records: list[dict[str, Any]], console: Any = None, adaptation: str | None = None,
+                segment: str = "window") -> None:
+    """Print one row per file (status, label, confidence, speech fraction, windows, duration) with rich, then one
+    line per failed file (``error: <file>: <reason>``, never folded into a narrow column); records adapted to
+    the set (:func:`~ser_lightning.inference.predictor.predict_set`) also show their plain label, and the title
+    names the ``adaptation``. With ``segment="vad"`` the count column is headed ``segments``."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     if console is None:
@@ -61,22 +64,28 @@ def print_table(records: list[dict[str, Any]], console: Any = None, adaptation: 
             console = Console(soft_wrap=False, width=200)
     adapted = any("plain" in r for r in records)
     table = Table(title="Predictions" + (f" ({adaptation})" if adapted and adaptation else ""), show_lines=False)
-    columns = [("file", {"overflow": "fold"}), ("status", {}), ("label", {}), ("confidence", {"justify": "right"})]
-    columns += [("plain label", {})] if adapted else []
-    columns += [("speech", {"justify": "right"}), ("windows", {"justify": "right"}),
-                ("duration (s)", {"justify": "right"}), ("error", {"overflow": "fold"})]
+    columns = [("file", {"overflow": "fold"}), ("status", {"no_wrap": True}), ("label", {"no_wrap": True}),
+               ("confidence", {"justify": "right", "no_wrap": True})]
+    columns += [("plain label", {"no_wrap": True})] if adapted else []
+    columns += [("speech", {"justify": "right", "no_wrap": True}),
+                ("segments" if segment == "vad" else "windows", {"justify": "right", "no_wrap": True}),
+                ("duration (s)", {"justify": "right", "no_wrap": True})]
     for name, kw in columns:
         table.add_column(name, **kw)
     shown = {"ok": "[green]ok[/]", NO_SPEECH: "[yellow]no speech[/]", "error": "[red]error[/]"}
     for r in records:
         ok = r["status"] == "ok"
         speech = r.get("speech_fraction")
-        cells = [r["file"], shown.get(r["status"], r["status"]), r["label"] or "", f"{r['confidence']:.3f}" if ok else ""]
+        cells = [escape(r["file"]), shown.get(r["status"], r["status"]), r["label"] or "",
+                 f"{r['confidence']:.3f}" if ok else ""]
         cells += [(r.get("plain") or {}).get("label") or ""] if adapted else []
         cells += [f"{100 * speech:.0f} %" if speech is not None else "", str(r["n_windows"]) if r["status"] != "error" else "",
-                  f"{r['duration_s']:.2f}" if r["duration_s"] is not None else "", r["error"]]
+                  f"{r['duration_s']:.2f}" if r["duration_s"] is not None else ""]
         table.add_row(*cells)
     console.print(table)
+    for r in records:
+        if r["status"] == "error":
+            console.print(f"[red]error[/]: {escape(r['file'])}: {escape(r['error'])}", soft_wrap=True, highlight=False)
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
@@ -139,7 +148,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
               "speaker_reference": {"files": stats.files, "windows": stats.windows} if stats else None}
     out_dir = Path(cfg.get("output") or cfg.paths.output_dir).expanduser()
     paths = write_outputs(records, out_dir, header)
-    print_table(records, adaptation=adaptation["adaptation"])
+    print_table(records, adaptation=adaptation["adaptation"], segment=segment)
     n_err = sum(r["status"] == "error" for r in records)
     n_quiet = sum(r["status"] == NO_SPEECH for r in records)
     print(f"{len(records) - n_err - n_quiet} of {len(records)} files classified, {n_quiet} without speech "
@@ -152,3 +161,9 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     if n_err and cfg.get("strict"):
         raise PredictionFailed(f"strict=true: {n_err} of {len(records)} files could not be classified; see {paths['csv']}")
     return doc
+
+
+if __name__ == "__main__":  # python -m ser_lightning.cli.predict = ser-predict
+    from ser_lightning.cli.main import run
+
+    run("predict")

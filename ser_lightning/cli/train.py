@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from ser_lightning.cli.common import (
     finish_wandb,
     quiet_known_warnings,
     single_device_overrides,
+    to_plain,
 )
 from ser_lightning.cli.validate import validate_config
 from ser_lightning.distributed import install_sigterm_watchdog
@@ -58,13 +60,18 @@ log = logging.getLogger(__name__)
 
 
 def _plain(node) -> dict:
-    return OmegaConf.to_container(node, resolve=True) if node is not None else {}
+    return to_plain(node, {})
 
 
-def build_datamodule(cfg: DictConfig, run_dir: str | Path | None):
-    """Instantiate ``cfg.data`` (a ``SERDataModule``) with ``cfg.augment`` and the run directory."""
-    return instantiate(cfg.data, augment=_plain(cfg.get("augment")), run_dir=str(run_dir) if run_dir else None,
-                       _convert_="all")
+def build_datamodule(cfg: DictConfig, run_dir: str | Path | None, full_batch: bool = False):
+    """Instantiate ``cfg.data`` (a ``SERDataModule``) with ``cfg.augment`` and the run directory.
+
+    ``full_batch``: serve the whole training set as one batch on the frozen-feature path (a full-batch optimiser,
+    ``optim.name=lbfgs``: :func:`full_batch_overrides`)."""
+    dm = instantiate(cfg.data, augment=_plain(cfg.get("augment")), run_dir=str(run_dir) if run_dir else None,
+                     _convert_="all")
+    dm.full_batch_training = bool(full_batch)
+    return dm
 
 
 def build_module(cfg: DictConfig, dm) -> SERClassifier:
@@ -198,8 +205,11 @@ def write_curves(trainer: pl.Trainer, out_dir: Path, title: str = "") -> Path | 
     from lightning.pytorch.loggers import CSVLogger
 
     logs = [Path(lg.log_dir) / "metrics.csv" for lg in trainer.loggers if isinstance(lg, CSVLogger)]
-    if not logs or not logs[0].is_file():
-        log.info("no CSV training log (logger=csv): no curves.png")
+    if not logs:
+        log.info("no curves.png: this run has no CSV logger (logger=csv adds one)")
+        return None
+    if not logs[0].is_file():
+        log.info("no curves.png: the CSV logger wrote no %s (fast_dev_run suppresses logging)", logs[0])
         return None
     path = plot_curves(logs[0], out_dir / "curves.png", title=title)
     if path:
@@ -298,8 +308,213 @@ def _write_final(trainer: pl.Trainer, model: SERClassifier, dm, out_dir: Path, s
     return None
 
 
+@dataclass
+class _Run:
+    """What :func:`validate_and_start` settles: the trainer, the run directory, this process's role, the clock."""
+
+    trainer: pl.Trainer
+    out_dir: Path
+    is_zero: bool
+    every_clip: bool  # data.split=all: the final model (no validation, no test)
+    start: float
+
+
+@dataclass
+class _Inputs:
+    """What :func:`prepare_inputs` decided about the model's input (metrics.json reports it)."""
+
+    n_params: int
+    input_shape: list[int]
+    weights: str
+    why: str  # the training input: waveform path or frozen-feature path, and why
+    cached: bool
+    extraction: dict | None
+    norm_stats: Any
+
+
+@dataclass
+class _Fitted:
+    """What :func:`fit` leaves for testing (rank 0)."""
+
+    epochs: int | None
+    fit_metrics: dict
+    best: str
+    best_val: Any
+
+
+@dataclass
+class _Tested:
+    """The reported model's test: its metrics, the tester, and the refit's model and facts (``refit=true``)."""
+
+    metrics: dict
+    tester: pl.Trainer
+    checkpoint: str | None
+    refit: dict | None = None
+    refit_model: SERClassifier | None = None
+
+
+def validate_and_start(cfg: DictConfig) -> _Run:
+    """Check the settings (before any audio is decoded or another process starts), build the trainer, write the
+    resolved config (rank 0) and seed every generator."""
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    validate_config(cfg)  # bad settings fail here, before any audio is decoded or any other process starts
+    every_clip = cfg.data.get("split") == "all"  # the final model: no validation, no test
+    trainer = build_trainer(cfg, **full_batch_overrides(cfg), **(_no_holdout_overrides(cfg) if every_clip else {}))
+    check_multirun_ddp(trainer, cfg.trainer.get("strategy", "auto"))
+    if trainer.world_size > 1:
+        install_sigterm_watchdog()  # every process of the run ends within seconds of a SIGTERM
+    is_zero = trainer.is_global_zero
+    if is_zero:
+        (out_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    pl.seed_everything(cfg.seed, workers=True)
+    return _Run(trainer, out_dir, is_zero, every_clip, time.perf_counter())
+
+
+def build(cfg: DictConfig, run: _Run) -> tuple[Any, SERClassifier]:
+    """The data module (decoded into the cache once per machine, split) and the model for its classes, sharing one
+    frontend (the data module's batch path computes the features the model's ``forward`` computes)."""
+    dm = build_datamodule(cfg, run.out_dir if run.is_zero else None,  # split.csv etc.: rank 0 only
+                          full_batch=_full_batch(cfg))
+    if run.trainer.local_rank == 0:
+        # Decode into the cache once per machine; other ranks open it in setup() (the cache's file
+        # lock makes them wait for a build in progress).
+        dm.prepare_data()
+    dm.setup("fit")
+    model = build_module(cfg, dm)
+    dm.set_frontend(model.frontend)  # one frontend: the datamodule's batch path and the model's forward
+    return dm, model
+
+
+def prepare_inputs(cfg: DictConfig, run: _Run, dm, model: SERClassifier) -> _Inputs:
+    """Per-corpus statistics (``model.norm_stats=per_corpus``), then the training input: the frozen-feature path
+    (the frozen encoder's pooled states, extracted once into the cache) or the waveform path."""
+    # model.norm_stats=per_corpus: each training corpus's log-mel statistics, into the model and the batches
+    norm_stats = use_training_norm_stats(model, dm, _plain(cfg.model), run.out_dir if run.is_zero else None)
+    n_params = sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        input_shape = list(model.frontend(torch.zeros(1, dm.audio_cfg.num_samples)).shape[1:])
+    weights = str(getattr(model.network, "weights_source", "random initialisation"))
+    log.info("model %s: %d parameters; weights: %s", cfg.model.name, n_params, weights)
+    cached_path, why = frozen_feature_path(model, dm, _plain(cfg.model))
+    log.info("training input: %s", why)
+    if cfg.data.get("corpus_weights") and not cached_path:
+        raise ValueError(f"data.corpus_weights={cfg.data.corpus_weights} weighs cached frozen-encoder embeddings, and "
+                         f"this run trains on {why}; use data.sampler=balanced or drop data.corpus_weights")
+    extraction = None
+    if cached_path:
+        trainer = run.trainer
+        accelerator = "gpu" if trainer.strategy.root_device.type == "cuda" else "cpu"
+        cached = use_frozen_features(model, dm, _plain(cfg.model), accelerator=accelerator,
+                                     progress=bool(cfg.trainer.get("enable_progress_bar", True)), trainer=trainer)
+        extraction = {"embedding_cache": str(cached.directory), "built": cached.built, "extract_s": cached.extract_s,
+                      "extract_processes": cached.extract_processes, "clips_per_process": cached.clips_per_process,
+                      **({"windows": cached.windows} if cached.windows else {}),
+                      **({"views": cached.views} if cached.views else {})}
+        log.info("embedding cache %s: %s", cached.directory,
+                 f"computed in {cached.extract_s} s by {cached.extract_processes} process(es) "
+                 f"({' + '.join(map(str, cached.clips_per_process))} clips)" if cached.built
+                 else f"reused (checked by {cached.extract_processes} process(es))")
+    return _Inputs(int(n_params), input_shape, weights, why, bool(cached_path), extraction, norm_stats)
+
+
+def fit(cfg: DictConfig, run: _Run, dm, model: SERClassifier) -> _Fitted | None:
+    """``trainer.fit`` (resuming from ``ckpt_path``); on rank 0, the curves and what testing needs (``None`` on the
+    other ranks)."""
+    trainer = run.trainer
+    trainer.fit(model, datamodule=dm, ckpt_path=prepare_resume(cfg.get("ckpt_path"), run.out_dir, write_log=run.is_zero),
+                weights_only=True)
+    if not trainer.is_global_zero or run.every_clip:
+        return None
+    spawned = _spawned(trainer)
+    if spawned:
+        _restore_best_score(trainer)
+    write_curves(trainer, run.out_dir, title=f"{cfg.model.name}: {run.out_dir.name}")
+    # ddp_spawn: the workers' epoch count and timings do not come back to this process.
+    epochs = None if spawned else int(trainer.current_epoch)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    best_val = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
+    return _Fitted(epochs, dict(trainer.callback_metrics), best, best_val)
+
+
+def test(cfg: DictConfig, run: _Run, dm, model: SERClassifier, fitted: _Fitted) -> _Tested:
+    """Test the validation-selected (best) checkpoint on one device (rank 0)."""
+    tester = _tester(cfg, run.trainer)
+    logged = tester.test(model, datamodule=dm, ckpt_path=fitted.best or None, verbose=False, weights_only=True)
+    metrics = collect_metrics(logged[0], model.test_results, dm.hparams.test_split)
+    return _Tested(metrics, tester, fitted.best or None)
+
+
+def refit(cfg: DictConfig, run: _Run, dm, model: SERClassifier, fitted: _Fitted, inputs: _Inputs,
+          tested: _Tested) -> _Tested:
+    """``refit=true``: a fresh model trained on the training + validation speakers for the chosen epochs, tested and
+    reported (the validation-selected model's test metrics kept under ``selected_model``)."""
+    if not cfg.get("refit"):
+        return tested
+    if run.trainer.fast_dev_run:
+        log.info("refit skipped: trainer.fast_dev_run saves no checkpoint to take the epoch count from (as debug=fast)")
+        return tested
+    selected = {k: tested.metrics[k] for k in ("ua", "wa", "macro_f1")}
+    log.info("validation-selected model: test UA %.4f  WA %.4f  macro-F1 %.4f", *selected.values())
+    refit_model, refit_logged, facts = refit_on_all_speakers(cfg, dm, fitted.best, run.out_dir,
+                                                             single_device_overrides(tested.tester), inputs.cached,
+                                                             model.corpus_stats)
+    metrics = collect_metrics(refit_logged, refit_model.test_results, dm.hparams.test_split)
+    metrics["selected_model"] = {**selected, "checkpoint": fitted.best or None}
+    return _Tested(metrics, tested.tester, facts["checkpoint"], facts, refit_model)
+
+
+def write_results(cfg: DictConfig, run: _Run, dm, model: SERClassifier, inputs: _Inputs, fitted: _Fitted,
+                  tested: _Tested) -> dict:
+    """``metrics.json`` (the reported model's test metrics and the run's facts) and ``test_predictions.csv``."""
+    trainer = run.trainer
+    metrics = tested.metrics
+    timers = [c for c in trainer.callbacks if isinstance(c, EpochTimer)]
+    epoch_s = timers[0].epoch_times_s if timers and timers[0].epoch_times_s else None
+    metrics.update(
+        best_checkpoint=fitted.best or None,
+        checkpoint=tested.checkpoint,
+        refit=tested.refit,
+        best_val_ua=float(fitted.best_val) if fitted.best_val is not None else None,
+        epochs=fitted.epochs,
+        parameters=inputs.n_params,
+        input_shape=inputs.input_shape,
+        train_epoch_s=round(sum(epoch_s) / len(epoch_s), 2) if epoch_s else None,
+        wall_time_s=round(time.perf_counter() - run.start, 1),
+        model=cfg.model.name,
+        world_size=int(trainer.world_size),
+        hardware=describe_trainer(trainer),
+        weights=inputs.weights,
+        run_dir=str(run.out_dir),
+        training_input=inputs.why,
+        protocol=dm.protocol,
+        frozen_features=inputs.extraction,
+        norm_stats=inputs.norm_stats or "fixed",
+    )
+    if hasattr(model.network, "member_weights"):  # report 000's jointly trained ensemble
+        metrics["member_weights"] = model.network.member_weights()
+        log.info("learned ensemble weights: %s", metrics["member_weights"])
+    reported = tested.refit_model if tested.refit else model
+    scored = reported.test_results["logits"]
+    # the test loader serves the split's clips in order; fast_dev_run / trainer.limit_test_batches score its first ones
+    write_predictions(run.out_dir / "test_predictions.csv", dm.split_utterances(dm.hparams.test_split)[:len(scored)],
+                      reported.class_names, scored, reported.test_results["targets"])
+    path = write_metrics(metrics, run.out_dir)
+    log.info("test UA %.4f  WA %.4f  macro-F1 %.4f  (%s)", metrics["ua"], metrics["wa"], metrics["macro_f1"], path)
+    return metrics
+
+
+def _optimized_value(cfg: DictConfig, metrics: dict, fitted: _Fitted, tested: _Tested) -> float | None:
+    """The value of ``cfg.optimized_metric`` for Hydra sweepers (``None`` when it was not logged)."""
+    name = cfg.get("optimized_metric")
+    if name == "val/ua" and metrics["best_val_ua"] is not None:
+        return metrics["best_val_ua"]
+    value = {**fitted.fit_metrics, **tested.tester.callback_metrics}.get(name) if name else None
+    return float(value) if value is not None else None
+
+
 def train(cfg: DictConfig) -> float | None:
-    """Train and test one configuration.
+    """Train and test one configuration: validate → build → prepare inputs → fit → test → refit → write.
 
     Under multi-process training every process calls this; global rank 0 alone writes the run
     files and tests (see the module docstring); the other ranks return ``None`` after ``fit``.
@@ -316,123 +531,19 @@ def train(cfg: DictConfig) -> float | None:
             script (see :func:`check_multirun_ddp`).
     """
     quiet_known_warnings()
-    out_dir = Path(cfg.paths.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    validate_config(cfg)  # bad settings fail here, before any audio is decoded or any other process starts
-    every_clip = cfg.data.get("split") == "all"  # the final model: no validation, no test
-    trainer = build_trainer(cfg, **full_batch_overrides(cfg), **(_no_holdout_overrides(cfg) if every_clip else {}))
-    check_multirun_ddp(trainer, cfg.trainer.get("strategy", "auto"))
-    if trainer.world_size > 1:
-        install_sigterm_watchdog()  # every process of the run ends within seconds of a SIGTERM
-    is_zero = trainer.is_global_zero
-    if is_zero:
-        (out_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    pl.seed_everything(cfg.seed, workers=True)
-    start = time.perf_counter()
-
-    dm = build_datamodule(cfg, out_dir if is_zero else None)  # split.csv etc.: rank 0 only
-    if trainer.local_rank == 0:
-        # Decode into the cache once per machine; other ranks open it in setup() (the cache's file
-        # lock makes them wait for a build in progress).
-        dm.prepare_data()
-    dm.setup("fit")
-    dm.full_batch_training = _full_batch(cfg)
-    model = build_module(cfg, dm)
-    dm.set_frontend(model.frontend)  # one frontend: the datamodule's batch path and the model's forward
-    # model.norm_stats=per_corpus: each training corpus's log-mel statistics, into the model and the batches
-    norm_stats = use_training_norm_stats(model, dm, _plain(cfg.model), out_dir if is_zero else None)
-    n_params = sum(p.numel() for p in model.parameters())
-    with torch.no_grad():
-        input_shape = list(model.frontend(torch.zeros(1, dm.audio_cfg.num_samples)).shape[1:])
-    weights = str(getattr(model.network, "weights_source", "random initialisation"))
-    log.info("model %s: %d parameters; weights: %s", cfg.model.name, n_params, weights)
-    cached_path, why = frozen_feature_path(model, dm, _plain(cfg.model))
-    log.info("training input: %s", why)
-    if cfg.data.get("corpus_weights") and not cached_path:
-        raise ValueError(f"data.corpus_weights={cfg.data.corpus_weights} weighs cached frozen-encoder embeddings, and "
-                         f"this run trains on {why}; use data.sampler=balanced or drop data.corpus_weights")
-    extraction = None
-    if cached_path:
-        accelerator = "gpu" if trainer.strategy.root_device.type == "cuda" else "cpu"
-        cached = use_frozen_features(model, dm, _plain(cfg.model), accelerator=accelerator,
-                                     progress=bool(cfg.trainer.get("enable_progress_bar", True)), trainer=trainer)
-        extraction = {"embedding_cache": str(cached.directory), "built": cached.built, "extract_s": cached.extract_s,
-                      "extract_processes": cached.extract_processes, "clips_per_process": cached.clips_per_process,
-                      **({"windows": cached.windows} if cached.windows else {}),
-                      **({"views": cached.views} if cached.views else {})}
-        log.info("embedding cache %s: %s", cached.directory,
-                 f"computed in {cached.extract_s} s by {cached.extract_processes} process(es) "
-                 f"({' + '.join(map(str, cached.clips_per_process))} clips)" if cached.built
-                 else f"reused (checked by {cached.extract_processes} process(es))")
-
+    run = validate_and_start(cfg)
+    dm, model = build(cfg, run)
+    inputs = prepare_inputs(cfg, run, dm, model)
     try:
-        trainer.fit(model, datamodule=dm, ckpt_path=prepare_resume(cfg.get("ckpt_path"), out_dir, write_log=is_zero),
-                    weights_only=True)
-        if not trainer.is_global_zero:
+        fitted = fit(cfg, run, dm, model)
+        if not run.trainer.is_global_zero:
             return None
-        if every_clip:
-            return _write_final(trainer, model, dm, out_dir, start, extraction, weights, int(n_params))
-        spawned = _spawned(trainer)
-        if spawned:
-            _restore_best_score(trainer)
-        write_curves(trainer, out_dir, title=f"{cfg.model.name}: {out_dir.name}")
-        # ddp_spawn: the workers' epoch count and timings do not come back to this process.
-        epochs = None if spawned else int(trainer.current_epoch)
-        fit_metrics = dict(trainer.callback_metrics)
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        best_val = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
-        tester = _tester(cfg, trainer)
-        logged = tester.test(model, datamodule=dm, ckpt_path=best or None, verbose=False, weights_only=True)
-        metrics = collect_metrics(logged[0], model.test_results, dm.hparams.test_split)
-        checkpoint, refit = best or None, None
-        if cfg.get("refit") and trainer.fast_dev_run:
-            log.info("refit skipped: trainer.fast_dev_run saves no checkpoint to take the epoch count from (as debug=fast)")
-        elif cfg.get("refit"):
-            selected = {k: metrics[k] for k in ("ua", "wa", "macro_f1")}
-            log.info("validation-selected model: test UA %.4f  WA %.4f  macro-F1 %.4f", *selected.values())
-            refit_model, refit_logged, refit = refit_on_all_speakers(cfg, dm, best, out_dir,
-                                                                      single_device_overrides(tester), bool(cached_path),
-                                                                      model.corpus_stats)
-            metrics = collect_metrics(refit_logged, refit_model.test_results,
-                                      dm.hparams.test_split)
-            metrics["selected_model"] = {**selected, "checkpoint": best or None}
-            checkpoint = refit["checkpoint"]
-        timers = [c for c in trainer.callbacks if isinstance(c, EpochTimer)]
-        epoch_s = timers[0].epoch_times_s if timers and timers[0].epoch_times_s else None
-        metrics.update(
-            best_checkpoint=best or None,
-            checkpoint=checkpoint,
-            refit=refit,
-            best_val_ua=float(best_val) if best_val is not None else None,
-            epochs=epochs,
-            parameters=int(n_params),
-            input_shape=input_shape,
-            train_epoch_s=round(sum(epoch_s) / len(epoch_s), 2) if epoch_s else None,
-            wall_time_s=round(time.perf_counter() - start, 1),
-            model=cfg.model.name,
-            world_size=int(trainer.world_size),
-            hardware=describe_trainer(trainer),
-            weights=weights,
-            run_dir=str(out_dir),
-            training_input=why,
-            protocol=dm.protocol,
-            frozen_features=extraction,
-            norm_stats=norm_stats or "fixed",
-        )
-        if hasattr(model.network, "member_weights"):  # report 000's jointly trained ensemble
-            metrics["member_weights"] = model.network.member_weights()
-            log.info("learned ensemble weights: %s", metrics["member_weights"])
-        tested = refit_model if refit else model
-        scored = tested.test_results["logits"]
-        # the test loader serves the split's clips in order; fast_dev_run / trainer.limit_test_batches score its first ones
-        write_predictions(out_dir / "test_predictions.csv", dm.split_utterances(dm.hparams.test_split)[:len(scored)],
-                          tested.class_names, scored, tested.test_results["targets"])
-        path = write_metrics(metrics, out_dir)
-        log.info("test UA %.4f  WA %.4f  macro-F1 %.4f  (%s)", metrics["ua"], metrics["wa"], metrics["macro_f1"], path)
+        if run.every_clip:
+            return _write_final(run.trainer, model, dm, run.out_dir, run.start, inputs.extraction, inputs.weights,
+                                inputs.n_params)
+        tested = test(cfg, run, dm, model, fitted)
+        tested = refit(cfg, run, dm, model, fitted, inputs, tested)
+        metrics = write_results(cfg, run, dm, model, inputs, fitted, tested)
     finally:
         finish_wandb()
-    name = cfg.get("optimized_metric")
-    if name == "val/ua" and metrics["best_val_ua"] is not None:
-        return metrics["best_val_ua"]
-    value = {**fit_metrics, **tester.callback_metrics}.get(name) if name else None
-    return float(value) if value is not None else None
+    return _optimized_value(cfg, metrics, fitted, tested)

@@ -35,7 +35,7 @@ import torch
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from omegaconf import DictConfig, OmegaConf
 
-from ser_lightning.cli.common import build_classifier
+from ser_lightning.cli.common import build_classifier, to_plain
 from ser_lightning.features.augment import build_spec_augment, build_wave_augment
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ DATAMODULE_TARGET = "ser_lightning.data.datamodule.SERDataModule"
 
 
 def _plain(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else (node if node is not None else {})
+    return to_plain(node, {})
 
 
 def check_keys(fn: Callable[..., Any], settings: dict[str, Any], group: str, owner: str,

@@ -24,8 +24,10 @@ Hostile input (``tests/test_hostile_audio.py`` generates every case):
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -125,6 +127,42 @@ def _one_line(err: Exception) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
+def _sniff(path: str | Path) -> str | None:
+    """What a file that no decoder should be given is (``"empty file, 0 bytes"``, ``"a text file, not audio"``),
+    judged from its first 512 bytes; ``None`` when it may be audio (or cannot be read: the decoder says why)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError:
+        return None
+    if not head:
+        return "empty file, 0 bytes"
+    if b"\0" not in head:
+        try:
+            text = head.decode("utf-8")
+        except UnicodeDecodeError as err:  # a multi-byte character cut at byte 512 is still text
+            text = head[: err.start].decode("utf-8") if err.start > len(head) - 4 else ""
+        if text and sum(c.isprintable() or c in "\t\r\n\f" for c in text) >= 0.95 * len(text):
+            return "a text file, not audio"
+    return None
+
+
+def _decode_reason(path: str | Path, err: Exception) -> str:
+    """One line saying why ``path`` could not be decoded: what the file is when it is plainly not audio
+    (:func:`_sniff`), else the decoder's own reason without its repetition of the path, and without
+    libsndfile's "File does not exist or is not a regular file", which it also says of an existing file it
+    cannot parse (a text file named ``.mp3``)."""
+    what = _sniff(path)
+    if what:
+        return what
+    msg = _one_line(err)
+    msg = re.sub(r"^Error opening .*?: ", "", msg).removeprefix("Error : ").strip()
+    if "does not exist or is not a regular file" in msg and Path(path).is_file():
+        ext = Path(path).suffix.lstrip(".").upper() or "audio"
+        msg = f"not a valid {ext} file"
+    return msg.rstrip(".") or type(err).__name__
+
+
 def _read_with_pyav(path: str | Path) -> tuple[np.ndarray, int]:
     """Decode the first audio stream of a container (``.m4a``/AAC, ``.mp4``, ``.webm``/Opus, ...) with PyAV.
 
@@ -152,7 +190,7 @@ def _read_with_pyav(path: str | Path) -> tuple[np.ndarray, int]:
     except AudioDecodeError:
         raise
     except Exception as err:  # av.error.* (InvalidDataError...), ValueError
-        raise AudioDecodeError(f"{path}: cannot decode audio ({_one_line(err)})") from None
+        raise AudioDecodeError(f"{path}: cannot decode audio ({_decode_reason(path, err)})") from None
     if not chunks or sr is None:
         return np.zeros((0, 1), dtype=np.float32), int(stream.rate or 1)
     return np.ascontiguousarray(np.concatenate(chunks, axis=1).T, dtype=np.float32), int(sr)
@@ -178,10 +216,14 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     if Path(path).suffix.lower().lstrip(".") in CONTAINER_EXTENSIONS:
         audio, sr = _read_with_pyav(path)
     else:
+        # libmpg123 prints "Note: Illegal Audio-MPEG-Header..." to stderr before failing on a non-MP3 file
+        what = _sniff(path) if Path(path).suffix.lower() == ".mp3" else None
+        if what:
+            raise AudioDecodeError(f"{path}: cannot decode audio ({what})")
         try:
             audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
         except Exception as err:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
-            raise AudioDecodeError(f"{path}: cannot decode audio ({_one_line(err)})") from None
+            raise AudioDecodeError(f"{path}: cannot decode audio ({_decode_reason(path, err)})") from None
     return check_audio(audio, int(sr), path), int(sr)
 
 
@@ -348,3 +390,25 @@ def load_clip(path: str | Path, cfg: AudioConfig, return_length: bool = False):
     if not np.isfinite(out).all():  # e.g. float samples near 3e38 overflowing in the channel mean
         raise AudioDecodeError(f"{path}: non-finite samples after down-mixing and resampling (values out of range)")
     return (out, min(len(x), cfg.num_samples)) if return_length else out
+
+
+#: The datamodule settings that define a clip's preprocessing (stored in every checkpoint's
+#: ``datamodule_hyper_parameters``; :func:`audio_config_from_hparams`).
+AUDIO_KEYS = ("sample_rate", "duration_s", "normalize", "trim_silence", "pad_mode", "crop", "clip_length")
+
+
+def audio_config_from_hparams(hp: dict[str, Any]) -> AudioConfig:
+    """The clip preprocessing defined by datamodule settings (e.g. a checkpoint's).
+
+    Args:
+        hp: ``SERDataModule`` settings, e.g. ``datamodule_hyper_parameters`` of a checkpoint.
+
+    Returns:
+        :class:`~ser_lightning.data.audio.AudioConfig` (sample rate Hz, ``duration_s``,
+        normalisation, silence trimming, padding, crop); settings the datamodule does not store
+        (``target_rms_dbfs``, ``trim_db``) take their defaults.
+
+    Raises:
+        ValueError: a setting out of range (from ``AudioConfig``).
+    """
+    return AudioConfig(**{k: hp[k] for k in AUDIO_KEYS if k in hp})

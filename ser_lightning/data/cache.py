@@ -16,7 +16,7 @@ Integrity:
 * **Atomic writes.** A cache is built in a temporary directory and renamed into place
   (``os.replace``) only when complete, so a half-written cache is never used; the temporary
   directory of a killed build is removed by the next build of that key.
-* **Lock.** ``fcntl.flock`` on ``<key>.lock``: concurrent processes (e.g. DDP ranks) wait for one
+* **Lock.** :func:`ser_lightning.files.file_lock` (``filelock``, portable) on ``<key>.lock``: concurrent processes (e.g. DDP ranks) wait for one
   builder and then reuse its result; checking an existing cache happens under the lock too.
 * **Verification on every open.** ``index.json`` must parse, carry its own matching checksum
   and describe exactly the requested files and settings; ``waves.npy`` must have the recorded
@@ -36,7 +36,6 @@ Integrity:
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -45,14 +44,15 @@ import shutil
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ser_lightning import files
 from ser_lightning.data.audio import AudioConfig, AudioDecodeError, load_clip
+from ser_lightning.files import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -111,27 +111,17 @@ def cache_key(paths: Sequence[str], cfg: AudioConfig, dtype: str) -> str:
     return h.hexdigest()[:20]
 
 
-@contextmanager
 def _locked(lock_path: Path):
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    """The cache's lock: :func:`ser_lightning.files.file_lock` (``filelock``, portable)."""
+    return file_lock(lock_path)
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes, read in chunks (``hashlib.file_digest`` on Python >= 3.11)."""
-    with open(path, "rb") as fh:
-        if hasattr(hashlib, "file_digest"):
-            return hashlib.file_digest(fh, "sha256").hexdigest()
-        h = hashlib.sha256()
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-        return h.hexdigest()
+#: Hex SHA-256 of a file (:func:`ser_lightning.files.sha256_file`; kept under its old name here).
+sha256_file = files.sha256_file
 
+
+#: Caches whose reuse this process has logged at INFO (later reuses are logged at DEBUG).
+_ANNOUNCED: set[Path] = set()
 
 #: Digests :func:`checked_sha256` computed in this process, by the file's identity, size and timestamps.
 _CHECKED_DIGESTS: dict[tuple, str] = {}
@@ -345,8 +335,10 @@ def build_or_load(
             except CacheCorrupt as err:
                 reason = str(err)
                 log.warning("audio cache %s is damaged: %s; rebuilding it", final, reason)
-            else:
-                log.info("reusing audio cache %s (%d files)", final, len(paths))
+            else:  # said once per process: a datamodule opens the same cache for its splits / views
+                log.log(logging.DEBUG if final in _ANNOUNCED else logging.INFO, "reusing audio cache %s (%d files)",
+                        final, len(paths))
+                _ANNOUNCED.add(final)
         if not final.exists() or reason is not None:
             for stale in cache_dir.glob(f"{key}.tmp-*"):  # left by a killed builder (we hold the lock)
                 shutil.rmtree(stale, ignore_errors=True)
@@ -356,6 +348,7 @@ def build_or_load(
             except CacheCorrupt as err:
                 raise RuntimeError(f"audio cache {final} failed its check right after the build: {err}") from None
             cached.rebuilt_because = reason
+            _ANNOUNCED.add(final)  # "decoding ... into cache" said it
     for _path, why in cached.skipped:
         log.warning("skipped unreadable audio: %s", why)
     if not cached.ok.any():

@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 RAVDESS_URL = "https://zenodo.org/records/1188976/files/Audio_Speech_Actors_01-24.zip?download=1"
 """Zenodo record 1188976: RAVDESS audio-only speech, all 24 actors (about 200 MB)."""
 
+RAVDESS_KNOWN_HASH = "md5:bc696df654c87fed845eb13823edef8a"
+"""The archive's checksum as Zenodo publishes it for the file (MD5) in record 1188976: every download of
+:data:`RAVDESS_URL` is checked against it by ``pooch`` before it is unpacked."""
+
 ZIP_NAME = "Audio_Speech_Actors_01-24.zip"
 EXPECTED_CLIPS = 1440
 EXPECTED_ACTORS = 24
@@ -89,21 +93,26 @@ def verify_ravdess(
     return clips, actors
 
 
+_DEFAULT = "default"
+
+
 def download_ravdess(
     root: str | Path,
     url: str = RAVDESS_URL,
     expected_clips: int = EXPECTED_CLIPS,
     expected_actors: int = EXPECTED_ACTORS,
     force: bool = False,
+    known_hash: str | None = _DEFAULT,
 ) -> Path:
     """Download, unpack and verify RAVDESS speech into ``root/ravdess``.
 
     Steps, each skipped when its result is already there (unless ``force``):
 
     1. ``root/ravdess`` already verifies → return it, nothing is downloaded.
-    2. Download ``url`` to ``root/downloads/Audio_Speech_Actors_01-24.zip`` (via a ``.part``
-       file renamed atomically, so an interrupted download never looks complete); an already
-       complete zip there is reused.
+    2. Download ``url`` to ``root/downloads/Audio_Speech_Actors_01-24.zip`` with ``pooch``
+       (:func:`pooch.retrieve`: into a temporary file renamed atomically once complete and checked against
+       ``known_hash``, so an interrupted or altered download never looks complete); a zip already there is
+       reused when it matches ``known_hash`` (or, without one, when it is a valid zip).
     3. Unpack into a temporary folder next to the target (rejecting members with absolute
        paths or ``..``), then move the ``Actor_XX`` folders into ``root/ravdess``. The
        archive may hold ``Actor_XX/`` at its top level or nested under one folder.
@@ -115,13 +124,16 @@ def download_ravdess(
         expected_clips: Speech clips a complete corpus has (1440).
         expected_actors: Actors a complete corpus has (24).
         force: Delete any existing zip and ``root/ravdess`` and download again.
+        known_hash: The archive's checksum as ``pooch`` takes it (``"md5:..."``, ``"sha256:..."``; ``None``:
+            not checked); default: :data:`RAVDESS_KNOWN_HASH` for :data:`RAVDESS_URL`, ``None`` for another URL
+            (a mirror or a copy of your own: pass its checksum).
 
     Returns:
         The corpus directory ``root/ravdess``.
 
     Raises:
         RuntimeError: The download failed (names the URL and where to place a zip downloaded
-            by hand), the archive is not a valid zip, a member would escape the target
+            by hand), its checksum differs from ``known_hash``, the archive is not a valid zip, a member would escape the target
             folder, or the unpacked corpus has the wrong counts.
 
     Source:
@@ -146,13 +158,12 @@ def download_ravdess(
             log.info("RAVDESS already present at %s (%d clips, %d actors)", target, clips, actors)
             return target
 
-    if zip_path.is_file() and zipfile.is_zipfile(zip_path):
-        log.info("Reusing downloaded archive %s", zip_path)
-    else:
-        if zip_path.exists():
-            log.warning("Removing invalid archive %s", zip_path)
-            zip_path.unlink()
-        _download(url, zip_path)
+    if known_hash == _DEFAULT:
+        known_hash = RAVDESS_KNOWN_HASH if url == RAVDESS_URL else None
+    if zip_path.exists() and not zipfile.is_zipfile(zip_path):
+        log.warning("Removing invalid archive %s", zip_path)
+        zip_path.unlink()
+    _retrieve(url, zip_path, known_hash)
 
     _extract(zip_path, target)
     verify_ravdess(target, expected_clips, expected_actors)
@@ -216,14 +227,45 @@ def _manual_hint(url: str, zip_path: Path) -> str:
     )
 
 
-def _download(url: str, zip_path: Path) -> None:
-    """Stream ``url`` to ``zip_path`` via ``zip_path.part`` with a progress bar."""
+def _retrieve(url: str, zip_path: Path, known_hash: str | None) -> None:
+    """``zip_path`` from ``url`` through :func:`pooch.retrieve` (reused when present and matching ``known_hash``),
+    downloaded by :func:`_stream` (``urllib``: ``https://`` and ``file://``, a rich progress bar).
+
+    Raises:
+        RuntimeError: one line: the download failed, the checksum differs, or the file is not a zip.
+    """
+    import pooch
+
     zip_path.parent.mkdir(parents=True, exist_ok=True)
-    part = zip_path.with_name(zip_path.name + ".part")
+    if zip_path.is_file() and known_hash is None:
+        log.info("Reusing downloaded archive %s", zip_path)
+        return
+    pooch.get_logger().setLevel(logging.WARNING)  # its own "Downloading ..." line: ours says it
+    try:
+        pooch.retrieve(url, known_hash, fname=zip_path.name, path=zip_path.parent, progressbar=False,
+                       downloader=lambda u, output_file, _pooch: _stream(u, output_file, zip_path))
+    except ValueError as exc:  # pooch: the checksum of the download differs from known_hash
+        if "hash" not in str(exc).lower():
+            raise RuntimeError(f"{_manual_hint(url, zip_path)} ({exc})") from None
+        raise RuntimeError(f"{url}: the downloaded archive does not match its known checksum {known_hash} "
+                           f"({' '.join(str(exc).split())[:300]}); not unpacked, nothing kept") from None
+    if not zipfile.is_zipfile(zip_path):
+        zip_path.unlink(missing_ok=True)
+        raise RuntimeError(f"{_manual_hint(url, zip_path)} (the server did not return a zip file)")
+
+
+def _stream(url: str, output_file: str, zip_path: Path) -> None:
+    """Download ``url`` into ``output_file`` with a progress bar (``pooch``'s downloader: it gives a temporary
+    file and moves it to ``zip_path`` once the checksum matches).
+
+    Raises:
+        RuntimeError: the download failed or was cut short (names the URL and where to place a zip downloaded
+            by hand).
+    """
     log.info("Downloading %s -> %s", url, zip_path)
     try:
         req = urllib.request.Request(url, headers={"User-Agent": "ser_lightning"})
-        with urllib.request.urlopen(req, timeout=_TIMEOUT_S) as resp, part.open("wb") as fh:
+        with urllib.request.urlopen(req, timeout=_TIMEOUT_S) as resp, open(output_file, "wb") as fh:
             length = resp.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             done = 0
@@ -243,13 +285,9 @@ def _download(url: str, zip_path: Path) -> None:
         if total is not None and done != total:
             raise OSError(f"incomplete download ({done} of {total} bytes)")
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
-        part.unlink(missing_ok=True)
+        Path(output_file).unlink(missing_ok=True)
         reason = getattr(exc, "reason", None) or exc
         raise RuntimeError(f"{_manual_hint(url, zip_path)} ({reason})") from None
-    if not zipfile.is_zipfile(part):
-        part.unlink(missing_ok=True)
-        raise RuntimeError(f"{_manual_hint(url, zip_path)} (the server did not return a zip file)")
-    os.replace(part, zip_path)
 
 
 def _check_member(name: str) -> None:

@@ -24,11 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
+from omegaconf import OmegaConf
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +35,17 @@ CURVES = {
     "loss": (("train/loss_epoch", "train"), ("val/loss", "validation")),
     "UA": (("train/ua", "train"), ("val/ua", "validation")),
 }
+
+
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend, imported when a figure is drawn (not by every run that imports this
+    module: Hydra's sweep callback does, for ``predict.py`` too)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 # ---------------------------------------------------------------------------------------- curves
@@ -91,6 +98,7 @@ def plot_curves(metrics_csv: str | Path, path: str | Path, title: str = "") -> P
     if not any(col in series for curves in CURVES.values() for col, _ in curves):
         log.info("no per-epoch train or validation metric in %s: no curves drawn", metrics_csv)
         return None
+    plt = _pyplot()
     fig, axes = plt.subplots(1, len(CURVES), figsize=(5.2 * len(CURVES), 3.6))
     best = series.get("val/ua")
     best_epoch = max(best, key=lambda e: (best[e], -e)) if best else None
@@ -196,6 +204,7 @@ def plot_folds(rows: Sequence[dict[str, Any]], path: str | Path, title: str = ""
     shown = [(k, name) for k, name in METRICS if k != "best_val_ua"]
     n = len(rows)
     width = 0.8 / len(shown)
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(max(5.0, 1.0 + 0.9 * n), 3.8))
     for i, (key, name) in enumerate(shown):
         xs = [j + (i - (len(shown) - 1) / 2) * width for j in range(n)]

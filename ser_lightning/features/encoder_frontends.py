@@ -83,9 +83,13 @@ def _first_frames(stft: torch.Tensor, n: int) -> torch.Tensor:
 
     ``torch._check`` tells the exporter's shape reasoning that ``n`` (an expression of the input's
     length) fits, which it cannot prove through the floor divisions itself; eagerly it is a no-op
-    (and ``torch.jit.trace``, whose sizes are tensors, skips it).
+    (and ``torch.jit.trace``, whose sizes are tensors, skips it). Plain integers are checked in Python:
+    ``torch._check`` imports ``torch.fx``'s symbolic shapes (sympy), half a second the prediction path has no use for.
     """
-    if not torch.jit.is_tracing():
+    if isinstance(n, int) and isinstance(stft.shape[-1], int):
+        if n > stft.shape[-1]:
+            raise RuntimeError(f"_first_frames: {n} frames asked of an STFT with {stft.shape[-1]}")
+    elif not torch.jit.is_tracing():
         torch._check(n <= stft.shape[-1])
     return stft[..., :n]
 

@@ -44,6 +44,7 @@ import torch
 
 from ser_lightning.data.labels import LABEL_SETS, canonical_emotion, get_label_set
 from ser_lightning.data.speaker_norm import speaker_statistics
+from ser_lightning.models.facts import network_facts
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +329,7 @@ def adaptable(network: Any) -> str | None:
     It needs pooled hidden states (``pooled_states`` → ``forward_pooled``) and an input standardisation
     it exposes through ``feature_statistics``/``set_feature_statistics``.
     """
-    if not all(hasattr(network, a) for a in ("pooled_states", "forward_pooled", "set_feature_statistics")):
+    if not (network_facts(network).pooled_split and hasattr(network, "set_feature_statistics")):
         return f"its network {type(network).__name__} has no pooled encoder states to standardise"
     try:
         network.feature_statistics()

@@ -8,6 +8,15 @@
 {'neutral': 0.02, 'calm': 0.01, ...}
 >>> [p.label for p in model.predict(["a.wav", "b.m4a"])]                            # doctest: +SKIP
 ['happy', 'sad']
+>>> for p in model.predict("recordings/"): print(p.source, p.label)                 # doctest: +SKIP
+recordings/a.wav happy
+recordings/sub/b.flac sad
+>>> model("clip.wav", top_k=2)                                                      # doctest: +SKIP
+[{'label': 'angry', 'score': 0.61}, {'label': 'sad', 'score': 0.2}]
+
+Calling the model (``model(x, top_k=5)``) answers in the shape of Hugging Face's ``audio-classification``
+pipeline (``[{"label", "score"}, ...]`` sorted by score; one such list per input for a list or a folder);
+:meth:`Prediction.top` gives the same from a :class:`Prediction`.
 
 Every input goes through :func:`ser_lightning.inference.predictor.predict_files`, the function behind ``predict.py``:
 the model's own decoding (soundfile, or PyAV for ``.m4a``/``.mp4``/``.webm``), mono, soxr resampling to the
@@ -106,6 +115,26 @@ class Prediction:
     adaptation: str = PLAIN
     plain: dict[str, Any] | None = None
 
+    def top(self, k: int | None = None) -> list[dict[str, Any]]:
+        """The answer in the shape of Hugging Face's ``audio-classification`` pipeline.
+
+        Args:
+            k: How many classes; ``None``: all of them.
+
+        Returns:
+            ``[{"label": str, "score": float}, ...]`` sorted by score, highest first (ties in class order);
+            ``[]`` when the input has no speech (``status="no speech"``) or failed (``status="error"``).
+
+        Raises:
+            ValueError: ``k`` is not a positive integer.
+        """
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise ValueError(f"top_k={k!r} must be a positive integer or None")
+        if self.status != "ok" or not self.probabilities:
+            return []
+        ranked = sorted(self.probabilities.items(), key=lambda kv: -kv[1])  # stable: ties keep class order
+        return [{"label": c, "score": float(p)} for c, p in ranked[:k]]
+
     @property
     def has_speech(self) -> bool:
         """False when the voice activity detector found no speech in the input."""
@@ -187,12 +216,13 @@ class EmotionModel:
     def predict(self, audio: Any, sample_rate: int | None = None, speaker_reference: Any = None, *,
                 labels: str | list[str] | None = None, adapt: str | None = None, adapt_prior: str | None = None,
                 adapt_min_clips: int | None = None) -> Prediction | list[Prediction]:
-        """Classify a file, an array, or a list of them (batched together).
+        """Classify a file, a folder, an array, or a list of them (batched together).
 
         Args:
-            audio: A path (``str``/``Path``: WAV, FLAC, OGG, MP3, M4A/AAC, MP4, WebM/Opus, ...), a numpy array
-                ``(time,)`` or ``(frames, channels)``, a torch tensor ``(time,)`` or ``(channels, time)``, or a
-                list of any of these.
+            audio: A path (``str``/``Path``: WAV, FLAC, OGG, MP3, M4A/AAC, MP4, WebM/Opus, ...), a folder (its
+                audio files, searched recursively, in sorted order, as ``predict.py input=DIR`` takes them), a
+                numpy array ``(time,)`` or ``(frames, channels)``, a torch tensor ``(time,)`` or
+                ``(channels, time)``, or a list of any of these.
             sample_rate: Rate of array inputs in Hz (required for arrays, ignored for files).
             speaker_reference: For a model trained with ``data.speaker_norm=true`` (required there,
                 refused otherwise): recordings of the same speaker — a folder, a path, an array, or a
@@ -208,7 +238,8 @@ class EmotionModel:
             adapt_min_clips: ``None``: the model's setting.
 
         Returns:
-            A :class:`Prediction` for a single input; a list (same order) for a list, where inputs that
+            A :class:`Prediction` for a single file or array; a list (same order; a folder's files in its
+            place) for a folder or a list, where inputs that
             cannot be read have ``status="error"`` and a one-line ``error``. Inputs without speech
             have ``status="no speech"`` and ``label=None`` (single inputs too: it is an answer).
 
@@ -220,9 +251,10 @@ class EmotionModel:
                 model that cannot be adapted (an exported one), ``adapt_prior="em"`` without a training prior.
             FileNotFoundError: a path does not exist.
         """
-        single = not isinstance(audio, (list, tuple))
-        items = [audio] if single else list(audio)
-        inputs = [self._as_input(x, sample_rate, i) for i, x in enumerate(items)]
+        single = not isinstance(audio, (list, tuple)) and not (isinstance(audio, (str, Path))
+                                                                 and Path(audio).expanduser().is_dir())
+        items = [audio] if single else [audio] if isinstance(audio, (str, Path)) else list(audio)
+        inputs = [item for i, x in enumerate(items) for item in self._as_inputs(x, sample_rate, i)]
         stats = None
         if speaker_reference is not None:
             stats = speaker_reference_statistics(self._reference(speaker_reference, sample_rate), self._model,
@@ -255,14 +287,70 @@ class EmotionModel:
         return out
 
     @staticmethod
-    def _as_input(x: Any, sample_rate: int | None, index: int) -> tuple[Path | AudioArray, str]:
+    def _as_inputs(x: Any, sample_rate: int | None, index: int) -> list[tuple[Path | AudioArray, str]]:
+        """One input as ``[(path or AudioArray, name)]``: a folder gives its audio files (recursively, sorted;
+        named ``<folder>/<relative path>``), a file itself, an array an :class:`AudioArray` named ``<array i>``."""
         if isinstance(x, (str, Path)):
             path = Path(x).expanduser()
+            if path.is_dir():
+                return [(f, str(Path(x) / name)) for f, name in find_audio(path, setting="audio")]
+            if not path.exists():
+                raise FileNotFoundError(f"{x}: no such file or folder")
             if not path.is_file():
-                raise FileNotFoundError(f"{x}: no such audio file")
-            return path, str(x)
+                raise ValueError(f"{x}: not a regular file or folder")
+            return [(path, str(x))]
         name = f"<array {index}>"
-        return AudioArray.from_any(x, sample_rate, name), name
+        if isinstance(x, AudioArray):  # from __call__'s {"array", "sampling_rate"} dicts
+            return [(AudioArray(x.samples, x.sample_rate, name), name)]
+        return [(AudioArray.from_any(x, sample_rate, name), name)]
+
+    def __call__(self, inputs: Any, top_k: int | None = 5, sampling_rate: int | None = None,
+                 **settings: Any) -> list[dict[str, Any]] | list[list[dict[str, Any]]]:
+        """Classify in the shape of Hugging Face's ``audio-classification`` pipeline.
+
+        ``model("clip.wav")`` → ``[{"label": "angry", "score": 0.61}, {"label": "sad", "score": 0.2}, ...]``;
+        the same call and return shape as ``transformers.pipeline("audio-classification")``, over this
+        package's decoding, voice activity detection and windowing (:meth:`predict`).
+
+        Args:
+            inputs: What :meth:`predict` takes (a path, a folder, an array, a tensor, a list of them), or a
+                Hugging Face style dict ``{"array" (or "raw"): samples, "sampling_rate": Hz}`` (or a list of
+                such dicts).
+            top_k: How many classes per input, highest score first (at most the number of classes);
+                ``None``: all. Hugging Face's default is 5.
+            sampling_rate: Rate in Hz of array inputs (Hugging Face's name for :meth:`predict`'s ``sample_rate``).
+            **settings: Keyword settings of :meth:`predict` (``labels``, ``adapt``, ``speaker_reference`` ...).
+
+        Returns:
+            For one input, ``[{"label", "score"}, ...]`` sorted by score; for a list or a folder, one such list
+            per input (in order). An input without speech gives ``[]`` (no emotion to rank).
+
+        Raises:
+            ValueError: an input that cannot be read (named, with the reason), a bad ``top_k``, or the
+                errors of :meth:`predict`.
+            FileNotFoundError: a path does not exist.
+        """
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+            raise ValueError(f"top_k={top_k!r} must be a positive integer or None")
+
+        def unwrap(x: Any) -> Any:
+            if not isinstance(x, dict):
+                return x
+            samples = x.get("array", x.get("raw"))
+            rate = x.get("sampling_rate")
+            if samples is None or rate is None:
+                raise ValueError(f"an input dict needs 'array' (or 'raw') and 'sampling_rate', got keys {sorted(x)}")
+            return AudioArray.from_any(samples, int(rate), "<array>")
+
+        many = isinstance(inputs, (list, tuple))
+        items = [unwrap(x) for x in inputs] if many else unwrap(inputs)
+        out = self.predict(items, sampling_rate, **settings)
+        if isinstance(out, Prediction):
+            return out.top(top_k)
+        failed = [p for p in out if p.status == "error"]
+        if failed:  # the pipeline's shape has no place for an error: raise, naming every failed input
+            raise ValueError("; ".join(f"{p.source}: {p.error}" for p in failed))
+        return [p.top(top_k) for p in out]
 
 
 def load_model(path: str | Path, device: str = "cpu", card: str | Path | None = None, **settings) -> EmotionModel:

@@ -9,7 +9,6 @@ protocol and results, intended use, limitations, the EU AI Act notice).
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import statistics
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from ser_lightning.data.audio import AudioConfig
+from ser_lightning.files import sha256_file
 
 CARD_VERSION = 1
 
@@ -29,12 +29,7 @@ ONNX_CARD_KEY = "ser_lightning.model_card"
 TS_CARD_FILE = "model_card.json"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+_sha256 = sha256_file  # the old private name
 
 
 def model_card(classifier: nn.Module, audio_cfg: AudioConfig, source: str | Path | None = None) -> dict[str, Any]:

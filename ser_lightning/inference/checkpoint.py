@@ -1,7 +1,9 @@
 """Loading a ``train.py`` checkpoint safely: its datamodule settings, the classifier and its audio preprocessing.
 
 The one place that reads a checkpoint: ``train.py`` (best score, resume step), ``eval.py``, ``predict.py``,
-``export.py`` and the checkpoint ensemble use these functions. Every read is weights-only
+``export.py`` and the checkpoint ensemble use these functions. Prediction (:func:`load_for_prediction`) reads the
+file once and rebuilds the frontend and the network from the stored settings without Lightning (the
+:class:`PredictionClassifier`); training and evaluation rebuild the ``SERClassifier`` (:func:`load_classifier`). Every read is weights-only
 (``torch.load(..., weights_only=True)``: tensors, numbers, strings and plain containers), so a checkpoint from
 a stranger cannot run code: one whose pickle names any other callable (a command, a class) is refused with one
 line naming the file, before anything in it runs. Rebuilding a classifier fetches no pretrained weights (hub,
@@ -20,9 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ser_lightning.data.audio import AudioConfig
-from ser_lightning.data.datamodule import audio_config_from_hparams
-from ser_lightning.models.pretrained import weights_from_checkpoint
+from ser_lightning.data.audio import AudioConfig, audio_config_from_hparams
+from ser_lightning.models.facts import network_facts
+from ser_lightning.models.weights_source import weights_from_checkpoint
 
 
 def _refusal(path: Path, err: Exception) -> ValueError:
@@ -121,6 +123,105 @@ def stored_datamodule_hparams(ckpt_path: str | Path) -> dict[str, Any]:
     return hp
 
 
+class PredictionClassifier(nn.Module):
+    """A checkpoint's frontend + network, rebuilt from its stored settings without Lightning (for prediction).
+
+    It has what prediction reads of a ``SERClassifier``: ``frontend``, ``network``, ``class_names``, ``hparams``
+    (the stored hyper-parameters, a plain dict) and the same ``forward``; nothing of training (loss, metrics,
+    optimiser).
+
+    Args:
+        frontend: Waveform → features (the checkpoint's).
+        network: Features → logits.
+        class_names: Class names in output order.
+        hparams: The checkpoint's ``hyper_parameters``.
+
+    Shapes:
+        ``forward``: ``(batch, time)`` float32 waveform (and ``(batch,)`` valid lengths for a network that reads
+        whole clips) → ``(batch, n_classes)`` logits.
+    """
+
+    def __init__(self, frontend: nn.Module, network: nn.Module, class_names: list[str],
+                 hparams: dict[str, Any]) -> None:
+        super().__init__()
+        self.frontend = frontend
+        self.network = network
+        self.class_names = list(class_names)
+        self.hparams = dict(hparams)
+
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``(batch, n_classes)``; ``lengths`` goes to a network that reads whole clips."""
+        if lengths is not None and network_facts(self.network).whole_clips:
+            return self.network(self.frontend(wave), lengths)
+        return self.network(self.frontend(wave))
+
+
+def load_for_prediction(path: str | Path, map_location: str | torch.device = "cpu",
+                        checkpoint: dict[str, Any] | None = None) -> tuple[PredictionClassifier, AudioConfig, dict[str, Any]]:
+    """Load a ``train.py`` checkpoint for prediction: one read of the file, no Lightning.
+
+    The frontend and the network are built from the stored ``model`` / ``features`` settings as
+    ``SERClassifier.__init__`` builds them (:func:`ser_lightning.models.build_network`; pretrained weights are not
+    fetched, the state dict replaces them; a head-only checkpoint's encoder is the installed one, its SHA-256
+    checked: :func:`~ser_lightning.modules.frozen_encoder.restore_frozen_encoder`), the training corpora's
+    statistics are set (``model.norm_stats=per_corpus``), and the stored tensors load strictly: the same numbers
+    as :func:`load_classifier` (tests/test_predict_imports.py).
+
+    Args:
+        path: A checkpoint written by ``train.py`` (or its head-only copy).
+        map_location: Where the module goes.
+        checkpoint: The file's dictionary when the caller has read it already (:func:`read_checkpoint`).
+
+    Returns:
+        ``(classifier in eval mode, audio preprocessing, the datamodule settings)``.
+
+    Raises:
+        FileNotFoundError, ValueError: see :func:`read_checkpoint`; ValueError also for a checkpoint without
+            datamodule settings, a clip length that differs from the datamodule's, a head-only checkpoint whose
+            encoder digest differs from the installed weights', or tensors that do not fit the model built from
+            its settings (one line naming the file).
+    """
+    from ser_lightning.models.builder import build_network
+    from ser_lightning.modules.frozen_encoder import FROZEN_ENCODER_KEY, restore_frozen_encoder
+
+    path = Path(path).expanduser()
+    ckpt = checkpoint if checkpoint is not None else read_checkpoint(path)
+    dm_hp = dict(ckpt.get("datamodule_hyper_parameters") or {})
+    if not dm_hp:
+        raise ValueError(f"{path}: checkpoint holds no datamodule settings (was it written by train.py?)")
+    audio_cfg = audio_config_from_hparams(dm_hp)
+    hp = dict(ckpt.get("hyper_parameters") or {})
+    try:
+        model, features, class_names = dict(hp["model"]), dict(hp["features"]), list(hp["class_names"])
+    except KeyError as err:
+        raise ValueError(f"{path}: checkpoint holds no {err.args[0]} hyper-parameter (was it written by train.py?)") from None
+    num_samples = hp.get("num_samples")
+    if num_samples and int(num_samples) != audio_cfg.num_samples:
+        raise ValueError(f"ckpt_path={path}: model num_samples={num_samples} differs from the datamodule's "
+                         f"{audio_cfg.num_samples} (sample_rate {audio_cfg.sample_rate} Hz × {audio_cfg.duration_s} s)")
+    head_only = FROZEN_ENCODER_KEY in ckpt
+    try:
+        if head_only:  # the encoder reads its installed weights: they are not in the file
+            frontend, network = build_network(model, features, len(class_names), num_samples)
+        else:
+            with weights_from_checkpoint():
+                frontend, network = build_network(model, features, len(class_names), num_samples)
+        classifier = PredictionClassifier(frontend, network, class_names, hp)
+        if hp.get("corpus_stats"):
+            from ser_lightning.modules.norm_stats import pooled_stats
+
+            pooled = pooled_stats(hp["corpus_stats"])
+            encoder_frontend = network.encoder.frontend
+            encoder_frontend.norm_mean, encoder_frontend.norm_std = pooled["mean"], pooled["sd"]
+        state = {k: v for k, v in ckpt["state_dict"].items() if k.startswith(("frontend.", "network."))}
+        restore_frozen_encoder({**ckpt, "state_dict": state}, classifier)
+        classifier.load_state_dict(state, strict=True)
+    except (ValueError, RuntimeError, KeyError) as err:
+        why = " ".join(str(err).split())
+        raise ValueError(f"{path}: {why[:600]}") from None
+    return classifier.to(map_location).eval(), audio_cfg, dm_hp
+
+
 class ProbabilityModel(nn.Module):
     """Frontend + network + softmax of a :class:`~ser_lightning.modules.classifier.SERClassifier`.
 
@@ -150,7 +251,7 @@ class ProbabilityModel(nn.Module):
         encoder models, trained with ``data.clip_length=whole``), so that their pooling ignores the
         zero padding as in training; other networks ignore it.
         """
-        if lengths is not None and getattr(self.network, "pool_states", None) is not None:
+        if lengths is not None and network_facts(self.network).whole_clips:
             return torch.softmax(self.network(self.frontend(waveform), lengths).float(), dim=-1)
         return torch.softmax(self.network(self.frontend(waveform)).float(), dim=-1)
 

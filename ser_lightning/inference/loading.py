@@ -31,11 +31,12 @@ from ser_lightning.inference.adaptation import (
 from ser_lightning.inference.card import ONNX_CARD_KEY, TS_CARD_FILE, audio_config_from_card
 from ser_lightning.inference.checkpoint import (
     ProbabilityModel,
-    load_checkpoint,
-    stored_datamodule_hparams,
+    load_for_prediction,
+    read_checkpoint,
 )
 from ser_lightning.inference.default_model import resolve_model_path
 from ser_lightning.inference.runners import OnnxRunner
+from ser_lightning.models.facts import network_facts
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +153,11 @@ def _pooled_functions(classifier: Any, device: torch.device) -> tuple[Callable[.
     return embed, run_pooled
 
 
-def _checkpoint_prior(classifier: Any, path: Path) -> tuple[np.ndarray | None, str | None]:
-    """The checkpoint's training prior (:func:`~ser_lightning.inference.adaptation.training_prior`) or why not."""
+def _checkpoint_prior(classifier: Any, path: Path, stored: dict[str, Any]) -> tuple[np.ndarray | None, str | None]:
+    """The checkpoint's training prior (:func:`~ser_lightning.inference.adaptation.training_prior`) or why not;
+    ``stored``: its datamodule settings."""
     hp = classifier.hparams
     try:
-        stored = stored_datamodule_hparams(path)
         return training_prior(hp.get("class_counts"), hp.get("class_weights"), stored.get("sampler"),
                               len(classifier.class_names), stored.get("corpus_weights"),
                               hp.get("corpus_class_counts")), None
@@ -164,10 +165,11 @@ def _checkpoint_prior(classifier: Any, path: Path) -> tuple[np.ndarray | None, s
         return None, f"adapt_prior=em: ckpt_path={path}: {err}"
 
 
-def _speaker_norm_model(classifier: Any, audio_cfg: AudioConfig, path: Path, device: torch.device) -> LoadedModel:
+def _speaker_norm_model(classifier: Any, audio_cfg: AudioConfig, path: Path, device: torch.device,
+                        stored: dict[str, Any]) -> LoadedModel:
     """A :class:`LoadedModel` of a checkpoint trained with ``data.speaker_norm=true`` (split at the pooled states)."""
     network = classifier.network
-    if not (hasattr(network, "pooled_states") and hasattr(network, "forward_pooled")):
+    if not network_facts(network).pooled_split:
         raise ValueError(f"ckpt_path={path}: trained with data.speaker_norm=true, but its network "
                          f"{type(network).__name__} has no pooled hidden states to standardise")
     embed, run_pooled = _pooled_functions(classifier, device)
@@ -175,7 +177,7 @@ def _speaker_norm_model(classifier: Any, audio_cfg: AudioConfig, path: Path, dev
     def refuse(batch: np.ndarray) -> np.ndarray:
         raise ValueError(reference_required(path))
 
-    prior, why = _checkpoint_prior(classifier, path)
+    prior, why = _checkpoint_prior(classifier, path, stored)
     return LoadedModel(refuse, list(classifier.class_names), audio_cfg, str(classifier.hparams["model"].get("name")),
                        "pytorch", str(path), speaker_norm=True, embed=embed, run_pooled=run_pooled,
                        takes_lengths=audio_cfg.clip_length == "whole",
@@ -217,13 +219,13 @@ def load_model(path: str | Path, device: str = "cpu", card: str | Path | None = 
     dev = _torch_device(device)
     suffix = path.suffix.lower()
     if suffix == ".ckpt":
-        classifier, audio_cfg = load_checkpoint(path, map_location=str(dev))
-        if stored_datamodule_hparams(path).get("speaker_norm"):
-            return _speaker_norm_model(classifier.to(dev), audio_cfg, path, dev)
+        classifier, audio_cfg, stored = load_for_prediction(path, map_location=dev, checkpoint=read_checkpoint(path))
+        if stored.get("speaker_norm"):
+            return _speaker_norm_model(classifier, audio_cfg, path, dev, stored)
         module = ProbabilityModel.from_classifier(classifier).to(dev)
         why = adaptable(classifier.network)
         embed, run_pooled = _pooled_functions(classifier, dev) if why is None else (None, None)
-        prior, prior_why = _checkpoint_prior(classifier, path)
+        prior, prior_why = _checkpoint_prior(classifier, path, stored)
         return LoadedModel(_torch_runner(module, dev), list(classifier.class_names), audio_cfg,
                            str(classifier.hparams["model"].get("name")), "pytorch", str(path),
                            embed=embed, run_pooled=run_pooled, takes_lengths=audio_cfg.clip_length == "whole",

@@ -136,7 +136,7 @@ def predict_files(
         vad: Detector settings: a :class:`~ser_lightning.inference.vad.VadSettings`, a mapping of its
             fields, ``True`` (defaults) or ``None``/``False`` (no detection: every window is classified).
         segment: ``"window"`` (fixed sliding windows) or ``"vad"`` (speech segments; needs ``vad``).
-        progress: Show a progress bar (stderr).
+        progress: Show a progress bar (stderr) for more than one file.
         speaker_stats: The speaker's statistics for a model trained with ``data.speaker_norm=true``
             (:func:`speaker_reference_statistics`); every window's pooled hidden states are
             standardised with them before the head. Required by such a model, refused by others.
@@ -219,7 +219,7 @@ def predict_files(
             pending.remove(p)
 
     bar, task = None, None
-    if progress:
+    if progress and len(files) > 1:  # one file: nothing to follow (and no blank line left on a non-terminal)
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -287,7 +287,9 @@ def predict_files(
 def _record_error(rec: dict[str, Any], err: Exception, path: Any) -> None:
     msg, shown = str(err), path.name if isinstance(path, AudioArray) else str(path)
     rec.update(status="error", error=msg[len(shown) + 2:] if msg.startswith(f"{shown}: ") else msg)
-    log.warning("%s", msg)
+    # the record carries the error (predict.py's table and outputs, the API's Prediction.error or ValueError):
+    # logged at DEBUG only, so that it is not reported twice
+    log.debug("%s", msg)
 
 
 def _finish(rec: dict[str, Any], p: _Pending, labels: list[str], sample_rate: int) -> None:

@@ -1,26 +1,18 @@
 """Networks (plain ``nn.Module``s, no Lightning), their registry and the one builder.
 
 Importing a network module registers its names (``model=<name>`` on the command line) with the
-facts the network carries (:class:`~ser_lightning.models.registry.ModelInfo`).
+facts the network carries (:class:`~ser_lightning.models.registry.ModelInfo`); the registry imports a family's
+module when one of its names is first asked for (:data:`~ser_lightning.models.registry.FAMILIES`), so importing
+this package loads neither timm nor transformers.
 :func:`build_network` turns ``model`` + ``features`` settings into frontend + network.
 """
 
-# The families of networks, one module each (imported to register their names).
-from ser_lightning.models import (  # noqa: F401
-    attention_fcn,
-    cnn,
-    ensembles,
-    sequence,
-    timm_backbones,
-    wav2vec2,
-)
 from ser_lightning.models.builder import (
     NON_NETWORK_KEYS,
     build_network,
     fit_geometry,
     frontend_settings,
 )
-from ser_lightning.models.encoders import zoo  # noqa: F401
 from ser_lightning.models.registry import (
     ModelInfo,
     build_model,

@@ -14,6 +14,7 @@ from torch import nn
 
 from ser_lightning.features.frontend import build_frontend
 from ser_lightning.features.geometry import spectrogram_geometry
+from ser_lightning.models.facts import derive_facts
 from ser_lightning.models.registry import model_info
 
 #: Keys of ``model`` settings that are not network arguments: ``name``; ``input`` (the input kind,
@@ -88,7 +89,8 @@ def build_network(model: dict[str, Any], features: dict[str, Any], num_classes: 
     Returns:
         ``(frontend, network)``: waveforms ``(batch, time)`` → features ``(batch, channels,
         n_feats, frames)`` (or the waveform itself for a waveform network) → logits
-        ``(batch, num_classes)``.
+        ``(batch, num_classes)``. The network carries its :class:`~ser_lightning.models.facts.NetworkFacts` as
+        ``network.facts``.
 
     Raises:
         ValueError: unknown model or frontend name, or a bad setting (named in the message).
@@ -98,4 +100,9 @@ def build_network(model: dict[str, Any], features: dict[str, Any], num_classes: 
     frontend = build_frontend(feat.pop("name"), **feat)
     net = {k: v for k, v in model.items() if k not in NON_NETWORK_KEYS}
     network = info.builder(in_channels=frontend.out_channels, num_classes=num_classes, **net)
+    facts = derive_facts(network, info.input_kind, info.sample_rate)
+    if facts.whole_clips != info.whole_clips:
+        raise ValueError(f"model {info.name}: its registry entry declares whole_clips={info.whole_clips}, but the "
+                         f"built {type(network).__name__} {'reads' if facts.whole_clips else 'does not read'} whole clips")
+    network.facts = facts  # what the rest of the platform asks (models/facts.py)
     return frontend, network

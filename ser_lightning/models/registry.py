@@ -8,12 +8,18 @@ report section) and where pretrained weights can come from. Old names stay usabl
 deprecated aliases (timm's ``register_model_deprecations``): they build the same network and
 warn.
 
+The families are imported when a name is first asked for (timm's ``_module_to_models`` idea): asking for
+``whisper_tiny`` imports :mod:`ser_lightning.models.encoders.zoo` only, not timm or transformers, which keeps the
+prediction path light; :func:`list_models` imports every family. :data:`FAMILIES` says which module registers
+which names (tests/test_registry.py checks it against the registrations).
+
 Public: :func:`register_model`, :func:`register_model_deprecations`, :func:`list_models`,
 :func:`is_model`, :func:`model_info`, :func:`build_model`.
 """
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +47,9 @@ class ModelInfo:
         source: Paper or report section the network follows.
         pretrained: Where pretrained weights can come from (values of ``model.pretrained``),
             empty when the network trains from scratch only.
+        whole_clips: It reads whole clips with their valid lengths (``network(features, lengths)``); the
+            builder checks the built network agrees (:class:`~ser_lightning.models.facts.NetworkFacts`).
+        sample_rate: The rate (Hz) its pretrained weights need, or ``None`` (any).
     """
 
     name: str
@@ -51,10 +60,34 @@ class ModelInfo:
     fit_frontend: bool = False
     source: str = ""
     pretrained: tuple[str, ...] = ()
+    whole_clips: bool = False
+    sample_rate: int | None = None
 
 
 _MODELS: dict[str, ModelInfo] = {}
 _DEPRECATED: dict[str, str] = {}
+
+#: Module → the names it registers, imported on first use of one of them (every module for :func:`list_models`).
+#: ``ensemble`` (trained checkpoints combined) registers from :mod:`ser_lightning.inference.ensemble`, which
+#: ``ser_lightning.inference`` imports.
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "ser_lightning.models.attention_fcn": ("attention_fcn", "attention_fcn_2d"),
+    "ser_lightning.models.cnn": ("homebrew_cnn", "mfcc_cnn", "parallel_cnn", "plain_cnn", "residual_cnn"),
+    "ser_lightning.models.encoders.zoo": ("byol_s", "ssl", "whisper_base", "whisper_tiny"),
+    "ser_lightning.models.ensembles": ("joint_ensemble",),
+    "ser_lightning.models.sequence": ("attentive_bilstm", "cls_transformer", "cnn_transformer"),
+    "ser_lightning.models.timm_backbones": ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
+                                            "inception_v3", "mobilenetv3_large_100", "tf_efficientnetv2_b0",
+                                            "tf_efficientnetv2_b1", "vgg16"),
+    "ser_lightning.models.wav2vec2": ("wav2vec2",),
+}
+
+
+def _import_families(name: str | None = None) -> None:
+    """Import the module that registers ``name`` (every family module when ``None`` or not listed)."""
+    modules = [m for m, names in FAMILIES.items() if name in names] or list(FAMILIES)
+    for module in modules:
+        importlib.import_module(module)
 
 
 def register_model(
@@ -66,6 +99,8 @@ def register_model(
     fit_frontend: bool = False,
     source: str = "",
     pretrained: Sequence[str] = (),
+    whole_clips: bool = False,
+    sample_rate: int | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering a network class or factory under ``name`` with its facts (:class:`ModelInfo`).
 
@@ -82,7 +117,8 @@ def register_model(
         if name in _MODELS or name in _DEPRECATED:
             raise ValueError(f"model {name!r} is registered twice")
         _MODELS[name] = ModelInfo(name, builder, input_kind, size(default_input_size), size(min_input_size),
-                                  bool(fit_frontend), source, tuple(pretrained))
+                                  bool(fit_frontend), source, tuple(pretrained), bool(whole_clips),
+                                  None if sample_rate is None else int(sample_rate))
         return builder
 
     return deco
@@ -110,11 +146,14 @@ def list_models(include_deprecated: bool = False) -> list[str]:
     >>> "homebrew_cnn" in list_models() and "report001_cnn" not in list_models()
     True
     """
+    _import_families()
     return sorted([*_MODELS, *(_DEPRECATED if include_deprecated else ())])
 
 
 def is_model(name: str) -> bool:
     """True for a registered name or deprecated alias."""
+    if name not in _MODELS and name not in _DEPRECATED:
+        _import_families(name)
     return name in _MODELS or name in _DEPRECATED
 
 
@@ -129,6 +168,8 @@ def model_info(name: str) -> ModelInfo:
         warnings.warn(f"model.name={name} is deprecated: it is now model={new} (same network and weights)",
                       FutureWarning, stacklevel=2)
         name = new
+    if name not in _MODELS:
+        _import_families(name)
     if name not in _MODELS:
         raise ValueError(f"model.name={name!r} is not a registered model; choose one of {list_models()}")
     return _MODELS[name]

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ser_lightning.models.pretrained import loading_from_checkpoint
 from ser_lightning.models.registry import register_model
+from ser_lightning.models.weights_source import loading_from_checkpoint
 
 #: torchaudio ``wav2vec2_model`` arguments per configuration name.
 CONFIGS: dict[str, dict] = {

@@ -21,6 +21,7 @@ from torchmetrics.classification import (
 
 from ser_lightning.data.crops import CropGroups, average_crop_logits
 from ser_lightning.models import build_network
+from ser_lightning.models.facts import network_facts as facts_of
 from ser_lightning.modules.frozen_encoder import restore_frozen_encoder
 from ser_lightning.modules.mixup import check_mixup_alpha, mixup_batch, soft_cross_entropy
 from ser_lightning.modules.norm_stats import norm_stats_mode, pooled_stats
@@ -118,6 +119,8 @@ class SERClassifier(pl.LightningModule):
         corpus_class_counts: With ``data.corpus_weights=balanced``: training corpus → items per class, kept so
             that the model's training class prior can be derived
             (:func:`~ser_lightning.inference.adaptation.training_prior`, EM prior correction).
+        network_facts: Ignored when given (a checkpoint's stored copy): the facts are those of the network built
+            here (:class:`~ser_lightning.models.facts.NetworkFacts`), stored under this name in the hyper-parameters.
 
     Raises:
         ValueError: bad loss settings (named in the message; mixup with L-BFGS), an unknown ``model.norm_stats``,
@@ -137,6 +140,7 @@ class SERClassifier(pl.LightningModule):
         num_samples: int | None = None,
         corpus_stats: dict[str, dict[str, float]] | None = None,
         corpus_class_counts: dict[str, list[int]] | None = None,
+        network_facts: dict[str, Any] | None = None,
     ) -> None:  # pragma: no mutate block (mutmut's wrapper would hide these arguments from save_hyperparameters)
         super().__init__()
         self.save_hyperparameters()
@@ -144,7 +148,9 @@ class SERClassifier(pl.LightningModule):
         self.class_names = list(class_names)
         self.backbone_lr_mult = float(model.get("backbone_lr_mult", 1.0))
         self.frontend, self.network = build_network(dict(model), dict(features), n, num_samples)
-        if norm_stats_mode(model) == "per_corpus" and not getattr(self.network, "takes_norm_stats", False):
+        self.facts = facts_of(self.network)
+        self.hparams["network_facts"] = self.facts.as_dict()  # stored with the checkpoint (models/facts.py)
+        if norm_stats_mode(model) == "per_corpus" and not self.facts.takes_norm_stats:
             raise ValueError(f"model.norm_stats=per_corpus: model {model['name']} standardises its input with no "
                              "corpus statistics (only encoders with a standardised log-mel, e.g. byol_s, take them)")
         if corpus_stats:
@@ -180,7 +186,7 @@ class SERClassifier(pl.LightningModule):
         Raises:
             ValueError: the network takes no statistics.
         """
-        if not getattr(self.network, "takes_norm_stats", False):
+        if not self.facts.takes_norm_stats:
             raise ValueError(f"{type(self.network).__name__} takes no corpus statistics")
         table = {str(c): {k: (int(v) if k in ("frames", "clips") else float(v)) for k, v in s.items()}
                  for c, s in table.items()}
@@ -216,7 +222,7 @@ class SERClassifier(pl.LightningModule):
         """
         if norm is not None:
             return self.network(self.frontend(wave), lengths, norm)
-        if lengths is not None and getattr(self.network, "pool_states", None) is not None:
+        if lengths is not None and self.facts.whole_clips:
             return self.network(self.frontend(wave), lengths)
         return self.network(self.frontend(wave))
 
@@ -238,7 +244,7 @@ class SERClassifier(pl.LightningModule):
         Raises:
             ValueError: the network cannot take cached embeddings.
         """
-        if enabled and not getattr(self.network, "cacheable", False):
+        if enabled and not self.facts.cacheable:
             raise ValueError(f"{type(self.network).__name__} cannot train on cached embeddings (it needs a frozen "
                              "encoder with model.pool_each_layer=true and a parameter-free pooling)")
         self.cached_embeddings = bool(enabled)

@@ -27,7 +27,6 @@ mode computes its statistics over the whole padded batch).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from importlib import resources
 from pathlib import Path
@@ -36,6 +35,7 @@ import torch
 from torch import nn
 
 from ser_lightning.features.encoder_frontends import ByolLogMel, frame_mask
+from ser_lightning.files import sha256_file
 from ser_lightning.models.encoders.base import EncoderOutput, SpeechEncoder
 
 #: SHA-256 of the packaged ``byol_s_d512.pth`` (SERAB's ``default512_BYOLAs64x96-…-rs42.pth``).
@@ -56,13 +56,8 @@ def packaged_weights_path() -> Path:
     return path
 
 
-def sha256_of(path: str | Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+#: Hex SHA-256 of a file (:func:`ser_lightning.files.sha256_file`, under its old name).
+sha256_of = sha256_file
 
 
 def load_byol_s_state_dict(path: str | Path | None = None, sha256: str | None = BYOL_S_SHA256) -> dict[str, torch.Tensor]:

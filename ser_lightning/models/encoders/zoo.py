@@ -52,7 +52,7 @@ def _pretrained(value):
     return None if value in (None, "none", "null", False) else value
 
 
-@register_model("byol_s", input_kind="waveform", pretrained=("offline", "<state-dict path>", "none"),
+@register_model("byol_s", input_kind="waveform", whole_clips=True, sample_rate=16000, pretrained=("offline", "<state-dict path>", "none"),
                 source="Niizumi et al. IJCNN 2021 (BYOL-A encoder); Scheidwasser-Clow et al. ICASSP 2022 (BYOL-S)")
 def byol_s(in_channels: int = 1, num_classes: int = 8, pretrained: str | None = "offline", **settings) -> nn.Module:
     """BYOL-S d512 encoder + head (module docstring); ``in_channels`` is unused (waveform input)."""
@@ -60,7 +60,7 @@ def byol_s(in_channels: int = 1, num_classes: int = 8, pretrained: str | None = 
     return _build("byol_s", num_classes, pretrained, _source("byol_s", pretrained), **settings)
 
 
-@register_model("whisper_tiny", input_kind="waveform", pretrained=("offline", "<CTranslate2 directory>", "none"),
+@register_model("whisper_tiny", input_kind="waveform", whole_clips=True, sample_rate=16000, pretrained=("offline", "<CTranslate2 directory>", "none"),
                 source="Radford et al. 2022 (Whisper tiny.en encoder); Yang et al. 2021 (SUPERB layer weighting)")
 def whisper_tiny(in_channels: int = 1, num_classes: int = 8, pretrained: str | None = "offline",
                  **settings) -> nn.Module:
@@ -69,7 +69,7 @@ def whisper_tiny(in_channels: int = 1, num_classes: int = 8, pretrained: str | N
     return _build("whisper_tiny", num_classes, pretrained, _source("whisper_tiny", pretrained), **settings)
 
 
-@register_model("whisper_base", input_kind="waveform", pretrained=("offline", "<CTranslate2 directory>", "none"),
+@register_model("whisper_base", input_kind="waveform", whole_clips=True, sample_rate=16000, pretrained=("offline", "<CTranslate2 directory>", "none"),
                 source="Radford et al. 2022 (Whisper base encoder, multilingual); Yang et al. 2021 (SUPERB layer weighting)")
 def whisper_base(in_channels: int = 1, num_classes: int = 8, pretrained: str | None = "offline",
                  **settings) -> nn.Module:
@@ -80,7 +80,7 @@ def whisper_base(in_channels: int = 1, num_classes: int = 8, pretrained: str | N
     return _build("whisper_base", num_classes, pretrained, _source("whisper_base", pretrained), **settings)
 
 
-@register_model("ssl", input_kind="waveform", pretrained=("<hub id>", "<local directory>"),
+@register_model("ssl", input_kind="waveform", whole_clips=True, sample_rate=16000, pretrained=("<hub id>", "<local directory>"),
                 source="transformers wav2vec2 / HuBERT / WavLM / data2vec-audio / Whisper encoders; SUPERB")
 def ssl(in_channels: int = 1, num_classes: int = 8, encoder: str | None = None, **settings) -> nn.Module:
     """A ``transformers`` speech encoder (``model.encoder``: hub id or local directory) + head.
