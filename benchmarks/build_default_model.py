@@ -586,7 +586,7 @@ def summary_markdown(results: dict[str, Any]) -> str:
         sel = (f.get("selected_model") or {}).get("ua")
         lines.append(f"| {f['fold']} | {', '.join(map(str, f['test_speakers']))} | {pct(f['ua'])} | {pct(f['wa'])} | "
                      f"{pct(f['macro_f1'])} | {pct(sel) if sel is not None else '–'} | "
-                     f"{(f.get('refit') or {}).get('epochs', '–')} | `{f['checkpoint']}` |")
+                     f"{(f.get('refit') or {}).get('epochs', '–')} | {'`' + f['checkpoint'] + '`' if f.get('checkpoint') else 'the protocol run'} |")
     lines += ["", f"- mean ± sd over {len(results['folds'])} folds: UA {pct(results['ua_mean'])} ± {pct(results['ua_sd'])} %, "
               f"WA {pct(results['wa_mean'])} ± {pct(results['wa_sd'])} %, macro-F1 {pct(results['macro_f1_mean'])} ± "
               f"{pct(results['macro_f1_sd'])} %"]

@@ -184,6 +184,25 @@ def shipped_folds() -> str:
     return f"{table}\n\nBuild wall time: {d.get('build_wall_s', '–')} s.\n\n{src.render()}"
 
 
+def shipped_cross() -> str:
+    """The shipped model's recipe on the development protocol's cross-corpus cells (``cv_results.json``'s
+    ``cross_corpus``, written by ``build_default_model.py --all-data``): plain and adapted UA per cell."""
+    d, path = load(SHIPPED)
+    src = Sources()
+    src.add(path, d, date=d.get("built_at"))
+    cells = d.get("cross_corpus")
+    if not cells:
+        return f"This build recorded no cross-corpus cells.\n\n{src.render()}"
+    keys = [k for k in ("set", "speaker") if any(k in c.get("adapted", {}) for c in cells)]
+    rows = [[c["cell"], c["n"], len(c["classes"]), pct(c["ua"]), pct(c.get("ua_full_output")),
+             *[pct(c.get("adapted", {}).get(k)) for k in keys]] for c in cells]
+    head = ["trained on → scored on", "clips", "classes", "UA % (plain)", "UA % full output",
+            *[f"UA % adapted: {'test-set' if k == 'set' else 'each test speaker'} statistics (transductive)" for k in keys]]
+    dev = d.get("development_protocol") or {}
+    return (f"{md_table(head, rows, 'lrr' + 'r' * (len(head) - 3))}\n\n{d.get('cross_corpus_protocol', '')} "
+            f"Recipe `{dev.get('name', '?')}` ({dev.get('date', '?')}; `{dev.get('command', '?')}`).\n\n{src.render()}")
+
+
 def shipped_file() -> str:
     """What ``model.ckpt`` holds and the digests that pin it (``cv_results.json``)."""
     d, path = load(SHIPPED)
@@ -563,7 +582,9 @@ def latency_encoders() -> str:
             if r[0] == "homebrew_cnn":
                 r[0] = "homebrew_cnn (yardstick)"
             if r[0] == "whisper_tiny" and clip == "3 s":
-                r[0] = "whisper_tiny (shipped default)"
+                r[0] = "whisper_tiny (`make train`'s default)"
+            if r[0] == "whisper_base" and clip == "3 s":
+                r[0] = "whisper_base (the shipped default's network)"
             if label:
                 r[0] += f" {label}"
             rows.append(r)
@@ -777,7 +798,7 @@ def train_throughput() -> str:
 
 
 TABLES: dict[str, Callable[[], str]] = {f.__name__: f for f in (
-    shipped_folds, shipped_file, shipped_reference, default_model, homebrew_split, homebrew_cv, encoder_cv,
+    shipped_folds, shipped_cross, shipped_file, shipped_reference, default_model, homebrew_split, homebrew_cv, encoder_cv,
     recipes, training_recipes, speaker_norm, model_zoo, latency, latency_encoders, eval_example, xcorpus, robustness,
     encoder_extraction, views_extraction, mutants, pipeline, cache_build, train_throughput)}
 
