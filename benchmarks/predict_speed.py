@@ -148,6 +148,7 @@ def main() -> None:
         "clips_per_s": med("clips_per_s"), "api_peak_rss_mb": med("peak_rss_mb"),
         "predict_py_wall_s": statistics.median(w for w, _ in predict),
         "predict_py_peak_rss_mb": statistics.median(p for _, p in predict),
+        "predict_py_runs_wall_s_peak_mb": predict,
         "imported": api[-1]["imported"],
         "load_avg_1min_before_after": [load_before, os.getloadavg()[0]],
         "targets": {"first_answer_after_import_s": 1.5, "predict_py_wall_s": 3.0, "peak_rss_mb": 600},

@@ -162,3 +162,40 @@ def test_no_import_circles(top_level_only):
 def test_the_circle_check_finds_a_circle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+#: The prediction path (``ser_lightning.inference`` as the API and ``predict.py`` use it): plain PyTorch, no training
+#: stack (tests/test_predict_imports.py checks the same at run time).
+PREDICTION_PATH = ("api", "predictor", "loading", "checkpoint", "windows", "scheduling", "labels", "outputs",
+                   "set_prediction", "speaker_reference", "adaptation", "vad", "runners", "card", "default_model",
+                   "__init__", "ensemble")
+TRAINING_STACK = ("lightning", "pytorch_lightning", "timm", "transformers", "wandb", "matplotlib", "torchmetrics",
+                  "ser_lightning.data.datamodule", "ser_lightning.modules.classifier", "ser_lightning.cli")
+
+
+def test_the_prediction_path_imports_no_training_stack():
+    """Module-level imports of the prediction path name no training package; the data module is not imported at all
+    (the audio settings a checkpoint needs live in :mod:`ser_lightning.data.audio`)."""
+    paths = [PKG / "inference" / f"{name}.py" for name in PREDICTION_PATH]
+    top = [f"{module_name(p)} imports {n}" for p in paths for n in sorted(imports(p, top_level_only=True))
+           if any(n == f or n.startswith(f + ".") for f in TRAINING_STACK)]
+    assert top == []
+    assert violations(paths, ("ser_lightning.data.datamodule",)) == []
+
+
+def test_the_registry_imports_network_families_on_demand():
+    """``ser_lightning.models`` and its registry import no network family at module level (timm, transformers come
+    with the family that needs them); the facts record imports nothing of the package."""
+    families = ("ser_lightning.models.cnn", "ser_lightning.models.sequence", "ser_lightning.models.ensembles",
+                "ser_lightning.models.timm_backbones", "ser_lightning.models.wav2vec2", "ser_lightning.models.attention_fcn",
+                "ser_lightning.models.encoders", "timm", "transformers")
+    for path in (PKG / "models" / "__init__.py", PKG / "models" / "registry.py", PKG / "models" / "builder.py"):
+        top = imports(path, top_level_only=True)
+        assert not [n for n in top if any(n == f or n.startswith(f + ".") for f in families)], path
+    assert not [n for n in imports(PKG / "models" / "facts.py") if n.startswith("ser_lightning")]
+
+
+def test_batches_and_datasets_are_plain_torch():
+    """The batch types and datasets split out of the data module import no Lightning and not the data module."""
+    paths = [PKG / "data" / "batches.py", PKG / "data" / "datasets.py"]
+    assert violations(paths, ("lightning", "pytorch_lightning", "ser_lightning.data.datamodule")) == []

@@ -33,6 +33,7 @@ from ser_lightning.inference.checkpoint import (
     ProbabilityModel,
     load_for_prediction,
     read_checkpoint,
+    stored_datamodule_hparams,
 )
 from ser_lightning.inference.default_model import resolve_model_path
 from ser_lightning.inference.runners import OnnxRunner
@@ -153,11 +154,14 @@ def _pooled_functions(classifier: Any, device: torch.device) -> tuple[Callable[.
     return embed, run_pooled
 
 
-def _checkpoint_prior(classifier: Any, path: Path, stored: dict[str, Any]) -> tuple[np.ndarray | None, str | None]:
+def _checkpoint_prior(classifier: Any, path: Path,
+                      stored: dict[str, Any] | None = None) -> tuple[np.ndarray | None, str | None]:
     """The checkpoint's training prior (:func:`~ser_lightning.inference.adaptation.training_prior`) or why not;
-    ``stored``: its datamodule settings."""
+    ``stored``: its datamodule settings (``None``: read from ``path``)."""
     hp = classifier.hparams
     try:
+        if stored is None:
+            stored = stored_datamodule_hparams(path)
         return training_prior(hp.get("class_counts"), hp.get("class_weights"), stored.get("sampler"),
                               len(classifier.class_names), stored.get("corpus_weights"),
                               hp.get("corpus_class_counts")), None
@@ -166,7 +170,7 @@ def _checkpoint_prior(classifier: Any, path: Path, stored: dict[str, Any]) -> tu
 
 
 def _speaker_norm_model(classifier: Any, audio_cfg: AudioConfig, path: Path, device: torch.device,
-                        stored: dict[str, Any]) -> LoadedModel:
+                        stored: dict[str, Any] | None = None) -> LoadedModel:
     """A :class:`LoadedModel` of a checkpoint trained with ``data.speaker_norm=true`` (split at the pooled states)."""
     network = classifier.network
     if not network_facts(network).pooled_split:
