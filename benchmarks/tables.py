@@ -634,7 +634,8 @@ def xcorpus() -> str:
 #: The recipes of the robustness summary (README, docs/cross-corpus.md): the former default, the same trained and
 #: tested with each speaker's own statistics (a transductive protocol), the multilingual encoder, and the shipped
 #: model's recipe (multi-corpus folds).
-ROBUSTNESS_RECIPES = ("whisper_tiny_probe", "whisper_tiny_speaker_norm", "whisper_base_probe", "whisper_base_multicorpus")
+ROBUSTNESS_RECIPES = ("whisper_tiny_probe", "whisper_tiny_speaker_norm", "whisper_base_probe", "whisper_base_speaker_norm",
+                      "whisper_base_multicorpus")
 #: The cells in the summary's column order, with their headers.
 ROBUSTNESS_CELLS = (("ravdess>tess", "RAVDESS → TESS"), ("tess>ravdess", "TESS → RAVDESS"),
                     ("ravdess+tess>turev", "RAVDESS + TESS → TurEV-DB"), ("tess+turev>ravdess", "TESS + TurEV-DB → RAVDESS"),
