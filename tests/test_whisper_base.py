@@ -29,6 +29,7 @@ from ser_lightning.models.encoders import whisper as W
 from ser_lightning.models.encoders.base import weights_sha256
 from ser_lightning.models.encoders.ctranslate2_io import DigestMismatch, read_ctranslate2_model
 from tests.conftest import REPO
+from tests.test_encoders import _speechlike
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -67,16 +68,6 @@ def base_dir(base_cache) -> Path:
 @pytest.fixture(scope="module")
 def whisper_base(base_dir):
     return W.build_whisper_base().eval()
-
-
-def _speechlike(seconds: float, seed: int = 0, sr: int = 16000) -> torch.Tensor:
-    """A harmonic tone with vibrato and noise ``(time,)`` at 16 kHz (deterministic)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sr)) / sr
-    f0 = 140 + 30 * np.sin(2 * np.pi * 3 * t) + 20 * seed
-    phase = 2 * np.pi * np.cumsum(f0) / sr
-    x = sum(np.sin(k * phase) / k for k in range(1, 6)) * (0.5 + 0.5 * np.sin(2 * np.pi * 2 * t) ** 2)
-    return torch.from_numpy((0.2 * x + 0.01 * rng.standard_normal(len(t))).astype(np.float32))
 
 
 # --------------------------------------------------------------------------- the joined file

@@ -102,7 +102,7 @@ def build_loggers(cfg: DictConfig | None) -> list[Any]:
 
 def _instantiate_callback(node) -> pl.Callback:
     """``instantiate`` one callback config; a bad setting the callback refuses with a ``ValueError`` comes out as
-    that ``ValueError`` (one line through :func:`run_cli`) instead of Hydra's multi-line ``InstantiationException``."""
+    that ``ValueError`` (one line through :func:`ser_lightning.cli.main.user_errors_as_one_line`) instead of Hydra's multi-line ``InstantiationException``."""
     from hydra.errors import InstantiationException
 
     try:
@@ -205,26 +205,6 @@ def finish_wandb(exit_code: int | None = None) -> None:
             wandb.finish(exit_code=exit_code)
     except ImportError:  # pragma: no cover - wandb is a dependency
         pass
-
-
-USER_ERRORS = (ValueError, FileNotFoundError)
-
-
-def run_cli(fn, cfg: DictConfig):
-    """Run ``fn(cfg)``; a user error (bad setting, missing data) becomes one line on stderr and exit 1.
-
-    Set ``HYDRA_FULL_ERROR=1`` to get the traceback instead.
-    """
-    import sys
-
-    if os.environ.get("HYDRA_FULL_ERROR") == "1":
-        return fn(cfg)
-    try:
-        return fn(cfg)
-    except USER_ERRORS as err:
-        msg = " ".join(str(err).split("\n"))
-        print(f"error: {msg}", file=sys.stderr)
-        raise SystemExit(1) from None
 
 
 def checkpoint_setting(cfg: DictConfig, what: str = "a train.py checkpoint", default: str | None = None) -> str:
