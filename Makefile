@@ -48,10 +48,10 @@ cv-emobox: install
 ## transductively adapted rows), plus RAVDESS 6-fold in-corpus; one row per recipe in
 ## benchmarks/results/xcorpus_table.md. Default: the shipped model's recipe. Another recipe:
 ## make cv-xcorpus NAME=whisper_tiny_probe XCORPUS="" ARGS=model=whisper_tiny
-NAME    ?= whisper_base_multicorpus_cw
+NAME    ?= whisper_base_multicorpus
 XCORPUS ?= --incorpus-extra tess turev
 cv-xcorpus: install
-	$(PY) -m benchmarks.xcorpus_cv --name $(NAME) $(XCORPUS) -- $(or $(ARGS),model=whisper_base data.corpus_weights=balanced)
+	$(PY) -m benchmarks.xcorpus_cv --name $(NAME) $(XCORPUS) -- $(or $(ARGS),model=whisper_base)
 
 ## Fast CPU test suite (generated audio + one real-RAVDESS integration test if SER_DATA_DIR is set).
 test: install

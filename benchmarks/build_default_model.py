@@ -157,7 +157,7 @@ def collect_results(work: Path, overrides: list[str], ship_fold: int, threads: i
     Each fold's entry holds the test metrics of the model its ``metrics.json`` describes (the refitted one
     with ``refit=true``), that checkpoint's file name, the validation-selected model's test metrics
     (``selected_model``, with ``refit=true``), the refit's epochs and training set, and the fold's wall
-    time and embedding extraction time.
+    time and frozen-feature extraction time.
 
     Args:
         work: The folder holding ``fold0`` … ``fold5``.
@@ -596,7 +596,7 @@ def summary_markdown(results: dict[str, Any]) -> str:
     walls = [f["wall_time_s"] for f in results["folds"] if f.get("wall_time_s") is not None]
     if walls:
         lines.append(f"- train.py wall time per fold: {min(walls):.0f}-{max(walls):.0f} s "
-                     f"(embedding extraction per fold: {', '.join(str(f.get('extract_s')) for f in results['folds'])} s)")
+                     f"(frozen-feature extraction per fold: {', '.join(str(f.get('extract_s')) for f in results['folds'])} s)")
     if results.get("build_wall_s") is not None:
         lines.append(f"- whole build wall time: {results['build_wall_s']:.0f} s")
     shipped = results.get("shipped_file") or {}

@@ -1,7 +1,7 @@
 """Wall time of the default model's 6-fold cross-validation (``make cv``, ``make cv-emobox``), cold and warm.
 
 Runs the two commands of the Makefile exactly (one ``train.py -m`` each: Hydra's basic launcher runs the six
-folds one after another in that one process, after one embedding extraction)::
+folds one after another in that one process, after one frozen-feature extraction)::
 
     make cv        = python train.py -m data.split=kfold 'data.fold=range(0,6)'
     make cv-emobox = python train.py -m folds=emobox_ravdess 'data.fold=range(0,6)'

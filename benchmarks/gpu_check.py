@@ -9,7 +9,7 @@ under a time limit, with ``nvidia-smi`` sampling every GPU's utilisation and mem
    validation pass), training samples per second (training clips / seconds of the second, warm epoch),
    GPU utilisation (mean and max per GPU over the run) and peak memory.
 2. ``extraction``: the shipped default's frozen-feature extraction on the GPU: ``train.py
-   model=whisper_tiny`` into an empty embedding cache; clips per second = clips / the extraction's own
+   model=whisper_tiny`` into an empty frozen-feature cache; clips per second = clips / the extraction's own
    seconds (``metrics.json`` ``frozen_features.extract_s``); the probe's short L-BFGS fit follows.
 3. With more than one GPU: ``ddp_default`` (``model=whisper_tiny trainer.devices=2``, a fresh cache,
    so the sharded extraction runs too) and ``ddp_inception_v3`` (``trainer.devices=2``; the headline
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         why = "dry run (CPU)" if args.dry_run else f"{n_gpus} GPU lent; DDP on 2 devices needs 2"
         steps["ddp_default"] = steps["ddp_inception_v3"] = {"skipped": why}
     else:
-        ddp_cache = f"data.cache_dir={work / 'cache_ddp'}"  # a fresh embedding cache: the sharded extraction runs too
+        ddp_cache = f"data.cache_dir={work / 'cache_ddp'}"  # a fresh frozen-feature cache: the sharded extraction runs too
         steps["ddp_default"] = run_step("ddp_default", [*default_args, "trainer.devices=2", *base, ddp_cache], work,
                                         left("ddp_default"), env, args.python)
         steps["ddp_inception_v3"] = ({"same_as": "headline (2 GPUs lent)"} if n_gpus == 2 else

@@ -683,7 +683,7 @@ def robustness() -> str:
 
 
 def encoder_extraction() -> str:
-    """One-time embedding extraction cost of the Whisper encoders."""
+    """One-time frozen-feature extraction cost of the Whisper encoders."""
     d, path = load("encoder_extraction.json")
     src = Sources()
     rows = []

@@ -2,7 +2,7 @@
 
 The run is built the way ``train.py`` builds it (``conf/train.yaml`` with ``augment=robust`` and the
 given overrides; by default the frozen Whisper tiny.en encoder on RAVDESS), then
-:func:`~ser_lightning.modules.embedding.use_frozen_features` embeds the clean clips (or reuses their
+:func:`~ser_lightning.modules.frozen_features.use_frozen_features` embeds the clean clips (or reuses their
 cache) and N views per clip. Views are cached one per view index and do not depend on K, so the
 extraction time for K views is the sum of the first K views' times; every view is timed on its own
 (made by the chain on the CPU, then embedded). ``--views-seed`` (default 1000, a seed no run uses)
@@ -68,19 +68,19 @@ def run(overrides: list[str], views: int, stage_clips: int) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     from ser_lightning.cli.validate import validate_config
-    from ser_lightning.modules.embedding import use_frozen_features
-    from ser_lightning.modules.norm_stats import use_training_norm_stats
+    from ser_lightning.modules.frozen_features import use_frozen_features
+    from ser_lightning.modules.norm_stats import training_norm_stats
 
     cfg = compose(["augment=robust", f"data.train_views={views}", *overrides])
     validate_config(cfg)
     dm, model = build(cfg)
     model_settings = OmegaConf.to_container(cfg.model, resolve=True)
-    use_training_norm_stats(model, dm, model_settings)
+    training_norm_stats(model.network, dm, model_settings)
     load_before = loadavg()
     n_clips = len(dm.cache_rows()[0])
     costs = stage_costs(dm, stage_clips) if stage_clips else []
     start = time.perf_counter()
-    cached = use_frozen_features(model, dm, model_settings, progress=False)
+    cached = use_frozen_features(model.network, dm, model_settings, progress=False)
     total_s = time.perf_counter() - start
     per_view = cached.views["extract_s_per_view"]
     built = cached.views["built"]

@@ -119,7 +119,8 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 def cached_pooled(metrics: dict, paths: list[str]) -> np.ndarray:
     """The run's cached pooled states of the given clips ``(n, hidden_states, pooled_dim)``, via the frozen-feature
     cache named in its ``metrics.json`` and the decoded-waveform cache its index points to."""
-    directory = Path(metrics["frozen_features"]["embedding_cache"])
+    frozen = metrics["frozen_features"]
+    directory = Path(frozen.get("feature_cache") or frozen["embedding_cache"])  # embedding_cache: runs before 2026-12-08
     index = json.loads((directory / "index.json").read_text())
     audio = json.loads((directory.parent.parent / index["audio"]["audio_key"] / "index.json").read_text())
     row_of = {audio["paths"][r]: i for i, r in enumerate(index["rows"])}

@@ -73,8 +73,8 @@ def set_collective_timeout(trainer, seconds: float) -> bool:
     Lightning's DDP strategies keep the timeout they pass to ``torch.distributed.init_process_group`` in
     ``_timeout`` (torch's 30-minute default unless given to the constructor); it is set here on the built
     strategy, whatever chose it (``ddp``, ``auto`` with several devices, ``ddp_spawn``, torchrun, SLURM).
-    The distributed embedding extraction builds its strategy with the same timeout
-    (:mod:`ser_lightning.modules.embedding`).
+    The distributed frozen-feature extraction builds its strategy with the same timeout
+    (:mod:`ser_lightning.modules.frozen_features`).
 
     Args:
         trainer: A built ``lightning.pytorch.Trainer`` whose processes have not met yet.

@@ -11,9 +11,14 @@ import soundfile as sf
 import torch
 
 from ser_lightning.data.crops import CropGroups, average_crop_logits, even_windows, random_windows
-from ser_lightning.data.datamodule import CropBatch, EmbeddingBatch, SERDataModule, WholeClipBatch
+from ser_lightning.data.datamodule import (
+    CropBatch,
+    FrozenFeatureBatch,
+    SERDataModule,
+    WholeClipBatch,
+)
 from ser_lightning.modules.classifier import SERClassifier
-from ser_lightning.modules.embedding import use_frozen_features
+from ser_lightning.modules.frozen_features import use_frozen_features
 from tests.conftest import tone, whole_clip_datamodule
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -141,19 +146,19 @@ def test_frozen_path_caches_training_and_test_windows_keyed_on_the_crop_settings
     with torch.no_grad():
         want = model._logits(dm.on_after_batch_transfer(val_wave, training=False)[0])
     n_train, n_val = len(dm.datasets["train"]), len(dm.datasets["val"])
-    cached = use_frozen_features(model, dm, BYOL, progress=False)
+    cached = use_frozen_features(model.network, dm, BYOL, progress=False)
     assert set(cached.windows) == {"train", "test"} and cached.windows["train"]["built"]
-    dirs = {cached.directory, *(Path(w["embedding_cache"]) for w in cached.windows.values())}
+    dirs = {cached.directory, *(Path(w["feature_cache"]) for w in cached.windows.values())}
     assert len(dirs) == 3
-    ident = json.loads((Path(cached.windows["test"]["embedding_cache"]) / "index.json").read_text())["identity"]
+    ident = json.loads((Path(cached.windows["test"]["feature_cache"]) / "index.json").read_text())["identity"]
     assert ident["windows"] == {"crop_samples": SR, "count": 3, "placement": "even"}
     # every training clip gives its 2 windows as items, each with the clip's label
     train = dm.datasets["train"]
-    assert len(train) == 2 * n_train and isinstance(train.__getitems__([0, 1]), EmbeddingBatch)
+    assert len(train) == 2 * n_train and isinstance(train.__getitems__([0, 1]), FrozenFeatureBatch)
     np.testing.assert_array_equal(train.labels[0::2], train.labels[1::2])
-    # validation: the windows' cached embeddings give the waveform path's averaged probabilities
+    # validation: the windows' cached frozen features give the waveform path's averaged probabilities
     val = dm.datasets["val"].__getitems__([0, 1])
-    assert isinstance(val, CropBatch) and val.batch.embeddings.shape == (6, *model.network.pooled_shape)
+    assert isinstance(val, CropBatch) and val.batch.features.shape == (6, *model.network.pooled_shape)
     with torch.no_grad():
         got = model._logits(dm.on_after_batch_transfer(val, training=False)[0])
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
@@ -163,16 +168,16 @@ def test_frozen_path_caches_training_and_test_windows_keyed_on_the_crop_settings
     # other crop settings: other window caches; the same ones: reused
     dm2 = whole_clip_datamodule(varied_ravdess, tmp_path / "c", train_crop_s=0.8, train_crops=2, test_crops=3)
     dm2.set_frontend(model.frontend)
-    other = use_frozen_features(model, dm2, BYOL, progress=False)
+    other = use_frozen_features(model.network, dm2, BYOL, progress=False)
     assert other.windows["train"]["built"] and other.windows["test"]["built"] and not other.built
-    assert other.windows["train"]["embedding_cache"] != cached.windows["train"]["embedding_cache"]
+    assert other.windows["train"]["feature_cache"] != cached.windows["train"]["feature_cache"]
     dm3 = whole_clip_datamodule(varied_ravdess, tmp_path / "c", train_crop_s=1.0, train_crops=2, test_crops=3)
     dm3.set_frontend(model.frontend)
-    same = use_frozen_features(model, dm3, BYOL, progress=False)
+    same = use_frozen_features(model.network, dm3, BYOL, progress=False)
     assert not same.built and not any(w["built"] for w in same.windows.values())
 
 
-def test_silence_trimming_shortens_whole_clips_and_changes_the_embedding_cache_key(padded_ravdess, tmp_path):
+def test_silence_trimming_shortens_whole_clips_and_changes_the_feature_cache_key(padded_ravdess, tmp_path):
     plain = whole_clip_datamodule(padded_ravdess, tmp_path / "c")
     trimmed = whole_clip_datamodule(padded_ravdess, tmp_path / "c", trim_silence=True)
     assert set(plain.cache.lengths.tolist()) == {int(1.6 * SR)}
@@ -180,8 +185,8 @@ def test_silence_trimming_shortens_whole_clips_and_changes_the_embedding_cache_k
     model = SERClassifier(BYOL, {"name": "logmel"}, plain.class_names).eval()
     for dm in (plain, trimmed):
         dm.set_frontend(model.frontend)
-    a = use_frozen_features(model, plain, BYOL, progress=False)
-    b = use_frozen_features(model, trimmed, BYOL, progress=False)
+    a = use_frozen_features(model.network, plain, BYOL, progress=False)
+    b = use_frozen_features(model.network, trimmed, BYOL, progress=False)
     assert a.built and b.built and a.directory != b.directory
     key_a = json.loads((a.directory / "index.json").read_text())["audio"]["audio_key"]
     assert key_a == plain.cache.directory.name != trimmed.cache.directory.name
@@ -207,6 +212,6 @@ def test_train_crops_0_keeps_training_clips_whole_and_crops_only_the_test_clips(
     model = SERClassifier(BYOL, {"name": "logmel"}, dm.class_names).eval()
     dm.set_frontend(model.frontend)
     n_train = len(dm.datasets["train"])
-    cached = use_frozen_features(model, dm, BYOL, progress=False)
+    cached = use_frozen_features(model.network, dm, BYOL, progress=False)
     assert set(cached.windows) == {"test"} and len(dm.datasets["train"]) == n_train
     assert isinstance(dm.datasets["val"].__getitems__([0]), CropBatch)

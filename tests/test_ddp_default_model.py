@@ -1,5 +1,5 @@
 """Multi-process runs of the default model that end: ``trainer=ddp_sim`` (2 gloo processes on the CPU) with the
-default model (frozen Whisper tiny.en, cached embeddings, full-batch L-BFGS, refit) and with every optimiser
+default model (frozen Whisper tiny.en, cached frozen features, full-batch L-BFGS, refit) and with every optimiser
 config of ``conf/optim/``, each under a timeout; the settings that cannot run refused before any process
 starts; SIGTERM ending every process within seconds; the collective timeout.
 
@@ -41,7 +41,7 @@ def corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory) -> Path:
-    """One audio and embedding cache for the module's runs (the first run extracts, the others reuse)."""
+    """One audio and frozen-feature cache for the module's runs (the first run extracts, the others reuse)."""
     return tmp_path_factory.mktemp("ddp_default_cache")
 
 
@@ -88,7 +88,7 @@ def _head(ckpt: Path) -> dict[str, torch.Tensor]:
 # ------------------------------------------------------------------------------------------- the default model
 def test_default_model_trains_under_ddp_exactly_as_on_one_process(corpus, cache_dir, tmp_path):
     """``trainer=ddp_sim`` with the default model ends, and fits what one process fits: every process fits the
-    same full batch (the cached embeddings of all training clips), so the metrics are those of the 1-process
+    same full batch (the cached frozen features of all training clips), so the metrics are those of the 1-process
     run and the validation-selected head its head up to float rounding (Lightning re-seeds the processes when
     their group starts, so the one batch comes in another order: sums round differently, by about 1e-7). The
     refit runs on rank 0 alone, as on one process: bit for bit. Fitting each process's own shard instead
@@ -122,7 +122,7 @@ def test_every_optimiser_config_is_tested():
 @pytest.mark.parametrize("optim", OPTIM_CONFIGS)
 def test_default_model_trains_under_ddp_with_every_optimiser_config(optim, corpus, cache_dir, tmp_path):
     """The first-order optimisers (each process its shard of the training clips, gradients all-reduced) with
-    the default model's frozen encoder and cached embeddings."""
+    the default model's frozen encoder and cached frozen features."""
     code, log = _run("trainer=ddp_sim", f"optim={optim}", f"data.root={corpus}", f"data.cache_dir={cache_dir}",
                      *FOLDS, *QUICK, "trainer.max_epochs=2", "refit=false", run_dir=tmp_path / "run")
     assert code == 0, log[-3000:]

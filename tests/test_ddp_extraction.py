@@ -20,14 +20,14 @@ from ser_lightning.data.feature_cache import extraction_shard, merge_shards, sha
 from tests.conftest import REPO
 
 # argv: data root, cache dir, output dir. Built like train.py: the training trainer (2 gloo processes) first,
-# then the extraction, twice (build, then reuse), then one epoch of fit on the cached embeddings with the
+# then the extraction, twice (build, then reuse), then one epoch of fit on the cached frozen features with the
 # process group the extraction started. Lightning's ddp launcher re-runs this script with LOCAL_RANK=1.
 DDP_EXTRACT_SCRIPT = """
 import json, sys
 import lightning.pytorch as pl
 from ser_lightning.data.datamodule import SERDataModule
 from ser_lightning.modules.classifier import SERClassifier
-from ser_lightning.modules.embedding import use_frozen_features
+from ser_lightning.modules.frozen_features import use_frozen_features
 
 root, cache, out = sys.argv[1:4]
 pl.seed_everything(0)
@@ -43,7 +43,7 @@ model = SERClassifier(settings, {"name": "logmel"}, dm.class_names)
 dm.set_frontend(model.frontend)
 runs = []
 for _ in range(2):
-    c = use_frozen_features(model, dm, settings, progress=False, trainer=trainer)
+    c = use_frozen_features(model.network, dm, settings, progress=False, trainer=trainer)
     runs.append({"built": c.built, "directory": str(c.directory), "processes": c.extract_processes,
                  "clips_per_process": c.clips_per_process})
 trainer.fit(model, datamodule=dm)
@@ -60,7 +60,7 @@ def _single_process(root: Path, cache: Path):
 
     from ser_lightning.data.datamodule import SERDataModule
     from ser_lightning.modules.classifier import SERClassifier
-    from ser_lightning.modules.embedding import use_frozen_features
+    from ser_lightning.modules.frozen_features import use_frozen_features
 
     dm = SERDataModule(root=str(root), cache_dir=str(cache), duration_s=2.0, clip_length="whole", split="speaker",
                        val_speakers=1, test_speakers=1, batch_size=8, progress=False)
@@ -71,7 +71,7 @@ def _single_process(root: Path, cache: Path):
     try:
         model = SERClassifier(SETTINGS, {"name": "logmel"}, dm.class_names)
         dm.set_frontend(model.frontend)
-        return dm, use_frozen_features(model, dm, SETTINGS, progress=False)
+        return dm, use_frozen_features(model.network, dm, SETTINGS, progress=False)
     finally:
         torch.set_num_threads(threads)
 

@@ -11,12 +11,13 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from ser_lightning.data.audio import AudioConfig
+from ser_lightning.data.batches import FrozenFeatures
 from ser_lightning.data.cache import build_or_load
 from ser_lightning.data.datamodule import SERDataModule, WholeClipBatch
-from ser_lightning.data.feature_cache import build_or_load_embeddings
+from ser_lightning.data.feature_cache import build_or_load_feature_cache
 from ser_lightning.models import build_network, list_models, model_info
 from ser_lightning.modules.classifier import SERClassifier
-from ser_lightning.modules.embedding import frozen_feature_path, use_frozen_features
+from ser_lightning.modules.frozen_features import frozen_feature_path, use_frozen_features
 from tests.conftest import REPO, run_script, whole_clip_datamodule
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -89,36 +90,36 @@ def test_frozen_feature_cache_is_reused_and_invalidated_like_the_audio_cache(var
         out[:] = np.arange(out.size, dtype=np.float32).reshape(out.shape)
 
     ident = {"weights_sha256": "abc"}
-    first = build_or_load_embeddings(audio, [0, 2, 4], ident, (2, 3), extract, tmp_path)
-    again = build_or_load_embeddings(audio, [0, 2, 4], ident, (2, 3), extract, tmp_path)
+    first = build_or_load_feature_cache(audio, [0, 2, 4], ident, (2, 3), extract, tmp_path)
+    again = build_or_load_feature_cache(audio, [0, 2, 4], ident, (2, 3), extract, tmp_path)
     assert first.built and not again.built and len(calls) == 1 and again.directory == first.directory
     np.testing.assert_array_equal(np.load(again.path), np.arange(18, dtype=np.float32).reshape(3, 2, 3))
     # other weights or other clips: another key, computed anew
-    other = build_or_load_embeddings(audio, [0, 2, 4], {"weights_sha256": "def"}, (2, 3), extract, tmp_path)
-    fewer = build_or_load_embeddings(audio, [0, 2], ident, (2, 3), extract, tmp_path)
+    other = build_or_load_feature_cache(audio, [0, 2, 4], {"weights_sha256": "def"}, (2, 3), extract, tmp_path)
+    fewer = build_or_load_feature_cache(audio, [0, 2], ident, (2, 3), extract, tmp_path)
     assert other.built and fewer.built and len({first.directory, other.directory, fewer.directory}) == 3
     # a flipped byte: logged, rebuilt, never read
     raw = bytearray(first.path.read_bytes())
     raw[-1] ^= 0xFF
     first.path.write_bytes(bytes(raw))
     with caplog.at_level("WARNING"):
-        fixed = build_or_load_embeddings(audio, [0, 2, 4], ident, (2, 3), extract, tmp_path)
+        fixed = build_or_load_feature_cache(audio, [0, 2, 4], ident, (2, 3), extract, tmp_path)
     assert fixed.built and "SHA-256" in fixed.rebuilt_because and "damaged" in caplog.text
     # a truncated array and a hand-edited index are caught too
     with open(fixed.path, "r+b") as fh:
         fh.truncate(fixed.path.stat().st_size - 4)
-    assert "truncated" in build_or_load_embeddings(audio, [0, 2, 4], ident, (2, 3), extract, tmp_path).rebuilt_because
+    assert "truncated" in build_or_load_feature_cache(audio, [0, 2, 4], ident, (2, 3), extract, tmp_path).rebuilt_because
     index = json.loads((fixed.directory / "index.json").read_text())
     index["rows"] = [0, 2, 5]
     (fixed.directory / "index.json").write_text(json.dumps(index))
-    assert "modified" in build_or_load_embeddings(audio, [0, 2, 4], ident, (2, 3), extract, tmp_path).rebuilt_because
+    assert "modified" in build_or_load_feature_cache(audio, [0, 2, 4], ident, (2, 3), extract, tmp_path).rebuilt_because
     # new audio (the audio cache's key changes) gives new embeddings
     audio2 = build_or_load(paths, AudioConfig(duration_s=2.0, clip_length="whole", normalize="rms"), tmp_path,
                            progress=False)
-    assert build_or_load_embeddings(audio2, [0, 2, 4], ident, (2, 3), extract, tmp_path).built
+    assert build_or_load_feature_cache(audio2, [0, 2, 4], ident, (2, 3), extract, tmp_path).built
     # an extraction that misses a clip fails instead of caching NaNs
     with pytest.raises(RuntimeError, match="without finite values"):
-        build_or_load_embeddings(audio, [1], ident, (2, 3), lambda out: None, tmp_path)
+        build_or_load_feature_cache(audio, [1], ident, (2, 3), lambda out: None, tmp_path)
 
 
 def test_cached_path_gives_the_waveform_path_logits(varied_ravdess, tmp_path):
@@ -127,23 +128,24 @@ def test_cached_path_gives_the_waveform_path_logits(varied_ravdess, tmp_path):
     settings = {"name": "byol_s", "pool_each_layer": True}
     model = SERClassifier(settings, {"name": "logmel"}, dm.class_names).eval()
     dm.set_frontend(model.frontend)
-    assert frozen_feature_path(model, dm, settings)[0]
-    assert not frozen_feature_path(model, dm, {**settings, "feature_cache": "off"})[0]
+    assert frozen_feature_path(model.network, dm, settings)[0]
+    assert not frozen_feature_path(model.network, dm, {**settings, "feature_cache": "off"})[0]
     batch = dm.datasets["val"].__getitems__(list(range(4)))
     with torch.no_grad():
         want = model._logits(dm.on_after_batch_transfer(batch, training=False)[0])
-    cached = use_frozen_features(model, dm, settings, progress=False)
+    cached = use_frozen_features(model.network, dm, settings, progress=False)
     assert cached.built and cached.extract_s >= 0
     emb, target = dm.on_after_batch_transfer(dm.datasets["val"].__getitems__(list(range(4))), training=False)
-    assert emb.shape == (4, *model.network.pooled_shape)
+    # the batch says it is the head's input: the same model takes it, nothing switched on it
+    assert isinstance(emb, FrozenFeatures) and emb.pooled.shape == (4, *model.network.pooled_shape)
     with torch.no_grad():
         torch.testing.assert_close(model._logits(emb), want, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(target, batch.target)
 
 
 def test_frozen_feature_cache_is_keyed_on_the_extraction_batch_size(varied_ravdess, tmp_path):
-    """Whole clips are padded to the longest of their extraction batch, which moves the encoder's rounding: an
-    embedding cache extracted in other batches is not reused, so a rebuild from a fresh cache is bit-identical;
+    """Whole clips are padded to the longest of their extraction batch, which moves the encoder's rounding: a
+    frozen-feature cache extracted in other batches is not reused, so a rebuild from a fresh cache is bit-identical;
     an extraction draws nothing from the global random state, and the head's batches are 64-byte aligned (CPU
     kernels round differently at other alignments, which made a run that extracted train differently)."""
     dm = whole_clip_datamodule(varied_ravdess, tmp_path / "c")
@@ -152,16 +154,16 @@ def test_frozen_feature_cache_is_keyed_on_the_extraction_batch_size(varied_ravde
     dm.set_frontend(model.frontend)
     torch.manual_seed(0)
     before = torch.get_rng_state()
-    first = use_frozen_features(model, dm, {**settings, "extract_batch_size": 3}, progress=False)
+    first = use_frozen_features(model.network, dm, {**settings, "extract_batch_size": 3}, progress=False)
     # an extraction leaves the random state alone: training after it is as after reusing the cache
     assert first.built and torch.equal(torch.get_rng_state(), before)
-    again = use_frozen_features(model, dm, {**settings, "extract_batch_size": 3}, progress=False)
-    other = use_frozen_features(model, dm, {**settings, "extract_batch_size": 5}, progress=False)
+    again = use_frozen_features(model.network, dm, {**settings, "extract_batch_size": 3}, progress=False)
+    other = use_frozen_features(model.network, dm, {**settings, "extract_batch_size": 5}, progress=False)
     assert first.built and not again.built and other.built and other.directory != first.directory
     assert json.loads((first.directory / "index.json").read_text())["identity"]["extract_batch_size"] == 3
     # embedding batches live in torch's 64-byte aligned memory, wherever NumPy's malloc put the rows it read
     for n in (1, 3, len(dm.datasets["train"])):
-        assert dm.datasets["train"].__getitems__(list(range(n))).embeddings.data_ptr() % 64 == 0
+        assert dm.datasets["train"].__getitems__(list(range(n))).features.data_ptr() % 64 == 0
 
 
 def test_non_cacheable_settings_take_the_waveform_path():

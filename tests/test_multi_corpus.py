@@ -74,7 +74,7 @@ def test_every_cell_of_a_protocol_embeds_the_same_clips(three_corpora, tmp_path)
     assert ("calm", "neutral") in turev
 
 
-def _fake_embeddings(dm: SERDataModule, path: Path) -> np.ndarray:
+def _fake_features(dm: SERDataModule, path: Path) -> np.ndarray:
     rows, _ = dm.cache_rows()
     np.save(path, np.random.default_rng(0).standard_normal((len(rows), 2, 3)).astype(np.float32))
     return rows
@@ -82,8 +82,8 @@ def _fake_embeddings(dm: SERDataModule, path: Path) -> np.ndarray:
 
 def test_corpus_weights_make_every_training_corpus_weigh_the_same(three_corpora, tmp_path):
     dm = _dm(three_corpora, tmp_path / "c", split="corpus", test_corpora=["turev"], corpus_weights="balanced")
-    rows = _fake_embeddings(dm, tmp_path / "emb.npy")
-    dm.use_embeddings(tmp_path / "emb.npy", rows)
+    rows = _fake_features(dm, tmp_path / "emb.npy")
+    dm.use_feature_cache(tmp_path / "emb.npy", rows)
     batch = dm.datasets["train"].__getitems__(list(range(len(dm.datasets["train"]))))
     corpora = np.array([u.corpus for u in dm.split_utterances("train")])
     w = batch.weight.numpy()
@@ -140,7 +140,7 @@ def test_train_on_two_corpora_scores_the_third_and_writes_its_predictions(three_
     r = run_script("train.py", "model=homebrew_cnn", f"data.root={three_corpora}", "data.corpus_weights=balanced",
                    "data.corpora=[ravdess,tess,turev]", "data.label_set=ekman7", "data.split=corpus",
                    "data.test_corpora=[turev]", f"data.cache_dir={tmp_path / 'cache'}", "debug=fast", cwd=tmp_path / "cnn")
-    assert r.returncode == 1 and "data.corpus_weights=balanced weighs cached frozen-encoder embeddings" in r.stderr
+    assert r.returncode == 1 and "data.corpus_weights=balanced weighs cached frozen features" in r.stderr
 
 
 def test_split_all_trains_on_every_clip_for_the_set_epochs(three_corpora, tmp_path):
@@ -163,8 +163,8 @@ def test_split_all_trains_on_every_clip_for_the_set_epochs(three_corpora, tmp_pa
 
 def test_a_full_batch_optimiser_gets_every_training_item_in_one_batch(three_corpora, tmp_path):
     dm = _dm(three_corpora, tmp_path / "c", split="corpus", test_corpora=["turev"], batch_size=16)
-    rows = _fake_embeddings(dm, tmp_path / "emb.npy")
-    dm.use_embeddings(tmp_path / "emb.npy", rows)
+    rows = _fake_features(dm, tmp_path / "emb.npy")
+    dm.use_feature_cache(tmp_path / "emb.npy", rows)
     n = len(dm.datasets["train"])
     assert n > 16 and len(dm.train_dataloader()) == -(-n // 16)
     dm.full_batch_training = True
@@ -174,14 +174,14 @@ def test_a_full_batch_optimiser_gets_every_training_item_in_one_batch(three_corp
 
 
 def test_corpus_weights_cover_the_augmented_views(three_corpora, tmp_path):
-    from ser_lightning.modules.embedding import use_frozen_features
+    from ser_lightning.modules.frozen_features import use_frozen_features
     from tests.test_robust_views import BYOL, FAST_VIEWS
 
     dm = _dm(three_corpora, tmp_path / "c", split="corpus", test_corpora=["turev"], corpus_weights="balanced",
              train_views=1, augment={"views": FAST_VIEWS})
     model = SERClassifier(BYOL, {"name": "logmel"}, dm.class_names).eval()
     dm.set_frontend(model.frontend)
-    use_frozen_features(model, dm, BYOL, progress=False)
+    use_frozen_features(model.network, dm, BYOL, progress=False)
 
     def totals() -> dict[str, float]:
         w = dm.datasets["train"].__getitems__(list(range(len(dm.datasets["train"])))).weight.numpy()

@@ -14,14 +14,15 @@ import torch
 from ser_lightning.data.datamodule import SERDataModule, WholeClipBatch
 from ser_lightning.evaluation.unscorable import predict_unscorable
 from ser_lightning.features.encoder_frontends import ByolLogMel, frame_mask
+from ser_lightning.models import build_network
 from ser_lightning.modules.classifier import SERClassifier
-from ser_lightning.modules.embedding import encoder_identity, use_frozen_features
+from ser_lightning.modules.frozen_features import encoder_identity, use_frozen_features
 from ser_lightning.modules.norm_stats import (
     compute_corpus_stats,
     mean_sd,
     pooled_stats,
     stats_from_moments,
-    use_training_norm_stats,
+    training_norm_stats,
 )
 from tests.conftest import make_ravdess, run_script
 from tests.test_unknown_labels import make_emodb
@@ -136,9 +137,11 @@ def test_each_clip_of_a_mixed_batch_is_standardised_with_its_own_corpus(two_corp
 
 def test_statistics_are_stored_with_the_model_and_restored(two_corpora, tmp_path):
     dm = _dm(two_corpora, tmp_path / "c")
-    model = SERClassifier(BYOL, {"name": "logmel"}, dm.class_names)
-    dm.set_frontend(model.frontend)
-    table = use_training_norm_stats(model, dm, BYOL, run_dir=tmp_path / "run")
+    # as train.py does: the network first, its statistics, then the model built with them around that network
+    built = build_network(BYOL, {"name": "logmel"}, dm.num_classes)
+    table = training_norm_stats(built[1], dm, BYOL, run_dir=tmp_path / "run")
+    model = SERClassifier(BYOL, {"name": "logmel"}, dm.class_names, corpus_stats=table, built=built)
+    assert model.network is built[1] and "built" not in model.hparams
     written = json.loads((tmp_path / "run" / "norm_stats.json").read_text())
     assert {c: (s["mean"], s["sd"], s["frames"]) for c, s in written["corpora"].items()} == {
         c: (s["mean"], s["sd"], s["frames"]) for c, s in table.items()}
@@ -178,11 +181,11 @@ def test_frozen_feature_cache_key_follows_the_statistics(two_corpora, tmp_path):
     one = encoder_identity(net, BYOL, {"ravdess": (-6.0, 5.0), "emodb": (-12.0, 5.0)})
     other = encoder_identity(net, BYOL, {"ravdess": (-6.0, 5.0), "emodb": (-12.5, 5.0)})
     assert len({json.dumps(x, sort_keys=True) for x in (fixed, one, other)}) == 3
-    use_training_norm_stats(model, dm, BYOL)
+    model.set_corpus_stats(training_norm_stats(model.network, dm, BYOL))
     batch = dm.datasets["val"].__getitems__(list(range(len(dm.datasets["val"]))))
     with torch.no_grad():
         want = model._logits(dm.on_after_batch_transfer(batch, training=False)[0])
-    cached = use_frozen_features(model, dm, BYOL, progress=False)
+    cached = use_frozen_features(model.network, dm, BYOL, progress=False)
     index = json.loads((cached.directory / "index.json").read_text())
     assert index["identity"]["norm_stats"] == {c: list(ms) for c, ms in sorted(dm.norm_stats.items())}
     emb, _ = dm.on_after_batch_transfer(dm.datasets["val"].__getitems__(list(range(len(batch.target)))), training=False)

@@ -116,6 +116,7 @@ def test_old_checkpoint_runs_in_eval_and_predict(old_data, tmp_path):
     ("ser_lightning.models.mfcc_cnn", "ser_lightning.models.cnn", "MFCCCNN"),
     ("ser_lightning.models.encoder_models", "ser_lightning.models.encoders.zoo", "whisper_tiny"),
     ("ser_lightning.models.encoders.classifier", "ser_lightning.models.encoders.encoder_classifier", "EncoderClassifier"),
+    ("ser_lightning.modules.embedding", "ser_lightning.modules.frozen_features", "use_frozen_features"),
 ])
 def test_moved_modules_stay_importable_with_a_warning(old, new, name):
     """A module that moved leaves a deprecated alias: the old import path gives the same objects and warns."""
@@ -126,6 +127,24 @@ def test_moved_modules_stay_importable_with_a_warning(old, new, name):
     with pytest.warns(FutureWarning, match=f"{old} is deprecated"):
         alias = importlib.import_module(old)
     assert getattr(alias, name) is getattr(importlib.import_module(new), name)
+
+
+@pytest.mark.parametrize(("module", "old", "new"), [
+    ("ser_lightning.data.feature_cache", "CachedEmbeddings", "FrozenFeatureCache"),
+    ("ser_lightning.data.feature_cache", "build_or_load_embeddings", "build_or_load_feature_cache"),
+    ("ser_lightning.data.batches", "EmbeddingBatch", "FrozenFeatureBatch"),
+    ("ser_lightning.modules.extraction", "EmbeddingExtractor", "FrozenFeatureExtractor"),
+    ("ser_lightning.modules.extraction", "ShardedEmbeddingWriter", "ShardedFeatureCacheWriter"),
+])
+def test_names_from_before_one_name_for_frozen_features_still_work_with_a_warning(module, old, new):
+    """One name ("frozen features", "frozen-feature cache") replaced "embeddings"; the old names still answer."""
+    import importlib
+
+    mod = importlib.import_module(module)
+    with pytest.warns(FutureWarning, match=f"{module}.{old} is deprecated: it is now {new}"):
+        assert getattr(mod, old) is getattr(mod, new)
+    with pytest.raises(AttributeError, match="has no attribute 'NoSuchName'"):
+        mod.NoSuchName  # noqa: B018
 
 
 # ----------------------------------------------------------------------------- facts travel with the model

@@ -27,7 +27,7 @@ from ser_lightning.features.robust import (
     codec_round_trip,
 )
 from ser_lightning.modules.classifier import SERClassifier
-from ser_lightning.modules.embedding import use_frozen_features
+from ser_lightning.modules.frozen_features import use_frozen_features
 from tests.conftest import whole_clip_datamodule
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -211,7 +211,7 @@ def _model(dm):
     return model
 
 
-def _embedding_dirs(cache: Path) -> set[str]:
+def _feature_cache_dirs(cache: Path) -> set[str]:
     return {p.name for p in (cache / "embeddings").iterdir() if p.is_dir()}
 
 
@@ -222,11 +222,11 @@ def test_views_are_embedded_once_as_training_items_with_their_clips_label_and_sp
     train_rows, train_labels = dm.datasets["train"].rows.copy(), dm.datasets["train"].labels.copy()
     n_val = len(dm.datasets["val"])
     all_rows = dm.cache_rows()[0]
-    cached = use_frozen_features(model, dm, BYOL, progress=False)
+    cached = use_frozen_features(model.network, dm, BYOL, progress=False)
     assert cached.views["built"] == [True, True] and cached.views["views"] == 2
     assert cached.views["clips"] == len(all_rows)
     idents = [json.loads((Path(d) / "index.json").read_text())["identity"]["views"]
-              for d in cached.views["embedding_caches"]]
+              for d in cached.views["feature_caches"]]
     assert [i["view"] for i in idents] == [0, 1] and idents[0]["seed"] == 0
     assert [s["stage"] for s in idents[0]["stages"]] == ["noise", "gain", "telephone"]
     train = dm.datasets["train"]
@@ -240,16 +240,16 @@ def test_views_are_embedded_once_as_training_items_with_their_clips_label_and_sp
     train_speakers = {speaker[r] for r in train_rows.tolist()}
     assert {speaker[r] for r in dm.train_item_rows.tolist()} == train_speakers
     assert np.array_equal(np.bincount(dm.train_item_rows, minlength=dm.cache.lengths.shape[0])[train_rows], [3] * n)
-    # the views' cached embeddings are the frozen encoder's embeddings of the seeded views
+    # the views' cached frozen features are the frozen features of the seeded views
     first = int(np.flatnonzero(dm.train_item_rows == train_rows[0])[-1])  # its view 1
-    emb = torch.from_numpy(np.asarray(train.__getitems__([first]).embeddings))
+    emb = torch.from_numpy(np.asarray(train.__getitems__([first]).features))
     row = int(train_rows[0])
     wave = dm.cache.waves[row, : dm.cache.lengths[row]].astype(np.float32)
     view, _ = make_view(wave, dm.view_chain, SR, view_seed(0, dm.row_clip_id[row], 1), "peak", -20.0, 2 * SR)
     with torch.no_grad():
         want = model.network.pooled_states(torch.from_numpy(view)[None], torch.tensor([len(view)]))
     torch.testing.assert_close(emb, want, atol=1e-4, rtol=1e-4)
-    clean = torch.from_numpy(np.asarray(train.__getitems__([int(np.flatnonzero(dm.train_item_rows == row)[0])]).embeddings))
+    clean = torch.from_numpy(np.asarray(train.__getitems__([int(np.flatnonzero(dm.train_item_rows == row)[0])]).features))
     assert (clean - emb).abs().max() > 1e-3  # a view is not the clean clip
     # validation and test stay clean: one item per clip
     assert len(dm.datasets["val"]) == n_val
@@ -263,25 +263,25 @@ def test_views_cache_is_reused_with_the_same_settings_and_rebuilt_when_they_chan
 
     def run(k: int, views: dict):
         dm = whole_clip_datamodule(varied_ravdess, cache, train_views=k, augment={"views": views})
-        return dm, use_frozen_features(_model(dm), dm, BYOL, progress=False)
+        return dm, use_frozen_features(_model(dm).network, dm, BYOL, progress=False)
 
     dm, first = run(2, FAST_VIEWS)
     _, again = run(2, FAST_VIEWS)
     assert first.views["built"] == [True, True] and again.views["built"] == [False, False] and not again.built
-    assert again.views["embedding_caches"] == first.views["embedding_caches"]
-    a = np.asarray(dm.datasets["train"].__getitems__(list(range(len(dm.datasets["train"])))).embeddings)
+    assert again.views["feature_caches"] == first.views["feature_caches"]
+    a = np.asarray(dm.datasets["train"].__getitems__(list(range(len(dm.datasets["train"])))).features)
     # K = 3 reuses views 0 and 1 and extracts view 2 only
     _, more = run(3, FAST_VIEWS)
-    assert more.views["built"] == [False, False, True] and more.views["embedding_caches"][:2] == first.views["embedding_caches"]
+    assert more.views["built"] == [False, False, True] and more.views["feature_caches"][:2] == first.views["feature_caches"]
     # another chain setting or seed: every view again, in other caches
     for views in ({**FAST_VIEWS, "noise": {"p": 1.0, "snr_db": [0.0, 5.0]}}, {**FAST_VIEWS, "seed": 1}):
         _, other = run(1, views)
-        assert other.views["built"] == [True] and other.views["embedding_caches"][0] not in first.views["embedding_caches"]
+        assert other.views["built"] == [True] and other.views["feature_caches"][0] not in first.views["feature_caches"]
     # a stage that is off does not enter the key
     _, off = run(2, {**FAST_VIEWS, "codec": {"p": 0.0}})
     assert off.views["built"] == [False, False]
     dm_b, _ = run(2, FAST_VIEWS)
-    b = np.asarray(dm_b.datasets["train"].__getitems__(list(range(len(dm_b.datasets["train"])))).embeddings)
+    b = np.asarray(dm_b.datasets["train"].__getitems__(list(range(len(dm_b.datasets["train"])))).features)
     np.testing.assert_array_equal(a, b)
 
 
@@ -289,10 +289,10 @@ def test_zero_views_leave_the_training_set_and_the_cache_untouched(varied_ravdes
     plain_cache, views_cache = tmp_path / "plain", tmp_path / "with_chain"
     plain = whole_clip_datamodule(varied_ravdess, plain_cache)
     off = whole_clip_datamodule(varied_ravdess, views_cache, train_views=0, augment={"views": FAST_VIEWS})
-    a = use_frozen_features(_model(plain), plain, BYOL, progress=False)
-    b = use_frozen_features(_model(off), off, BYOL, progress=False)
+    a = use_frozen_features(_model(plain).network, plain, BYOL, progress=False)
+    b = use_frozen_features(_model(off).network, off, BYOL, progress=False)
     assert a.views is None and b.views is None and off.train_item_rows is None
-    assert _embedding_dirs(plain_cache) == _embedding_dirs(views_cache) == {a.directory.name} == {b.directory.name}
+    assert _feature_cache_dirs(plain_cache) == _feature_cache_dirs(views_cache) == {a.directory.name} == {b.directory.name}
     for name in ("train", "val", "test"):
         np.testing.assert_array_equal(plain.datasets[name].rows, off.datasets[name].rows)
         np.testing.assert_array_equal(plain.datasets[name].labels, off.datasets[name].labels)
@@ -331,7 +331,7 @@ def test_views_cover_the_corpora_that_train_or_validate_and_skip_a_test_only_cor
     rows = dm.view_rows()
     assert set(dm.row_corpus[rows]) == {"home"} and len(rows) == 12
     assert dm.row_clip_id[rows[0]].startswith("home:home/")  # relative to the data root
-    cached = use_frozen_features(_model(dm), dm, BYOL, progress=False)
+    cached = use_frozen_features(_model(dm).network, dm, BYOL, progress=False)
     assert cached.views["clips"] == 12 and len(dm.datasets["train"]) == 2 * 8 and len(dm.datasets["test"]) == 8
     dm.merge_validation_into_training()
     assert len(dm.datasets["train"]) == 2 * 12

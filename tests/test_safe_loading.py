@@ -65,3 +65,33 @@ def test_the_cli_refuses_a_malicious_checkpoint(script, malicious_ckpt, tiny_rav
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "refusing to load" in last and str(path) in last
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("which", ["trained", "shipped head-only"])
+def test_a_checkpoint_is_read_once_per_load(which, trained_members, monkeypatch):
+    """Loading reads the file once: the classifier (``load_classifier``), and the classifier with its audio and data
+    settings (``open_checkpoint``, what ``export.py`` uses) each deserialise it one time, and the rebuilt model
+    equals Lightning's ``load_from_checkpoint`` of the same file tensor by tensor (also for the shipped head-only
+    checkpoint, whose frozen encoder comes from the installed weights)."""
+    from ser_lightning.inference.checkpoint import open_checkpoint
+    from ser_lightning.inference.default_model import default_model_path
+    from ser_lightning.modules.classifier import SERClassifier
+
+    path = trained_members[0] if which == "trained" else default_model_path()
+    reference = SERClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True).eval()
+    reads = []
+    real_load = torch.load
+
+    def counting_load(*args, **kwargs):
+        reads.append(args[0] if args else kwargs.get("f"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counting_load)
+    model = load_classifier(path)
+    assert len(reads) == 1
+    model_too, audio_cfg, dm_hp = open_checkpoint(path)
+    assert len(reads) == 2 and dm_hp["sample_rate"] == audio_cfg.sample_rate
+    for loaded in (model, model_too):
+        assert loaded.hparams == reference.hparams and not loaded.training
+        got, want = loaded.state_dict(), reference.state_dict()
+        assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)

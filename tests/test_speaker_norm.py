@@ -91,13 +91,13 @@ def _served(dm: SERDataModule) -> tuple[np.ndarray, list[str]]:
     rows, speakers = [], []
     assign = np.asarray(dm.assignment)
     for name, ds in dm.datasets.items():
-        rows.append(ds.__getitems__(list(range(len(ds)))).embeddings.numpy())
+        rows.append(ds.__getitems__(list(range(len(ds)))).features.numpy())
         speakers += [dm.utterances[i].speaker for i in np.flatnonzero(assign == name)]
     return np.concatenate(rows), speakers
 
 
-def _fake_embeddings(dm: SERDataModule, path: Path) -> np.ndarray:
-    """A stand-in embedding cache (one row per cache row) with a strong offset per speaker."""
+def _fake_features(dm: SERDataModule, path: Path) -> np.ndarray:
+    """A stand-in frozen-feature cache (one row per cache row) with a strong offset per speaker."""
     rows, _ = dm.cache_rows()
     rng = np.random.default_rng(1)
     data = rng.standard_normal((len(rows), 2, 3)).astype(np.float32)
@@ -114,14 +114,14 @@ def _fake_embeddings(dm: SERDataModule, path: Path) -> np.ndarray:
 
 def test_datamodule_standardises_every_speaker_over_all_splits_without_reading_labels(corpus, tmp_path):
     plain = _dm(corpus, tmp_path / "cache")
-    rows = _fake_embeddings(plain, tmp_path / "emb.npy")
-    plain.use_embeddings(tmp_path / "emb.npy", rows)
+    rows = _fake_features(plain, tmp_path / "emb.npy")
+    plain.use_feature_cache(tmp_path / "emb.npy", rows)
     raw, speakers = _served(plain)
     assert plain.protocol == PROTOCOL_PLAIN
     assert abs(_per_speaker_moments(raw, speakers)[3][0].mean()) > 30  # the plain path serves the raw rows
 
     normed = _dm(corpus, tmp_path / "cache", run_dir=tmp_path / "run", speaker_norm=True)
-    normed.use_embeddings(tmp_path / "emb.npy", rows)
+    normed.use_feature_cache(tmp_path / "emb.npy", rows)
     out, speakers = _served(normed)
     assert normed.protocol == PROTOCOL_SPEAKER_NORM and "transductive" in normed.protocol
     assert {normed.utterances[i].speaker for i in np.flatnonzero(np.asarray(normed.assignment) == "test")}
@@ -136,7 +136,7 @@ def test_datamodule_standardises_every_speaker_over_all_splits_without_reading_l
     rng = np.random.default_rng(3)
     for ds in shuffled.datasets.values():
         ds.labels = rng.permutation(ds.labels)
-    shuffled.use_embeddings(tmp_path / "emb.npy", rows)
+    shuffled.use_feature_cache(tmp_path / "emb.npy", rows)
     np.testing.assert_array_equal(_served(shuffled)[0], out)
 
 

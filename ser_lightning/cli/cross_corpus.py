@@ -158,8 +158,12 @@ def evaluate_on_corpus(cfg: DictConfig, ckpt: str | Path, target: str, out_dir: 
         scored_views,
     )
     from ser_lightning.data.datamodule import SERDataModule
-    from ser_lightning.inference.checkpoint import load_classifier, stored_datamodule_hparams
-    from ser_lightning.modules.embedding import (
+    from ser_lightning.inference.checkpoint import (
+        load_classifier,
+        read_checkpoint,
+        stored_datamodule_hparams,
+    )
+    from ser_lightning.modules.frozen_features import (
         frozen_feature_path,
         speaker_norm_inputs,
         use_frozen_features,
@@ -167,7 +171,8 @@ def evaluate_on_corpus(cfg: DictConfig, ckpt: str | Path, target: str, out_dir: 
     from ser_lightning.modules.norm_stats import use_eval_norm_stats
 
     request_adapt = adaptation_request(cfg.cross)
-    stored = stored_datamodule_hparams(ckpt)
+    checkpoint = read_checkpoint(ckpt)  # read once: its data settings here, the classifier below
+    stored = stored_datamodule_hparams(ckpt, checkpoint)
     data = OmegaConf.to_container(cfg.data, resolve=True)
     request = {k: data[k] for k in ("root", "cache_dir", "batch_size", "num_workers", "unknown_labels", "seed")
                if k in data}
@@ -176,8 +181,7 @@ def evaluate_on_corpus(cfg: DictConfig, ckpt: str | Path, target: str, out_dir: 
     split = cfg.cross.get("target_split", "all")
     dm = SERDataModule(**{**settings, "test_split": split, "run_dir": str(out_dir), "progress": False})
     dm.setup("test")
-    model = load_classifier(ckpt, map_location="cpu")
-    dm.set_frontend(model.frontend)
+    model = load_classifier(ckpt, map_location="cpu", checkpoint=checkpoint)
     sources = use_eval_norm_stats(model, dm, out_dir)  # per_corpus: the target's own statistics
     trainer = build_trainer(cfg, callbacks=[], logger=False, devices=1, num_nodes=1, strategy="auto",
                             sync_batchnorm=False, enable_progress_bar=False, enable_model_summary=False)
@@ -185,8 +189,8 @@ def evaluate_on_corpus(cfg: DictConfig, ckpt: str | Path, target: str, out_dir: 
     speaker_norm_inputs(model, dm, accelerator=accelerator)  # data.speaker_norm=true: each target speaker standardised
     if request_adapt["adapt"] != "none":
         prepare_adaptation(model, dm, request_adapt["adapt"], accelerator)
-    elif not dm.hparams.get("speaker_norm") and frozen_feature_path(model, dm, dict(model.hparams["model"]))[0]:
-        use_frozen_features(model, dm, dict(model.hparams["model"]), accelerator=accelerator, progress=False)
+    elif not dm.hparams.get("speaker_norm") and frozen_feature_path(model.network, dm, dict(model.hparams["model"]))[0]:
+        use_frozen_features(model.network, dm, dict(model.hparams["model"]), accelerator=accelerator, progress=False)
     trainer.test(model, datamodule=dm, verbose=False)
     results = model.test_results
     views, info = scored_views(model, dm, split, results["logits"], results["targets"], request_adapt, stored,

@@ -89,10 +89,14 @@ from ser_lightning.inference.adaptation import (
     small_groups_note,
     training_prior,
 )
-from ser_lightning.inference.checkpoint import load_classifier, stored_datamodule_hparams
+from ser_lightning.inference.checkpoint import (
+    load_classifier,
+    read_checkpoint,
+    stored_datamodule_hparams,
+)
 from ser_lightning.inference.default_model import resolve_model_path
 from ser_lightning.modules.classifier import SERClassifier
-from ser_lightning.modules.embedding import (
+from ser_lightning.modules.frozen_features import (
     frozen_feature_path,
     speaker_norm_inputs,
     use_frozen_features,
@@ -186,7 +190,7 @@ def prepare_adaptation(model: SERClassifier, dm: SERDataModule, adapt: str, acce
     Args:
         model: The loaded classifier. dm: Its data module, after ``setup``.
         adapt: ``none`` (nothing happens), ``set`` or ``speaker``.
-        accelerator: Lightning accelerator for an embedding extraction.
+        accelerator: Lightning accelerator for an frozen-feature extraction.
 
     Raises:
         ValueError: the model cannot be adapted (no pooled encoder states with an input standardisation,
@@ -200,12 +204,12 @@ def prepare_adaptation(model: SERClassifier, dm: SERDataModule, adapt: str, acce
     if why is None and dm.crop_window_counts()["test"] is not None:
         why = "it is evaluated on data.test_crops windows; adaptation standardises whole-clip embeddings"
     if why is None:
-        cached, how = frozen_feature_path(model, dm, dict(model.hparams["model"]))
+        cached, how = frozen_feature_path(model.network, dm, dict(model.hparams["model"]))
         why = None if cached else f"it takes the {how}"
     if why is not None:
         raise ValueError(f"adapt={adapt} needs a frozen encoder model with per-layer pooling and pooled_norm "
                          f"(e.g. model=whisper_tiny); this model cannot: {why}")
-    use_frozen_features(model, dm, dict(model.hparams["model"]), accelerator=accelerator, progress=False)
+    use_frozen_features(model.network, dm, dict(model.hparams["model"]), accelerator=accelerator, progress=False)
 
 
 def model_training_prior(model: SERClassifier, datamodule_hparams: dict[str, Any]) -> np.ndarray:
@@ -255,8 +259,8 @@ def scored_views(model: SERClassifier, dm: SERDataModule, split: str, logits: to
                             "adapt_min_clips": request["min_clips"], "notes": []}
     if request["adapt"] != "none":
         ds = dm.datasets[split]
-        if not ds.embeddings or not np.array_equal(ds.labels, t):
-            raise RuntimeError(f"adapt: the {split} split's cached embeddings do not line up with the tested clips")
+        if not ds.frozen_features or not np.array_equal(ds.labels, t):
+            raise RuntimeError(f"adapt: the {split} split's cached frozen features do not line up with the tested clips")
         pooled = np.load(ds.waves_path, mmap_mode="r")[ds.rows]
         groups = split_speakers(dm, split) if request["adapt"] == "speaker" else None
         model.network.eval()
@@ -407,7 +411,8 @@ def evaluate(cfg: DictConfig) -> dict:
             raise ValueError("ckpt_path is required (a checkpoint, `default` for the shipped model, or "
                              "model=ensemble model.members=[...])")
         source = resolve_model_path(cfg.ckpt_path)
-        dm_hp = stored_datamodule_hparams(source)
+        checkpoint = read_checkpoint(source)  # read once: its data settings here, the classifier below
+        dm_hp = stored_datamodule_hparams(source, checkpoint)
     settings, ignored = eval_data_settings(dm_hp, request, _explicit_data_keys())
     if ignored:
         log.info("data group settings not used (the checkpoint's are kept): %s", ignored)
@@ -417,19 +422,17 @@ def evaluate(cfg: DictConfig) -> dict:
                               features={"name": "raw", "sample_rate": dm.audio_cfg.sample_rate},
                               class_names=dm.class_names)
     else:
-        model = load_classifier(source, map_location="cpu")
+        model = load_classifier(source, map_location="cpu", checkpoint=checkpoint)
     if list(model.class_names) != dm.class_names:
         raise ValueError(f"{source}: model labels {model.class_names} differ from data labels {dm.class_names} "
                          f"(data.label_set={dm.label_set.name})")
-    dm.setup("test")
-    dm.set_frontend(model.frontend)
+    dm.setup("test")  # its batch path uses the model's frontend once the trainer runs the model
     norm_sources = use_eval_norm_stats(model, dm, out_dir)
     calibrate = bool(cfg.get("calibrate", False))
     home = None
     if calibrate or (ensemble and cfg.model.combine == "learned"):
         home = SERDataModule(**{**_home_settings(dm_hp, settings), "test_split": "val", "progress": False})
         home.setup("validate")
-        home.set_frontend(model.frontend)
         use_eval_norm_stats(model, home)
     extra: dict = {}
     if ensemble:

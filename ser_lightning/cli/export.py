@@ -35,8 +35,7 @@ from ser_lightning.inference.card import (
 )
 from ser_lightning.inference.checkpoint import (
     ProbabilityModel,
-    load_checkpoint,
-    stored_datamodule_hparams,
+    open_checkpoint,
 )
 from ser_lightning.inference.default_model import resolve_model_path
 from ser_lightning.inference.export import (
@@ -91,8 +90,8 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     name = str(cfg.get("name") or "model")
     source = resolve_model_path(ckpt_path)
     results = _read_results(cfg.get("results"))
-    classifier, audio_cfg = load_checkpoint(source)
-    if stored_datamodule_hparams(source).get("speaker_norm"):
+    classifier, audio_cfg, dm_hp = open_checkpoint(source)  # the file read once
+    if dm_hp.get("speaker_norm"):
         raise ValueError(f"ckpt_path={source} was trained with data.speaker_norm=true: an exported waveform-to-"
                          "probability model cannot carry a speaker's statistics; predict with the checkpoint and "
                          "speaker_reference=[...] (predict.py or the Python API) instead")
@@ -105,7 +104,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     if whole_clips and exports_dynamic_time(encoder) and fmt in ("onnx", "both"):
         card["onnx_input"] = whole_clip_input_spec(audio_cfg.sample_rate, max_samples)
     try:
-        card["training_data"] = training_summary(stored_datamodule_hparams(source))
+        card["training_data"] = training_summary(dm_hp)
     except ValueError as err:  # a checkpoint without datamodule settings still exports; its card says so
         log.warning("%s; the model card names no training data", err)
     run_metrics = source.parent.parent / "metrics.json"  # train.py's run directory: <run>/checkpoints/<name>.ckpt

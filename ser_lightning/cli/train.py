@@ -42,9 +42,9 @@ from ser_lightning.cli.common import (
     build_classifier,
     build_trainer,
     finish_wandb,
+    plain_settings,
     quiet_known_warnings,
     single_device_overrides,
-    to_plain,
 )
 from ser_lightning.cli.validate import validate_config
 from ser_lightning.distributed import install_sigterm_watchdog
@@ -53,14 +53,11 @@ from ser_lightning.evaluation.results import plot_curves
 from ser_lightning.hardware import describe_trainer
 from ser_lightning.inference.checkpoint import read_checkpoint
 from ser_lightning.modules.classifier import SERClassifier
-from ser_lightning.modules.embedding import frozen_feature_path, use_frozen_features
-from ser_lightning.modules.norm_stats import use_training_norm_stats
+from ser_lightning.modules.frozen_features import frozen_feature_path, use_frozen_features
+from ser_lightning.modules.norm_stats import training_norm_stats
 
 log = logging.getLogger(__name__)
 
-
-def _plain(node) -> dict:
-    return to_plain(node, {})
 
 
 def build_datamodule(cfg: DictConfig, run_dir: str | Path | None, full_batch: bool = False):
@@ -68,17 +65,27 @@ def build_datamodule(cfg: DictConfig, run_dir: str | Path | None, full_batch: bo
 
     ``full_batch``: serve the whole training set as one batch on the frozen-feature path (a full-batch optimiser,
     ``optim.name=lbfgs``: :func:`full_batch_overrides`)."""
-    dm = instantiate(cfg.data, augment=_plain(cfg.get("augment")), run_dir=str(run_dir) if run_dir else None,
-                     _convert_="all")
-    dm.full_batch_training = bool(full_batch)
-    return dm
+    return instantiate(cfg.data, augment=plain_settings(cfg.get("augment")), run_dir=str(run_dir) if run_dir else None,
+                       full_batch_training=bool(full_batch), _convert_="all")
 
 
-def build_module(cfg: DictConfig, dm) -> SERClassifier:
+def build_module(cfg: DictConfig, dm, corpus_stats: dict | None = None, built: tuple | None = None) -> SERClassifier:
     """:func:`~ser_lightning.cli.common.build_classifier` for the data module's classes, training
-    class counts (per corpus too with ``data.corpus_weights``) and clip length."""
+    class counts (per corpus too with ``data.corpus_weights``) and clip length, with the training corpora's
+    statistics (``model.norm_stats=per_corpus``) and an already built ``(frontend, network)`` when given."""
     corpus_counts = dm.train_corpus_class_counts() if cfg.data.get("corpus_weights") else None
-    return build_classifier(cfg, dm.class_names, dm.audio_cfg.num_samples, dm.train_class_counts(), corpus_counts)
+    return build_classifier(cfg, dm.class_names, dm.audio_cfg.num_samples, dm.train_class_counts(), corpus_counts,
+                            corpus_stats=corpus_stats, built=built)
+
+
+def build_frontend_and_network(cfg: DictConfig, dm) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The model's ``(frontend, network)`` for the data module's classes and clip length
+    (:func:`~ser_lightning.models.build_network`), built before the ``SERClassifier`` so that the inputs it
+    needs (corpus statistics, the frozen-feature cache) are ready when it is built."""
+    from ser_lightning.models import build_network
+
+    return build_network(plain_settings(cfg.model), plain_settings(cfg.get("features")), dm.num_classes,
+                         dm.audio_cfg.num_samples)
 
 
 def check_multirun_ddp(trainer: pl.Trainer, strategy_setting: Any = None) -> None:
@@ -134,7 +141,7 @@ def full_batch_overrides(cfg: DictConfig) -> dict[str, Any]:
     ``DistributedSampler``): the losses differ, so the line searches take different numbers of
     forward/backward passes, hence of gradient all-reduces, and the processes wait for each other for
     ever. With ``use_distributed_sampler=False`` every process loads the whole training set (the
-    frozen-feature path reads the same cached embeddings, in one batch: ``dm.full_batch_training``), so
+    frozen-feature path reads the same cached frozen features, in one batch: ``dm.full_batch_training``), so
     every process computes the same full-batch objective, and the classifier
     hands every process's optimiser the mean loss over the processes
     (:func:`~ser_lightning.modules.optim.same_objective_on_every_process`), so their decisions agree even
@@ -218,7 +225,7 @@ def write_curves(trainer: pl.Trainer, out_dir: Path, title: str = "") -> Path | 
 
 
 def refit_on_all_speakers(cfg: DictConfig, dm, best_checkpoint: str, out_dir: Path, device_overrides: dict,
-                          cached: bool, corpus_stats: dict | None = None) -> tuple[SERClassifier, dict, dict]:
+                          corpus_stats: dict | None = None) -> tuple[SERClassifier, dict, dict]:
     """Train a fresh model on the training + validation speakers for the best checkpoint's epochs, and test it.
 
     Args:
@@ -227,9 +234,9 @@ def refit_on_all_speakers(cfg: DictConfig, dm, best_checkpoint: str, out_dir: Pa
         best_checkpoint: The validation-selected checkpoint (its ``epoch`` sets the budget).
         out_dir: The run directory (``checkpoints/refit.ckpt`` is written there).
         device_overrides: Trainer arguments for one device (:func:`single_device_overrides`).
-        cached: Train on the cached frozen-encoder embeddings the data module already serves.
+        cached: Train on the cached frozen features the data module already serves.
         corpus_stats: The first model's per-corpus log-mel statistics (``model.norm_stats=per_corpus``),
-            which the data module's batches and cached embeddings already use; the refit keeps them.
+            which the data module's batches and cached frozen features already use; the refit keeps them.
 
     Returns:
         ``(model, logged, facts)``: the tested model, what ``trainer.test`` logged (``test/ua``, ...)
@@ -249,12 +256,7 @@ def refit_on_all_speakers(cfg: DictConfig, dm, best_checkpoint: str, out_dir: Pa
     epochs = int(read_checkpoint(best_checkpoint).get("epoch", 0)) + 1
     n_speakers = dm.merge_validation_into_training()
     pl.seed_everything(cfg.seed, workers=True)
-    model = build_module(cfg, dm)
-    dm.set_frontend(model.frontend)
-    if corpus_stats:
-        model.set_corpus_stats(corpus_stats)
-    if cached:
-        model.use_cached_embeddings(True)
+    model = build_module(cfg, dm, corpus_stats=corpus_stats)
     drop = (ModelCheckpoint, EarlyStopping, LearningRateMonitor, WandbDashboard)  # nothing to validate or log
     callbacks = [c for c in build_callbacks(cfg.get("callbacks")) if not isinstance(c, drop)]
     trainer = build_trainer(cfg, **device_overrides, max_epochs=epochs, max_steps=-1, limit_val_batches=0,
@@ -321,15 +323,16 @@ class _Run:
 
 @dataclass
 class _Inputs:
-    """What :func:`prepare_inputs` decided about the model's input (metrics.json reports it)."""
+    """What :func:`prepare_inputs` made and decided for the model (metrics.json reports it)."""
 
+    built: tuple  # (frontend, network): the model is built around them
     n_params: int
     input_shape: list[int]
     weights: str
     why: str  # the training input: waveform path or frozen-feature path, and why
     cached: bool
     extraction: dict | None
-    norm_stats: Any
+    norm_stats: dict | None  # the training corpora's statistics (model.norm_stats=per_corpus), or None
 
 
 @dataclass
@@ -371,9 +374,8 @@ def validate_and_start(cfg: DictConfig) -> _Run:
     return _Run(trainer, out_dir, is_zero, every_clip, time.perf_counter())
 
 
-def build(cfg: DictConfig, run: _Run) -> tuple[Any, SERClassifier]:
-    """The data module (decoded into the cache once per machine, split) and the model for its classes, sharing one
-    frontend (the data module's batch path computes the features the model's ``forward`` computes)."""
+def build_data(cfg: DictConfig, run: _Run):
+    """The data module: decoded into the cache once per machine, then split (``setup("fit")``)."""
     dm = build_datamodule(cfg, run.out_dir if run.is_zero else None,  # split.csv etc.: rank 0 only
                           full_batch=_full_batch(cfg))
     if run.trainer.local_rank == 0:
@@ -381,41 +383,48 @@ def build(cfg: DictConfig, run: _Run) -> tuple[Any, SERClassifier]:
         # lock makes them wait for a build in progress).
         dm.prepare_data()
     dm.setup("fit")
-    model = build_module(cfg, dm)
-    dm.set_frontend(model.frontend)  # one frontend: the datamodule's batch path and the model's forward
-    return dm, model
+    return dm
 
 
-def prepare_inputs(cfg: DictConfig, run: _Run, dm, model: SERClassifier) -> _Inputs:
-    """Per-corpus statistics (``model.norm_stats=per_corpus``), then the training input: the frozen-feature path
-    (the frozen encoder's pooled states, extracted once into the cache) or the waveform path."""
-    # model.norm_stats=per_corpus: each training corpus's log-mel statistics, into the model and the batches
-    norm_stats = use_training_norm_stats(model, dm, _plain(cfg.model), run.out_dir if run.is_zero else None)
-    n_params = sum(p.numel() for p in model.parameters())
+def prepare_inputs(cfg: DictConfig, run: _Run, dm) -> _Inputs:
+    """What the model is built with: its frontend and network, the training corpora's statistics
+    (``model.norm_stats=per_corpus``, also handed to the data module's batches) and the training input: the
+    frozen-feature path (the frozen encoder's pooled states, extracted once into the frozen-feature cache, which
+    the data module then serves) or the waveform path."""
+    frontend, network = build_frontend_and_network(cfg, dm)
+    norm_stats = training_norm_stats(network, dm, plain_settings(cfg.model), run.out_dir if run.is_zero else None)
+    n_params = sum(p.numel() for p in (*frontend.parameters(), *network.parameters()))
     with torch.no_grad():
-        input_shape = list(model.frontend(torch.zeros(1, dm.audio_cfg.num_samples)).shape[1:])
-    weights = str(getattr(model.network, "weights_source", "random initialisation"))
+        input_shape = list(frontend(torch.zeros(1, dm.audio_cfg.num_samples)).shape[1:])
+    weights = str(getattr(network, "weights_source", "random initialisation"))
     log.info("model %s: %d parameters; weights: %s", cfg.model.name, n_params, weights)
-    cached_path, why = frozen_feature_path(model, dm, _plain(cfg.model))
+    cached_path, why = frozen_feature_path(network, dm, plain_settings(cfg.model))
     log.info("training input: %s", why)
     if cfg.data.get("corpus_weights") and not cached_path:
-        raise ValueError(f"data.corpus_weights={cfg.data.corpus_weights} weighs cached frozen-encoder embeddings, and "
+        raise ValueError(f"data.corpus_weights={cfg.data.corpus_weights} weighs cached frozen features, and "
                          f"this run trains on {why}; use data.sampler=balanced or drop data.corpus_weights")
     extraction = None
     if cached_path:
         trainer = run.trainer
         accelerator = "gpu" if trainer.strategy.root_device.type == "cuda" else "cpu"
-        cached = use_frozen_features(model, dm, _plain(cfg.model), accelerator=accelerator,
+        cached = use_frozen_features(network, dm, plain_settings(cfg.model), accelerator=accelerator,
                                      progress=bool(cfg.trainer.get("enable_progress_bar", True)), trainer=trainer)
-        extraction = {"embedding_cache": str(cached.directory), "built": cached.built, "extract_s": cached.extract_s,
+        extraction = {"feature_cache": str(cached.directory), "built": cached.built, "extract_s": cached.extract_s,
                       "extract_processes": cached.extract_processes, "clips_per_process": cached.clips_per_process,
                       **({"windows": cached.windows} if cached.windows else {}),
                       **({"views": cached.views} if cached.views else {})}
-        log.info("embedding cache %s: %s", cached.directory,
+        log.info("frozen-feature cache %s: %s", cached.directory,
                  f"computed in {cached.extract_s} s by {cached.extract_processes} process(es) "
                  f"({' + '.join(map(str, cached.clips_per_process))} clips)" if cached.built
                  else f"reused (checked by {cached.extract_processes} process(es))")
-    return _Inputs(int(n_params), input_shape, weights, why, bool(cached_path), extraction, norm_stats)
+    return _Inputs((frontend, network), int(n_params), input_shape, weights, why, bool(cached_path), extraction,
+                   norm_stats)
+
+
+def build_model(cfg: DictConfig, dm, inputs: _Inputs) -> SERClassifier:
+    """The ``SERClassifier`` around the prepared frontend and network, for the data module's classes, with the
+    training corpora's statistics; the data module's batch path uses its frontend (it asks the trainer's model)."""
+    return build_module(cfg, dm, corpus_stats=inputs.norm_stats, built=inputs.built)
 
 
 def fit(cfg: DictConfig, run: _Run, dm, model: SERClassifier) -> _Fitted | None:
@@ -457,8 +466,7 @@ def refit(cfg: DictConfig, run: _Run, dm, model: SERClassifier, fitted: _Fitted,
     selected = {k: tested.metrics[k] for k in ("ua", "wa", "macro_f1")}
     log.info("validation-selected model: test UA %.4f  WA %.4f  macro-F1 %.4f", *selected.values())
     refit_model, refit_logged, facts = refit_on_all_speakers(cfg, dm, fitted.best, run.out_dir,
-                                                             single_device_overrides(tested.tester), inputs.cached,
-                                                             model.corpus_stats)
+                                                             single_device_overrides(tested.tester), inputs.norm_stats)
     metrics = collect_metrics(refit_logged, refit_model.test_results, dm.hparams.test_split)
     metrics["selected_model"] = {**selected, "checkpoint": fitted.best or None}
     return _Tested(metrics, tested.tester, facts["checkpoint"], facts, refit_model)
@@ -514,7 +522,8 @@ def _optimized_value(cfg: DictConfig, metrics: dict, fitted: _Fitted, tested: _T
 
 
 def train(cfg: DictConfig) -> float | None:
-    """Train and test one configuration: validate → build → prepare inputs → fit → test → refit → write.
+    """Train and test one configuration: validate → build the data → prepare the model's inputs → build the model
+    → fit → test → refit → write.
 
     Under multi-process training every process calls this; global rank 0 alone writes the run
     files and tests (see the module docstring); the other ranks return ``None`` after ``fit``.
@@ -532,8 +541,9 @@ def train(cfg: DictConfig) -> float | None:
     """
     quiet_known_warnings()
     run = validate_and_start(cfg)
-    dm, model = build(cfg, run)
-    inputs = prepare_inputs(cfg, run, dm, model)
+    dm = build_data(cfg, run)
+    inputs = prepare_inputs(cfg, run, dm)
+    model = build_model(cfg, dm, inputs)
     try:
         fitted = fit(cfg, run, dm, model)
         if not run.trainer.is_global_zero:

@@ -35,7 +35,7 @@ import torch
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from omegaconf import DictConfig, OmegaConf
 
-from ser_lightning.cli.common import build_classifier, to_plain
+from ser_lightning.cli.common import build_classifier, plain_settings
 from ser_lightning.features.augment import build_spec_augment, build_wave_augment
 
 log = logging.getLogger(__name__)
@@ -43,9 +43,6 @@ log = logging.getLogger(__name__)
 #: The data module whose settings are checked (a config with another ``data._target_`` is not).
 DATAMODULE_TARGET = "ser_lightning.data.datamodule.SERDataModule"
 
-
-def _plain(node: Any) -> Any:
-    return to_plain(node, {})
 
 
 def check_keys(fn: Callable[..., Any], settings: dict[str, Any], group: str, owner: str,
@@ -138,7 +135,7 @@ def _check_network(cfg: DictConfig, audio, class_names: list[str]):
     from ser_lightning.models import NON_NETWORK_KEYS, frontend_settings, model_info
     from ser_lightning.modules.optim import check_optim_config
 
-    model, features = dict(_plain(cfg.model)), dict(_plain(cfg.get("features")))
+    model, features = dict(plain_settings(cfg.model)), dict(plain_settings(cfg.get("features")))
     info = model_info(model.get("name"))
     check_keys(info.builder, {k: v for k, v in model.items() if k not in NON_NETWORK_KEYS},
                "model", info.name, ignore=("in_channels", "num_classes", "model_name"))
@@ -150,7 +147,7 @@ def _check_network(cfg: DictConfig, audio, class_names: list[str]):
             raise ValueError(f"features.sample_rate={features['sample_rate']} differs from data.sample_rate="
                              f"{audio.sample_rate}: the frontend would see audio at the wrong rate")
     frontend_settings(model, features, audio.num_samples)  # model.input agrees with the registered input kind
-    check_optim_config(dict(_plain(cfg.get("optim"))))
+    check_optim_config(dict(plain_settings(cfg.get("optim"))))
     if model.get("norm_stats") == "per_corpus" and audio.clip_length != "whole":
         raise ValueError("model.norm_stats=per_corpus needs data.clip_length=whole (each clip's corpus statistics "
                          "travel with the whole-clip batches)")
@@ -158,7 +155,7 @@ def _check_network(cfg: DictConfig, audio, class_names: list[str]):
 
 
 def _check_speaker_norm(cfg: DictConfig, dm, module) -> None:
-    """``data.speaker_norm=true`` needs the frozen-feature path (cached pooled embeddings of a frozen encoder).
+    """``data.speaker_norm=true`` needs the frozen-feature path (cached frozen features: pooled hidden states of a frozen encoder).
 
     Raises:
         ValueError: ``data.speaker_norm=true`` on a run that would feed waveforms (a network that is
@@ -167,11 +164,11 @@ def _check_speaker_norm(cfg: DictConfig, dm, module) -> None:
     """
     if not dm.hparams.get("speaker_norm"):
         return
-    from ser_lightning.modules.embedding import frozen_feature_path
+    from ser_lightning.modules.frozen_features import frozen_feature_path
 
-    cached, why = frozen_feature_path(module, dm, dict(_plain(cfg.model)))
+    cached, why = frozen_feature_path(module.network, dm, dict(plain_settings(cfg.model)))
     if not cached:
-        raise ValueError(f"data.speaker_norm=true standardises the cached embeddings of a frozen encoder per speaker "
+        raise ValueError(f"data.speaker_norm=true standardises the cached frozen features of a frozen encoder per speaker "
                          f"and needs the frozen-feature path, but model.name={cfg.model.name} takes the {why}; "
                          "set data.speaker_norm=false")
 
@@ -184,9 +181,9 @@ def _check_views(cfg: DictConfig, dm, module) -> None:
     """
     if not dm.view_count():
         return
-    from ser_lightning.modules.embedding import frozen_feature_path
+    from ser_lightning.modules.frozen_features import frozen_feature_path
 
-    cached, why = frozen_feature_path(module, dm, dict(_plain(cfg.model)))
+    cached, why = frozen_feature_path(module.network, dm, dict(plain_settings(cfg.model)))
     if not cached:
         raise ValueError(f"data.train_views={dm.view_count()} embeds augmented views once with a frozen encoder and "
                          f"needs the frozen-feature path, but model.name={cfg.model.name} takes the {why}; set "
@@ -251,7 +248,7 @@ def validate_config(cfg: DictConfig) -> None:
             minimum, ...); a network that cannot process the configured clip length; or an
             optimiser that cannot train with the trainer's strategy (:func:`_check_full_batch_optimiser`).
     """
-    optim = dict(_plain(cfg.get("optim")) or {})
+    optim = dict(plain_settings(cfg.get("optim")) or {})
     precision = str((cfg.get("trainer") or {}).get("precision", "auto"))
     if optim.get("name") == "lbfgs" and "mixed" in precision:
         raise ValueError(f"optim.name=lbfgs cannot train under trainer.precision={precision} (Lightning refuses "
@@ -262,7 +259,7 @@ def validate_config(cfg: DictConfig) -> None:
     _check_full_batch_optimiser(cfg)
     if cfg.get("refit") and not (cfg.get("callbacks") or {}).get("model_checkpoint"):
         raise ValueError("refit=true needs callbacks.model_checkpoint (the best checkpoint's epoch count sets the refit)")
-    data = dict(_plain(cfg.data))
+    data = dict(plain_settings(cfg.data))
     if data.get("_target_") != DATAMODULE_TARGET:
         log.info("validate_config: data._target_=%s is not %s; settings not checked", data.get("_target_"),
                  DATAMODULE_TARGET)
@@ -271,12 +268,12 @@ def validate_config(cfg: DictConfig) -> None:
     try:
         with warnings.catch_warnings():  # the real build, right after, warns once
             warnings.simplefilter("ignore")
-            dm = _check_data(data, dict(_plain(cfg.get("augment"))))
+            dm = _check_data(data, dict(plain_settings(cfg.get("augment"))))
             audio, label_set = dm.audio_cfg, dm.label_set
             module = _check_network(cfg, audio, list(label_set.classes))
             _check_speaker_norm(cfg, dm, module)
             _check_views(cfg, dm, module)
-            dm.set_frontend(module.frontend)
+            dm.set_frontend(module.frontend)  # a dry run without a trainer: the frontend given
             n = label_set.num_classes
             clips, target = torch.zeros(2, audio.num_samples), torch.zeros(2, dtype=torch.long)
             shape = ""

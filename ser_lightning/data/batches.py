@@ -1,9 +1,10 @@
 """The batches the data module's loaders serve, and the one collate function that builds them.
 
 A fixed-length batch is a :class:`WaveBatch`; whole clips (``data.clip_length=whole``) carry their lengths
-(:class:`WholeClipBatch`); the frozen-feature path serves cached pooled encoder states (:class:`EmbeddingBatch`);
+(:class:`WholeClipBatch`); the frozen-feature path serves cached pooled encoder states (:class:`FrozenFeatureBatch`);
 test-time crops carry the clip each crop belongs to (:class:`CropBatch`). :class:`~ser_lightning.data.datamodule.SERDataModule`
-turns them into features on the device.
+turns them into features on the device; on the frozen-feature path it hands the classifier :class:`FrozenFeatures`,
+so the batch itself says that it is the head's input (nothing is switched on the model).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any, NamedTuple
 
 import torch
 from torch.utils.data import default_collate
+
+from ser_lightning.deprecation import renamed
 
 
 class WaveBatch(NamedTuple):
@@ -43,26 +46,39 @@ class WholeClipBatch(NamedTuple):
     norm_stats: torch.Tensor | None = None
 
 
-class EmbeddingBatch(NamedTuple):
-    """A batch of cached clip embeddings (the frozen-encoder path, :meth:`SERDataModule.use_embeddings`).
+class FrozenFeatureBatch(NamedTuple):
+    """A batch of cached frozen features (the frozen-encoder path, :meth:`SERDataModule.use_feature_cache`).
 
     Attributes:
-        embeddings: ``(batch, *embedding_shape)`` float32, e.g. ``(batch, hidden_states, pooled_dim)``.
+        features: ``(batch, *feature_shape)`` float32, e.g. ``(batch, hidden_states, pooled_dim)``.
         target: ``(batch,)`` int64 class indices.
         weight: ``(batch,)`` float32 loss weight of each item (``data.corpus_weights=balanced``), or ``None``.
     """
 
-    embeddings: torch.Tensor
+    features: torch.Tensor
     target: torch.Tensor
     weight: torch.Tensor | None = None
+
+
+class FrozenFeatures(NamedTuple):
+    """Cached frozen features on the device: the input of a cacheable encoder model's head.
+
+    ``SERClassifier`` sends them to ``network.forward_pooled`` instead of the frontend and the encoder
+    (``SERClassifier._logits``).
+
+    Attributes:
+        pooled: ``(batch, *feature_shape)`` float32, e.g. ``(batch, hidden_states, pooled_dim)``.
+    """
+
+    pooled: torch.Tensor
 
 
 class CropBatch(NamedTuple):
     """A batch of clips served as several windows each (``data.test_crops`` > 1).
 
     Attributes:
-        batch: A :class:`WholeClipBatch` of ``batch * crops`` windows, or an :class:`EmbeddingBatch` of their
-            ``batch * crops`` cached embeddings; each clip's windows consecutive.
+        batch: A :class:`WholeClipBatch` of ``batch * crops`` windows, or an :class:`FrozenFeatureBatch` of their
+            ``batch * crops`` cached frozen features; each clip's windows consecutive.
         crops: Windows per clip.
         target: ``(batch,)`` int64 class index per clip.
     """
@@ -81,6 +97,10 @@ def collate_batch(items: WaveBatch | list) -> Any:
     Returns:
         ``(waves (batch, time), target (batch,))``.
     """
-    if isinstance(items, (WaveBatch, WholeClipBatch, EmbeddingBatch, CropBatch)):
+    if isinstance(items, (WaveBatch, WholeClipBatch, FrozenFeatureBatch, CropBatch)):
         return items
     return default_collate(items)
+
+
+#: Old name (before one name, "frozen features", was used for the cache and what it holds).
+__getattr__ = renamed(__name__, {"EmbeddingBatch": "FrozenFeatureBatch"}, globals())

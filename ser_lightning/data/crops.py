@@ -12,7 +12,7 @@ Two paths (``SERDataModule``):
 * **Waveform path** (a trained encoder, ``model.feature_cache=off``): every training clip is a new
   uniformly drawn window each time it is served (each epoch); validation/test clips are served as
   their N windows.
-* **Frozen-feature path** (cached embeddings): an embedding that changes every epoch cannot be
+* **Frozen-feature path** (cached frozen features): an embedding that changes every epoch cannot be
   cached, so each clip's ``data.train_crops`` (K) evenly spaced windows are embedded once, and every
   training clip contributes all K windows as training items (a fixed, deterministic training set, as
   full-batch L-BFGS needs); the N test windows are embedded once as well.
@@ -36,7 +36,7 @@ class CropGroups(NamedTuple):
 
     Attributes:
         inputs: What the network takes for ``batch * crops`` windows, e.g. ``(waves (batch * crops, time),
-            lengths (batch * crops,))`` features or cached embeddings ``(batch * crops, hidden_states, pooled_dim)``;
+            lengths (batch * crops,))`` features or cached frozen features ``(batch * crops, hidden_states, pooled_dim)``;
             rows ``i * crops ... (i + 1) * crops - 1`` are clip ``i``'s windows.
         crops: Windows per clip.
     """

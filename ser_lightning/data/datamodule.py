@@ -3,8 +3,9 @@
 Batches leave the dataloaders as fixed-length waveforms ``(batch, time)``. After they reach the
 device, :meth:`SERDataModule.on_after_batch_transfer` runs — batched, on the device — the
 training waveform augmentation (speed, time shift with wrap-around, gain, white noise at an SNR),
-the feature frontend handed over with :meth:`SERDataModule.set_frontend` (the classifier's own, so
-every stage computes identical features) and, for training, SpecAugment. Validation and test
+the feature frontend of the model it serves (the ``SERClassifier`` of the trainer it is attached to, so
+every stage computes identical features; ``frontend=`` for use without a trainer) and, for training,
+SpecAugment. Validation and test
 batches are never augmented. With per-corpus standardisation statistics
 (:meth:`SERDataModule.set_norm_stats`, ``model.norm_stats=per_corpus``) whole-clip batches also
 carry each clip's corpus mean and sd, which reach the encoder with the waveforms.
@@ -27,7 +28,8 @@ from torch.utils.data import DataLoader
 from ser_lightning.data.audio import AUDIO_KEYS, AudioConfig, audio_config_from_hparams  # noqa: F401 (the last two re-exported)
 from ser_lightning.data.batches import (  # noqa: F401 (re-exported: the batches' old home)
     CropBatch,
-    EmbeddingBatch,
+    FrozenFeatureBatch,
+    FrozenFeatures,
     WaveBatch,
     WholeClipBatch,
     collate_batch,
@@ -166,7 +168,7 @@ class SERDataModule(pl.LightningDataModule):
         progress: Show the cache-building progress bar.
         speaker_norm: Per-speaker normalisation, a separate, transductive protocol
             (:mod:`ser_lightning.data.speaker_norm`): on the frozen-feature path
-            (:meth:`use_embeddings`) each speaker's embeddings are standardised with that speaker's
+            (:meth:`use_feature_cache`) each speaker's embeddings are standardised with that speaker's
             own mean and sd over all of that speaker's clips in the data (every split, labels
             unused). Needs the frozen-feature path: the loaders refuse to serve waveforms with it.
         corpus_weights: ``None`` or ``balanced``: on the frozen-feature path every training item carries a loss
@@ -174,6 +176,10 @@ class SERDataModule(pl.LightningDataModule):
             so that each training corpus weighs the same in the loss whatever its size; the classifier
             multiplies it with the class weight (``loss.class_weights``). For full-batch L-BFGS, where a
             resampling sampler cannot apply.
+        frontend: The feature frontend of the batch path for use without a trainer; ``None`` (training,
+            evaluation): the frontend of the model the attached trainer runs (:meth:`batch_frontend`).
+        full_batch_training: On the frozen-feature path, serve the whole training set as one batch (a full-batch
+            optimiser, ``optim.name=lbfgs``; ``train.py`` sets it from ``optim``), whatever ``batch_size``.
 
     Raises:
         ValueError / FileNotFoundError: bad settings, missing data (messages name the setting or path).
@@ -226,9 +232,11 @@ class SERDataModule(pl.LightningDataModule):
         progress: bool = True,
         speaker_norm: bool = False,
         corpus_weights: str | None = None,
+        frontend: nn.Module | None = None,
+        full_batch_training: bool = False,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["run_dir", "progress", "decode_workers"])
+        self.save_hyperparameters(ignore=["run_dir", "progress", "decode_workers", "frontend", "full_batch_training"])
         # Validate everything cheap before any file is touched.
         self.audio_cfg = audio_config_from_hparams(self.hparams)
         check_crop_settings(train_crop_s, test_crops, train_crops, self.audio_cfg.clip_length)
@@ -284,21 +292,21 @@ class SERDataModule(pl.LightningDataModule):
         self.unscorable_rows: dict[str, int] = {}  # path -> cache row of a dropped clip (unknown_labels=unscorable)
         self.cache: CachedWaves | None = None
         self.datasets: dict[str, CachedWaveDataset] = {}
-        self.frontend: nn.Module | None = None  # set_frontend(): the classifier's, shared
-        self.embedding_path: Path | None = None  # use_embeddings(): the frozen-feature cache in use
-        # use_embeddings() with training windows: (path, (n * k, ...) array, k, split -> positions, split -> labels)
-        self._crop_embeddings: tuple | None = None
-        # use_embeddings() with views: (path, clean + views array, n clean rows, k, split -> (positions, view positions,
+        self.frontend: nn.Module | None = frontend  # None: the attached trainer's model's (see on_after_batch_transfer)
+        self.feature_cache_path: Path | None = None  # use_feature_cache(): the frozen-feature cache in use
+        # use_feature_cache() with training windows: (path, (n * k, ...) array, k, split -> positions, split -> labels)
+        self._crop_features: tuple | None = None
+        # use_feature_cache() with views: (path, clean + views array, n clean rows, k, split -> (positions, view positions,
         # labels, cache rows)); train_item_rows: the cache row of every training item (its clip's, for a view)
-        self._view_embeddings: tuple | None = None
+        self._view_features: tuple | None = None
         self.train_item_rows: np.ndarray | None = None
         self.row_corpus: np.ndarray = np.zeros(0, dtype=object)  # corpus of each cache row ("" where not decoded)
         self.row_clip_id: np.ndarray = np.zeros(0, dtype=object)  # each scored cache row's identity (views' seeds)
         self.norm_stats: dict[str, tuple[float, float]] | None = None  # set_norm_stats(): corpus -> (mean, sd)
         self.row_norm_stats: np.ndarray | None = None  # (cache rows, 2) mean, sd per row (NaN: no statistics)
         self._scored_rows: np.ndarray | None = None  # setup(): cache rows of the scored, decoded clips
-        #: Serve the whole training set as one batch on the frozen-feature path (set by train.py for optim=lbfgs).
-        self.full_batch_training = False
+        #: Serve the whole training set as one batch on the frozen-feature path (optim=lbfgs: see __init__).
+        self.full_batch_training = bool(full_batch_training)
 
     @property
     def class_names(self) -> list[str]:
@@ -512,8 +520,8 @@ class SERDataModule(pl.LightningDataModule):
     def _loader(self, name: str, shuffle: bool, sampler: BalancedClassSampler | None = None,
                 batch_size: int | None = None) -> DataLoader:
         hp = self.hparams
-        if hp.get("speaker_norm") and self.embedding_path is None:
-            raise ValueError("data.speaker_norm=true standardises cached frozen-encoder embeddings per speaker, but "
+        if hp.get("speaker_norm") and self.feature_cache_path is None:
+            raise ValueError("data.speaker_norm=true standardises cached frozen features per speaker, but "
                              "this run feeds waveforms (no frozen-feature path); use a frozen encoder model with "
                              "model.feature_cache=auto and no waveform augmentation, or data.speaker_norm=false")
         return DataLoader(
@@ -528,7 +536,7 @@ class SERDataModule(pl.LightningDataModule):
         :class:`BalancedClassSampler` over the current training clips instead. With :attr:`full_batch_training`
         on the frozen-feature path, every training item in one batch whatever ``data.batch_size`` (a full-batch
         optimiser, L-BFGS, sees one fixed objective however many corpora, views or windows there are)."""
-        if self.view_count() and self._view_embeddings is None:
+        if self.view_count() and self._view_features is None:
             raise ValueError(f"data.train_views={self.view_count()} adds cached augmented views of a frozen encoder's "
                              "input, but this run feeds waveforms (no frozen-feature path); use a frozen encoder model "
                              "with model.feature_cache=auto, or data.train_views=0")
@@ -537,7 +545,7 @@ class SERDataModule(pl.LightningDataModule):
             sampler = BalancedClassSampler(self.datasets["train"].labels, seed=self.hparams.seed)
             log.info("data.sampler=balanced: %d training clips drawn with replacement, classes in equal shares",
                      len(sampler))
-        full = len(self.datasets["train"]) if self.full_batch_training and self.embedding_path is not None else None
+        full = len(self.datasets["train"]) if self.full_batch_training and self.feature_cache_path is not None else None
         return self._loader("train", shuffle=True, sampler=sampler, batch_size=full)
 
     def val_dataloader(self) -> DataLoader:
@@ -607,7 +615,7 @@ class SERDataModule(pl.LightningDataModule):
         return int(self.hparams.get("train_views", 0) or 0)
 
     def view_rows(self) -> np.ndarray:
-        """Cache rows whose views are embedded (after :meth:`setup`, before :meth:`use_embeddings`): every clip
+        """Cache rows whose views are embedded (after :meth:`setup`, before :meth:`use_feature_cache`): every clip
         of each corpus that has training or validation clips (:mod:`ser_lightning.data.views`), sorted."""
         rows, _ = self.cache_rows()
         used = np.concatenate([self.datasets[n].rows for n in ("train", "val") if n in self.datasets])
@@ -648,13 +656,13 @@ class SERDataModule(pl.LightningDataModule):
         if "train" not in self.datasets or "val" not in self.datasets:
             raise RuntimeError("merge_validation_into_training needs setup() with a train and a val split")
         tr, va = self.datasets["train"], self.datasets["val"]
-        if self._view_embeddings is not None:  # frozen-feature path with views: clean + views of both
-            path, array, n, k, parts = self._view_embeddings
+        if self._view_features is not None:  # frozen-feature path with views: clean + views of both
+            path, array, n, k, parts = self._view_features
             self.datasets["train"], self.train_item_rows = self._view_items(
                 path, array, n, k, *(np.concatenate([parts["train"][i], parts["val"][i]]) for i in range(4)))
             self._weigh_view_items()
-        elif self._crop_embeddings is not None:  # frozen-feature path with training windows: every window of both
-            path, flat, k, positions, labels = self._crop_embeddings
+        elif self._crop_features is not None:  # frozen-feature path with training windows: every window of both
+            path, flat, k, positions, labels = self._crop_features
             self.datasets["train"] = self._window_items(path, flat, k, np.concatenate([positions["train"], positions["val"]]),
                                                         np.concatenate([labels["train"], labels["val"]]))
         else:
@@ -664,8 +672,8 @@ class SERDataModule(pl.LightningDataModule):
                 [u.corpus for u in self.split_utterances("train") + self.split_utterances("val")])
             self.datasets["train"] = CachedWaveDataset(tr.waves_path, merged, weights=weights,
                                                        labels=np.concatenate([tr.labels, va.labels]),
-                                                       lengths=lengths, embeddings=tr.embeddings,
-                                                       array=tr._waves if tr.embeddings else None,  # speaker_norm's copy
+                                                       lengths=lengths, frozen_features=tr.frozen_features,
+                                                       array=tr._waves if tr.frozen_features else None,  # speaker_norm's copy
                                                        norm_stats=None if tr.norm_stats is None else
                                                        np.concatenate([tr.norm_stats, va.norm_stats]),
                                                        crop_samples=tr.crop_samples, crop_count=tr.crop_count)
@@ -702,7 +710,7 @@ class SERDataModule(pl.LightningDataModule):
         """A training set of every window of the given clips: item ``p * k + j`` of ``flat`` is window ``j`` of
         embedding row ``p``; each window keeps its clip's label."""
         items = (np.asarray(positions, dtype=np.int64)[:, None] * k + np.arange(k)).reshape(-1)
-        return CachedWaveDataset(path, items, np.repeat(labels, k), embeddings=True, array=flat)
+        return CachedWaveDataset(path, items, np.repeat(labels, k), frozen_features=True, array=flat)
 
     @staticmethod
     def _view_items(path: str | Path, array: np.ndarray, n: int, k: int, positions: np.ndarray,
@@ -716,21 +724,21 @@ class SERDataModule(pl.LightningDataModule):
         """
         views = n + (np.asarray(view_positions, dtype=np.int64)[:, None] * k + np.arange(k)).reshape(-1)
         items = np.concatenate([np.asarray(positions, dtype=np.int64), views])
-        ds = CachedWaveDataset(path, items, np.concatenate([labels, np.repeat(labels, k)]), embeddings=True, array=array)
+        ds = CachedWaveDataset(path, items, np.concatenate([labels, np.repeat(labels, k)]), frozen_features=True, array=array)
         return ds, np.concatenate([clip_rows, np.repeat(clip_rows, k)])
 
-    def use_embeddings(self, embeddings_path: str | Path, rows: np.ndarray,
+    def use_feature_cache(self, feature_cache_path: str | Path, rows: np.ndarray,
                        train_windows: tuple[str | Path, int] | None = None,
                        test_windows: tuple[str | Path, int] | None = None,
                        train_views: tuple[list[str | Path], np.ndarray] | None = None) -> None:
-        """Serve cached clip embeddings instead of waveforms (the frozen-encoder path).
+        """Serve cached frozen features instead of waveforms (the frozen-encoder path).
 
-        Every split's dataset reads ``embeddings_path`` (one row per entry of ``rows``, in that
-        order); batches become :class:`EmbeddingBatch` and :meth:`on_after_batch_transfer` passes
+        Every split's dataset reads ``feature_cache_path`` (one row per entry of ``rows``, in that
+        order); batches become :class:`FrozenFeatureBatch` and :meth:`on_after_batch_transfer` passes
         them on without the frontend.
 
         Args:
-            embeddings_path: The frozen-feature cache's ``embeddings.npy`` ``(len(rows), ...)``.
+            feature_cache_path: The frozen-feature cache's ``embeddings.npy`` ``(len(rows), ...)``.
             rows: The cache rows the embedding rows belong to (sorted, as from :meth:`cache_rows`).
 
         With ``data.speaker_norm=true`` the splits read an in-memory copy in which each speaker's
@@ -743,7 +751,7 @@ class SERDataModule(pl.LightningDataModule):
         serve each clip's windows as a :class:`CropBatch` (class probabilities averaged by the classifier).
 
         Args:
-            embeddings_path: See above.
+            feature_cache_path: See above.
             rows: See above.
             train_windows: ``(path, k)``: ``embeddings.npy`` ``(len(rows), k, ...)`` of ``k`` windows per clip
                 (``data.train_crop_s``, ``data.train_crops``), or ``None`` (whole clips).
@@ -763,9 +771,9 @@ class SERDataModule(pl.LightningDataModule):
         for name, ds in self.datasets.items():
             pos = np.searchsorted(rows, ds.rows)
             if bool((pos >= len(rows)).any()) or not np.array_equal(rows[np.minimum(pos, len(rows) - 1)], ds.rows):
-                raise ValueError(f"the embedding cache {embeddings_path} lacks clips of split {name!r}")
+                raise ValueError(f"the frozen-feature cache {feature_cache_path} lacks clips of split {name!r}")
             positions[name] = pos
-        array = self._speaker_normalised(embeddings_path, positions) if self.hparams.get("speaker_norm") else None
+        array = self._speaker_normalised(feature_cache_path, positions) if self.hparams.get("speaker_norm") else None
         windows = {}
         for which, spec in (("train", train_windows), ("test", test_windows)):
             if spec is not None:
@@ -774,7 +782,7 @@ class SERDataModule(pl.LightningDataModule):
         labels = {name: self.datasets[name].labels for name in positions}
         views = None
         if train_views is not None:
-            views = self._load_views(embeddings_path, rows, positions, labels, *train_views)
+            views = self._load_views(feature_cache_path, rows, positions, labels, *train_views)
         for name, pos in positions.items():
             if name == "train" and views is not None:
                 path, array, n, k, parts = views
@@ -785,22 +793,22 @@ class SERDataModule(pl.LightningDataModule):
                 self.datasets[name] = self._window_items(path, flat, k, pos, labels[name])
             elif name != "train" and "test" in windows:
                 path, flat, k = windows["test"]
-                self.datasets[name] = CachedWaveDataset(path, pos, labels[name], embeddings=True, array=flat, crop_count=k)
+                self.datasets[name] = CachedWaveDataset(path, pos, labels[name], frozen_features=True, array=flat, crop_count=k)
             else:
                 weights = self._corpus_weights([u.corpus for u in self.split_utterances("train")]) \
                     if name == "train" and self.hparams.get("corpus_weights") else None
-                self.datasets[name] = CachedWaveDataset(embeddings_path, pos, labels[name], embeddings=True, array=array,
+                self.datasets[name] = CachedWaveDataset(feature_cache_path, pos, labels[name], frozen_features=True, array=array,
                                                         weights=weights)
         if "train" in windows:
-            self._crop_embeddings = (*windows["train"], positions, labels)
-        self._view_embeddings = views
-        self.embedding_path = Path(embeddings_path)
+            self._crop_features = (*windows["train"], positions, labels)
+        self._view_features = views
+        self.feature_cache_path = Path(feature_cache_path)
 
-    def _load_views(self, embeddings_path: str | Path, rows: np.ndarray, positions: dict[str, np.ndarray],
+    def _load_views(self, feature_cache_path: str | Path, rows: np.ndarray, positions: dict[str, np.ndarray],
                     labels: dict[str, np.ndarray], views_paths: list[str | Path], view_rows: np.ndarray) -> tuple:
         """The clean embeddings and the views in one in-memory array, and each of the training and validation
         splits' ``(clean positions, view positions, labels, cache rows)`` in it (see :meth:`_view_items`)."""
-        clean = np.load(embeddings_path)  # (n, ...) float32, into memory once
+        clean = np.load(feature_cache_path)  # (n, ...) float32, into memory once
         k = len(views_paths)
         flat = np.stack([np.load(p) for p in views_paths], axis=1)  # (len(view_rows), k, ...)
         view_rows = np.asarray(view_rows, dtype=np.int64)
@@ -818,17 +826,17 @@ class SERDataModule(pl.LightningDataModule):
             parts[name] = (positions[name], vpos, labels[name], clip_rows)
         return views_path, array, len(clean), int(k), parts
 
-    def _speaker_normalised(self, embeddings_path: str | Path, positions: dict[str, np.ndarray]) -> np.ndarray:
+    def _speaker_normalised(self, feature_cache_path: str | Path, positions: dict[str, np.ndarray]) -> np.ndarray:
         """The embeddings with each speaker's rows standardised by that speaker's statistics over every split.
 
         Args:
-            embeddings_path: ``embeddings.npy`` ``(n, hidden_states, pooled_dim)``.
+            feature_cache_path: ``embeddings.npy`` ``(n, hidden_states, pooled_dim)``.
             positions: Embedding row of each item, per split (in the order of the split's utterances).
 
         Returns:
             ``(n, hidden_states, pooled_dim)`` float32; rows no split uses are left as they are.
         """
-        out = np.load(embeddings_path)  # float32 (checked when the cache was opened), read into memory once
+        out = np.load(feature_cache_path)  # float32 (checked when the cache was opened), read into memory once
         speaker_of = {}
         assign = np.asarray(self.assignment)
         for name, pos in positions.items():
@@ -851,7 +859,7 @@ class SERDataModule(pl.LightningDataModule):
         From now on whole-clip batches carry ``norm_stats`` ``(batch, 2)``, looked up per clip from
         its corpus, and :meth:`on_after_batch_transfer` hands them to the network with the
         waveforms (also :meth:`all_clips_dataloader`, for the frozen-feature extraction). Call it
-        after :meth:`setup` and before :meth:`use_embeddings`.
+        after :meth:`setup` and before :meth:`use_feature_cache`.
 
         Args:
             stats: Corpus name (as in ``split.csv``) → ``(mean, sd)``.
@@ -870,7 +878,7 @@ class SERDataModule(pl.LightningDataModule):
         for corpus, mean_sd in self.norm_stats.items():
             table[self.row_corpus == corpus] = mean_sd
         for name, ds in self.datasets.items():
-            if ds.embeddings:
+            if ds.frozen_features:
                 continue
             lacking = sorted({str(c) for c in self.row_corpus[ds.rows[np.isnan(table[ds.rows, 0])]]})
             if lacking:
@@ -879,11 +887,10 @@ class SERDataModule(pl.LightningDataModule):
         self.row_norm_stats = table
 
     def set_frontend(self, frontend: nn.Module) -> None:
-        """Hand over the feature frontend the batches go through (the ``SERClassifier``'s own, shared).
+        """Use ``frontend`` for the batch path without a trainer (config validation's dry run, benchmarks, tests).
 
-        ``train.py`` and ``eval.py`` build the classifier (one frontend from the ``features``
-        settings, :func:`~ser_lightning.models.build_network`) and hand its ``frontend`` here, so
-        training, evaluation, prediction and export compute identical features.
+        Training and evaluation need not call it: attached to a trainer, the data module uses the frontend of
+        the model that trainer runs (:meth:`batch_frontend`).
 
         Args:
             frontend: Waveforms ``(batch, time)`` → features ``(batch, channels, n_feats, frames)``
@@ -891,11 +898,28 @@ class SERDataModule(pl.LightningDataModule):
         """
         self.frontend = frontend
 
+    def batch_frontend(self) -> nn.Module:
+        """The frontend batches go through: the one given (``frontend=`` / :meth:`set_frontend`), else the frontend
+        of the ``SERClassifier`` the attached trainer runs (one frontend: the batch path and the model's
+        ``forward``, so training, evaluation, prediction and export compute identical features).
+
+        Raises:
+            RuntimeError: no frontend given and no trainer with a model attached.
+        """
+        if self.frontend is not None:
+            return self.frontend
+        model = self.trainer.lightning_module if self.trainer is not None else None
+        if model is None or getattr(model, "frontend", None) is None:
+            raise RuntimeError("SERDataModule has no feature frontend: attach it to a trainer running a SERClassifier "
+                               "(trainer.fit/test(model, datamodule=dm)) or pass frontend= (dm.set_frontend) to use "
+                               "the batch path on its own")
+        return model.frontend
+
     def on_after_batch_transfer(self, batch, dataloader_idx: int = 0, *, training: bool | None = None):
         """The batch path, on the device: waveform augmentation → features → SpecAugment.
 
         Training batches are augmented (speed, time shift, gain, noise), turned into features by
-        the frontend handed over with :meth:`set_frontend`, then SpecAugment-ed; validation and
+        the model's frontend (:meth:`batch_frontend`), then SpecAugment-ed; validation and
         test batches only get the features. Lightning calls this after moving a batch to the
         device; config validation's dry run, the pipeline benchmark and the W&B augmentation
         examples call it with ``training`` given.
@@ -910,16 +934,13 @@ class SERDataModule(pl.LightningDataModule):
             network the features are the waveforms ``(batch, time)``); for whole clips
             (``data.clip_length=whole``) ``((features, lengths (batch,)), target)``, or
             ``((features, lengths, norm_stats (batch, 2)), target)`` after :meth:`set_norm_stats`; for cached
-            embeddings (:meth:`use_embeddings`) ``(embeddings, target)`` unchanged (``(embeddings, target, weight)``
+            frozen features (:meth:`use_feature_cache`) ``(FrozenFeatures(pooled), target)`` (``(..., weight)``
             with ``data.corpus_weights``); for a :class:`CropBatch`
             ``(CropGroups(inputs of its batch * crops windows, crops), target (batch,))``.
 
         Raises:
-            RuntimeError: no frontend handed over, or ``training=None`` without a trainer.
+            RuntimeError: no frontend (:meth:`batch_frontend`), or ``training=None`` without a trainer.
         """
-        if self.frontend is None:
-            raise RuntimeError("SERDataModule has no feature frontend: call dm.set_frontend(model.frontend) "
-                               "before fitting, testing or transforming batches")
         if training is None:
             if self.trainer is None:
                 raise RuntimeError("SERDataModule.on_after_batch_transfer needs training=True/False without a trainer")
@@ -927,15 +948,15 @@ class SERDataModule(pl.LightningDataModule):
         if isinstance(batch, CropBatch):  # windows of each clip: the classifier averages their probabilities
             inputs, _ = self.on_after_batch_transfer(batch.batch, dataloader_idx, training=training)
             return CropGroups(inputs, batch.crops), batch.target
-        if isinstance(batch, EmbeddingBatch):
+        if isinstance(batch, FrozenFeatureBatch):  # the head's input, marked as such for the classifier
             if batch.weight is not None:  # data.corpus_weights: (features, target, weight)
-                return batch.embeddings, batch.target, batch.weight
-            return batch.embeddings, batch.target
+                return FrozenFeatures(batch.features), batch.target, batch.weight
+            return FrozenFeatures(batch.features), batch.target
         wave, target = batch[0], batch[1]
         if training:
             wave = self.wave_augment(wave)
         with torch.no_grad():
-            feats = self.frontend(wave)
+            feats = self.batch_frontend()(wave)
         if training and feats.dim() == 4:  # SpecAugment needs a spectrogram, not a raw waveform
             feats = self.spec_augment(feats)
         if isinstance(batch, WholeClipBatch):

@@ -1,5 +1,5 @@
 """The datasets behind the data module's loaders, over the decode-once cache: clips, crops/windows, robustness views
-and cached embeddings (:class:`CachedWaveDataset`, with :class:`_WindowDataset` and :class:`_ViewDataset`), and the
+and cached frozen features (:class:`CachedWaveDataset`, with :class:`_WindowDataset` and :class:`_ViewDataset`), and the
 class-balanced training sampler (``data.sampler=balanced``).
 """
 
@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset, WeightedRandomSampler
 
 from ser_lightning.data.audio import AudioConfig
-from ser_lightning.data.batches import CropBatch, EmbeddingBatch, WaveBatch, WholeClipBatch
+from ser_lightning.data.batches import CropBatch, FrozenFeatureBatch, WaveBatch, WholeClipBatch
 from ser_lightning.data.crops import (
     cut_windows,
     even_windows,
@@ -36,7 +36,7 @@ class CachedWaveDataset(Dataset):
         labels: Class index per item.
         lengths: Valid samples per item (whole clips): batches are then :class:`WholeClipBatch`
             cut to their longest clip; ``None``: fixed-length :class:`WaveBatch`.
-        embeddings: The rows are cached clip embeddings: batches are :class:`EmbeddingBatch`.
+        frozen_features: The rows are cached frozen features: batches are :class:`FrozenFeatureBatch`.
         array: Read the rows from this in-memory array instead of ``waves_path`` (e.g. the
             per-speaker standardised embeddings of ``data.speaker_norm=true``).
         norm_stats: ``(n, 2)`` mean and sd of each item's corpus, carried by whole-clip batches
@@ -48,7 +48,7 @@ class CachedWaveDataset(Dataset):
         crop_count: With ``crop_samples``: windows per clip (0: one random window). With ``embeddings``:
             the array holds ``crop_count`` consecutive rows per item (row ``rows[i] * crop_count + j`` is
             window ``j`` of item ``i``) and batches are :class:`CropBatch` of them.
-        weights: ``(n,)`` loss weight per item, carried by :class:`EmbeddingBatch` (``data.corpus_weights``);
+        weights: ``(n,)`` loss weight per item, carried by :class:`FrozenFeatureBatch` (``data.corpus_weights``);
             ``None``: none.
 
     Item:
@@ -56,7 +56,7 @@ class CachedWaveDataset(Dataset):
     """
 
     def __init__(self, waves_path: str | Path, rows: np.ndarray, labels: np.ndarray,
-                 lengths: np.ndarray | None = None, embeddings: bool = False,
+                 lengths: np.ndarray | None = None, frozen_features: bool = False,
                  array: np.ndarray | None = None, norm_stats: np.ndarray | None = None,
                  crop_samples: int | None = None, crop_count: int = 0, weights: np.ndarray | None = None) -> None:
         self.waves_path = str(waves_path)
@@ -65,7 +65,7 @@ class CachedWaveDataset(Dataset):
         self.lengths = None if lengths is None else np.asarray(lengths, dtype=np.int64)
         if self.lengths is not None and self.lengths.shape != self.rows.shape:
             raise ValueError(f"CachedWaveDataset: {len(self.lengths)} lengths for {len(self.rows)} rows")
-        self.embeddings = bool(embeddings)
+        self.frozen_features = bool(frozen_features)
         self.norm_stats = None if norm_stats is None else np.asarray(norm_stats, dtype=np.float32)
         self.crop_samples = None if crop_samples is None else int(crop_samples)
         self.crop_count = int(crop_count)
@@ -92,29 +92,29 @@ class CachedWaveDataset(Dataset):
         Returns:
             ``WaveBatch(waves (len(indices), time) float32, target (len(indices),) int64)``; with
             lengths a :class:`WholeClipBatch` whose time axis ends at its longest clip; for
-            embeddings an :class:`EmbeddingBatch`.
+            embeddings an :class:`FrozenFeatureBatch`.
         """
         idx = np.asarray(indices, dtype=np.int64)
         target = torch.from_numpy(self.labels[idx])
         if self.crop_samples is not None:
             return self._windows(idx, target)
-        if self.embeddings and self.crop_count:
+        if self.frozen_features and self.crop_count:
             k = self.crop_count
             items = (self.rows[idx][:, None] * k + np.arange(k)).reshape(-1)
             block = torch.from_numpy(self._memmap()[items].astype(np.float32))  # (batch * crops, ...)
-            return CropBatch(EmbeddingBatch(block.clone(), target.repeat_interleave(k)), k, target)
+            return CropBatch(FrozenFeatureBatch(block.clone(), target.repeat_interleave(k)), k, target)
         if self.lengths is not None:
             lengths = self.lengths[idx]
             block = self._memmap()[self.rows[idx], : int(lengths.max())]
             norm = None if self.norm_stats is None else torch.from_numpy(self.norm_stats[idx])
             return WholeClipBatch(torch.from_numpy(block.astype(np.float32)), target, torch.from_numpy(lengths), norm)
         block = torch.from_numpy(self._memmap()[self.rows[idx]].astype(np.float32))  # (batch, time)
-        if self.embeddings:
+        if self.frozen_features:
             # A copy in torch's own (64-byte aligned) memory: NumPy's buffer sits wherever malloc puts it, and
             # CPU kernels round differently at other alignments, so a head would train differently in a run
             # that extracted the embeddings (its heap differs) than in one that reused them.
             weight = None if self.weights is None else torch.from_numpy(self.weights[idx])
-            return EmbeddingBatch(block.clone(), target, weight)
+            return FrozenFeatureBatch(block.clone(), target, weight)
         return WaveBatch(block, target)
 
     def _windows(self, idx: np.ndarray, target: torch.Tensor) -> WholeClipBatch | CropBatch:

@@ -21,10 +21,10 @@ the reason, deleted and rebuilt, never read. Builds write into a temporary direc
 place when complete, under the lock (concurrent processes wait and reuse the result).
 
 A distributed extraction (the processes of a DDP run) uses the same build: rank 0 starts it
-(:func:`begin_embeddings`), every process embeds whole batches of its share
+(:func:`begin_feature_cache`), every process embeds whole batches of its share
 (:func:`extraction_shard`) into its own shard file in the temporary directory
 (:func:`shard_files`), and rank 0 merges them (:func:`merge_shards`: every clip exactly once)
-and finishes the build; the other processes then open it (:func:`open_embeddings`).
+and finishes the build; the other processes then open it (:func:`open_feature_cache`).
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from ser_lightning.data.cache import (
     read_index,
     sha256_file,
 )
+from ser_lightning.deprecation import renamed
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ EMBEDDING_FORMAT_VERSION = 1
 
 
 @dataclass
-class CachedEmbeddings:
+class FrozenFeatureCache:
     """An opened frozen-feature cache.
 
     Attributes:
@@ -81,7 +82,7 @@ def _audio_identity(audio: CachedWaves) -> dict:
     return {"audio_key": audio.directory.name, "waves_sha256": index["waves_sha256"]}
 
 
-def embedding_key(audio: CachedWaves, rows: Sequence[int], identity: dict) -> str:
+def feature_cache_key(audio: CachedWaves, rows: Sequence[int], identity: dict) -> str:
     """Hash of everything that determines the embeddings (see the module docstring); 20 hex digits."""
     body = {"v": EMBEDDING_FORMAT_VERSION, "audio": _audio_identity(audio), "rows": [int(r) for r in rows],
             "identity": identity}
@@ -89,7 +90,7 @@ def embedding_key(audio: CachedWaves, rows: Sequence[int], identity: dict) -> st
 
 
 def _open(directory: Path, audio: CachedWaves, rows: np.ndarray, identity: dict, shape: tuple[int, ...],
-          verify_checksum: bool, built: bool) -> CachedEmbeddings:
+          verify_checksum: bool, built: bool) -> FrozenFeatureCache:
     index_path, data_path = directory / "index.json", directory / "embeddings.npy"
     index = read_index(index_path, EMBEDDING_FORMAT_VERSION, "embedding")
     if (index.get("audio") != _audio_identity(audio) or index.get("rows") != rows.tolist()
@@ -109,14 +110,14 @@ def _open(directory: Path, audio: CachedWaves, rows: np.ndarray, identity: dict,
         raise CacheCorrupt(f"embeddings.npy is unreadable ({err})") from None
     if data.shape != (len(rows), *shape) or data.dtype != np.float32:
         raise CacheCorrupt(f"embeddings.npy holds {data.dtype} {data.shape}, expected float32 {(len(rows), *shape)}")
-    return CachedEmbeddings(data_path, rows, directory, built)
+    return FrozenFeatureCache(data_path, rows, directory, built)
 
 
-class EmbeddingBuild:
-    """One embedding cache being built: holds its file lock and a temporary directory until
+class FeatureCacheBuild:
+    """One frozen-feature cache being built: holds its file lock and a temporary directory until
     :meth:`finish` renames the directory into place or :meth:`abort` removes it.
 
-    Made by :func:`begin_embeddings`; also a context manager that aborts an unfinished build on exit.
+    Made by :func:`begin_feature_cache`; also a context manager that aborts an unfinished build on exit.
 
     Attributes:
         tmp: The temporary build directory (``cache_dir/embeddings/<key>.tmp-<random>``); other
@@ -139,14 +140,14 @@ class EmbeddingBuild:
     def allocate(self) -> np.ndarray:
         """The array to fill: ``tmp/embeddings.npy`` ``(len(rows), *shape)`` float32, a writable memory
         map of NaN (rows the extraction misses stay NaN and fail :meth:`finish`)."""
-        log.info("computing the frozen encoder's embeddings of %d clips into %s", len(self.rows), self.final)
+        log.info("computing the frozen features of %d clips into %s", len(self.rows), self.final)
         out = np.lib.format.open_memmap(self.tmp / "embeddings.npy", mode="w+", dtype=np.float32,
                                         shape=(len(self.rows), *self.shape))
         out[:] = np.nan
         self._out = out
         return out
 
-    def finish(self) -> CachedEmbeddings:
+    def finish(self) -> FrozenFeatureCache:
         """Check the array of :meth:`allocate` (filled by now; drop other references to it first),
         write its checksummed index, rename the directory into place and release the lock.
 
@@ -159,9 +160,9 @@ class EmbeddingBuild:
         out, self._out = self._out, None
         try:
             if out is None:
-                raise RuntimeError("EmbeddingBuild.finish() before allocate()")
+                raise RuntimeError("FeatureCacheBuild.finish() before allocate()")
             if not np.isfinite(out).all():
-                raise RuntimeError(f"the embedding extraction left {int((~np.isfinite(out)).any(axis=tuple(range(1, out.ndim))).sum())} "
+                raise RuntimeError(f"the frozen-feature extraction left {int((~np.isfinite(out)).any(axis=tuple(range(1, out.ndim))).sum())} "
                                    "clip(s) without finite values")
             out.flush()
             del out
@@ -177,7 +178,7 @@ class EmbeddingBuild:
             try:
                 cached = _open(final, self.audio, self.rows, self.identity, self.shape, verify_checksum=False, built=True)
             except CacheCorrupt as err:
-                raise RuntimeError(f"embedding cache {final} failed its check right after the build: {err}") from None
+                raise RuntimeError(f"frozen-feature cache {final} failed its check right after the build: {err}") from None
             cached.rebuilt_because = self.rebuilt_because
             return cached
         finally:
@@ -192,7 +193,7 @@ class EmbeddingBuild:
         lock, self._lock = self._lock, None
         lock.close()
 
-    def __enter__(self) -> EmbeddingBuild:
+    def __enter__(self) -> FeatureCacheBuild:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -245,7 +246,7 @@ def merge_shards(out: np.ndarray, directory: Path, world_size: int) -> list[int]
     embedded exactly once.
 
     Args:
-        out: The array to fill ``(n, *shape)`` (:meth:`EmbeddingBuild.allocate`).
+        out: The array to fill ``(n, *shape)`` (:meth:`FeatureCacheBuild.allocate`).
         directory: Where the processes wrote their :func:`shard_files` (the build's ``tmp``).
         world_size: Number of processes.
 
@@ -286,22 +287,22 @@ def _cache_target(audio: CachedWaves, rows: Sequence[int], identity: dict, shape
     """``(rows (n,) int64, shape as ints, the cache's directory cache_dir/embeddings/<key>)``; its lock file is
     ``<key>.lock`` beside it."""
     rows = np.asarray(rows, dtype=np.int64)
-    return rows, tuple(int(s) for s in shape), Path(cache_dir) / "embeddings" / embedding_key(audio, rows, identity)
+    return rows, tuple(int(s) for s in shape), Path(cache_dir) / "embeddings" / feature_cache_key(audio, rows, identity)
 
 
-def begin_embeddings(
+def begin_feature_cache(
     audio: CachedWaves,
     rows: Sequence[int],
     identity: dict,
     shape: Sequence[int],
     cache_dir: str | Path,
     verify_checksum: bool = True,
-) -> CachedEmbeddings | EmbeddingBuild:
+) -> FrozenFeatureCache | FeatureCacheBuild:
     """Open the embeddings of these audio-cache rows for this encoder, or start building them.
 
     Takes the cache's file lock (waiting for another process's build) and checks an existing cache
     (a damaged one is logged and rebuilt). The lock is released on return when the cache is valid,
-    else held by the returned :class:`EmbeddingBuild` until it finishes or aborts.
+    else held by the returned :class:`FeatureCacheBuild` until it finishes or aborts.
 
     Args:
         audio: The opened audio cache the clips come from.
@@ -313,7 +314,7 @@ def begin_embeddings(
         verify_checksum: Check the SHA-256 of an existing ``embeddings.npy`` (its size is checked either way).
 
     Returns:
-        The opened :class:`CachedEmbeddings` (``built=False``), or an :class:`EmbeddingBuild` to fill.
+        The opened :class:`FrozenFeatureCache` (``built=False``), or an :class:`FeatureCacheBuild` to fill.
 
     Raises:
         ValueError: no rows.
@@ -330,32 +331,32 @@ def begin_embeddings(
                 cached = _open(final, audio, rows, identity, shape, verify_checksum, built=False)
             except CacheCorrupt as err:
                 reason = str(err)
-                log.warning("embedding cache %s is damaged: %s; rebuilding it", final, reason)
+                log.warning("frozen-feature cache %s is damaged: %s; rebuilding it", final, reason)
             else:
-                log.info("reusing embedding cache %s (%d clips, %s each)", final, len(rows), shape)
+                log.info("reusing frozen-feature cache %s (%d clips, %s each)", final, len(rows), shape)
                 lock.close()
                 return cached
-        return EmbeddingBuild(audio, rows, identity, shape, final, lock, reason)
+        return FeatureCacheBuild(audio, rows, identity, shape, final, lock, reason)
     except BaseException:
         lock.close()
         raise
 
 
-def open_embeddings(
+def open_feature_cache(
     audio: CachedWaves,
     rows: Sequence[int],
     identity: dict,
     shape: Sequence[int],
     cache_dir: str | Path,
-) -> CachedEmbeddings:
+) -> FrozenFeatureCache:
     """Open a cache another process has just built or checked (a distributed extraction's ranks
     other than 0), under its lock; its size and index are checked, its SHA-256 is not read again.
 
     Args:
-        audio, rows, identity, shape, cache_dir: As for :func:`begin_embeddings`.
+        audio, rows, identity, shape, cache_dir: As for :func:`begin_feature_cache`.
 
     Returns:
-        The opened :class:`CachedEmbeddings` (``built=False``).
+        The opened :class:`FrozenFeatureCache` (``built=False``).
 
     Raises:
         RuntimeError: the cache is missing or damaged.
@@ -365,10 +366,10 @@ def open_embeddings(
         try:
             return _open(final, audio, rows, identity, shape, verify_checksum=False, built=False)
         except CacheCorrupt as err:
-            raise RuntimeError(f"embedding cache {final} is not usable after its build: {err}") from None
+            raise RuntimeError(f"frozen-feature cache {final} is not usable after its build: {err}") from None
 
 
-def build_or_load_embeddings(
+def build_or_load_feature_cache(
     audio: CachedWaves,
     rows: Sequence[int],
     identity: dict,
@@ -376,27 +377,34 @@ def build_or_load_embeddings(
     extract: Callable[[np.ndarray], None],
     cache_dir: str | Path,
     verify_checksum: bool = True,
-) -> CachedEmbeddings:
+) -> FrozenFeatureCache:
     """Open the embeddings of these audio-cache rows for this encoder, computing them first if needed
-    (:func:`begin_embeddings`, then ``extract`` and :meth:`EmbeddingBuild.finish` on one process).
+    (:func:`begin_feature_cache`, then ``extract`` and :meth:`FeatureCacheBuild.finish` on one process).
 
     Args:
-        audio, rows, identity, shape, cache_dir, verify_checksum: As for :func:`begin_embeddings`.
+        audio, rows, identity, shape, cache_dir, verify_checksum: As for :func:`begin_feature_cache`.
         extract: Called with a writable float32 array ``(len(rows), *shape)`` to fill (e.g. by a
             Lightning prediction loop); only called when no valid cache exists.
 
     Returns:
-        The opened :class:`CachedEmbeddings`.
+        The opened :class:`FrozenFeatureCache`.
 
     Raises:
         ValueError: no rows.
         RuntimeError: the extraction left non-finite values, or a fresh cache fails its own check.
     """
-    started = begin_embeddings(audio, rows, identity, shape, cache_dir, verify_checksum)
-    if isinstance(started, CachedEmbeddings):
+    started = begin_feature_cache(audio, rows, identity, shape, cache_dir, verify_checksum)
+    if isinstance(started, FrozenFeatureCache):
         return started
     with started as build:
         out = build.allocate()
         extract(out)
         del out
         return build.finish()
+
+
+#: Old names (before one name, "frozen features", was used for the cache and what it holds).
+__getattr__ = renamed(__name__, {"CachedEmbeddings": "FrozenFeatureCache", "EmbeddingBuild": "FeatureCacheBuild",
+                                 "build_or_load_embeddings": "build_or_load_feature_cache",
+                                 "begin_embeddings": "begin_feature_cache", "open_embeddings": "open_feature_cache",
+                                 "embedding_key": "feature_cache_key"}, globals())

@@ -11,7 +11,7 @@ to one emotion. Results are therefore reported as a separate protocol (:data:`PR
 beside the plain one (:data:`PROTOCOL_PLAIN`), never instead of it. The method follows the
 speaker-level normalisation common in speech emotion recognition (e.g. Busso et al., "Iterative
 feature normalization scheme for automatic emotion detection from speech", IEEE Trans. Affective
-Computing 4(4), 2013), here applied to frozen-encoder embeddings.
+Computing 4(4), 2013), here applied to frozen features.
 
 In prediction (``predict.py speaker_reference=...``, ``EmotionModel.predict(..., speaker_reference=...)``)
 the statistics come from a set of recordings of the speaker given by the user.
@@ -44,11 +44,11 @@ def speaker_statistics(x: np.ndarray, sd_floor: float = SD_FLOOR) -> tuple[np.nd
     """Feature-wise mean and standard deviation over one speaker's clips.
 
     Args:
-        x: Embeddings ``(n_clips, *embedding_shape)``, e.g. ``(n_clips, hidden_states, pooled_dim)``.
+        x: Embeddings ``(n_clips, *feature_shape)``, e.g. ``(n_clips, hidden_states, pooled_dim)``.
         sd_floor: Lower bound of the standard deviation.
 
     Returns:
-        ``(mean, sd)``, each ``embedding_shape`` float64; ``sd`` is the population standard deviation
+        ``(mean, sd)``, each ``feature_shape`` float64; ``sd`` is the population standard deviation
         (``ddof=0``), at least ``sd_floor``.
 
     Raises:
@@ -64,8 +64,8 @@ def standardise(x: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
     """``(x - mean) / sd`` as float32.
 
     Args:
-        x: Embeddings ``(n, *embedding_shape)``.
-        mean, sd: ``embedding_shape`` (from :func:`speaker_statistics`).
+        x: Embeddings ``(n, *feature_shape)``.
+        mean, sd: ``feature_shape`` (from :func:`speaker_statistics`).
     """
     return ((np.asarray(x, dtype=np.float64) - mean) / sd).astype(np.float32)
 
@@ -79,12 +79,12 @@ def standardise_per_speaker(x: np.ndarray, speakers: Sequence[str],
     table says which statistics each speaker got).
 
     Args:
-        x: Embeddings ``(n_clips, *embedding_shape)`` (e.g. ``(n_clips, hidden_states, pooled_dim)``).
+        x: Embeddings ``(n_clips, *feature_shape)`` (e.g. ``(n_clips, hidden_states, pooled_dim)``).
         speakers: Speaker of each row ``(n_clips,)``.
         sd_floor: Lower bound of a standard deviation.
 
     Returns:
-        ``(normalised, table)``: the standardised copy ``(n_clips, *embedding_shape)`` float32 and
+        ``(normalised, table)``: the standardised copy ``(n_clips, *feature_shape)`` float32 and
         one ``(speaker, clips, statistics)`` row per speaker, ``statistics`` being ``own`` or
         ``all clips (single clip)``.
 

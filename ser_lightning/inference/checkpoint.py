@@ -63,50 +63,66 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise _refusal(path, err) from None
 
 
-def load_classifier(path: str | Path, map_location: str | torch.device = "cpu"):
-    """``SERClassifier.load_from_checkpoint`` with ``weights_only=True`` and no pretrained-weight fetching.
+def load_classifier(path: str | Path, map_location: str | torch.device = "cpu",
+                    checkpoint: dict[str, Any] | None = None):
+    """The ``SERClassifier`` of a checkpoint, rebuilt from the file read once, weights-only, with no pretrained-weight
+    fetching.
 
-    The checkpoint is first read with :func:`read_checkpoint` (so a malicious one fails with one line before
-    Lightning touches it), then rebuilt by Lightning from the same file. A head-only checkpoint (a frozen
+    The file is read with :func:`read_checkpoint` (so a malicious one fails with one line), unless the caller
+    passes what it read already (``checkpoint``); the classifier is then built from the stored
+    hyper-parameters, its ``on_load_checkpoint`` runs and the state dict loads strictly, as Lightning's
+    ``load_from_checkpoint`` does, without reading the file again. A head-only checkpoint (a frozen
     encoder's weights left out, their SHA-256 recorded: :mod:`ser_lightning.modules.frozen_encoder`) is
     built with its encoder's installed weights, which must have the recorded digest; the rest of its
     tensors load strictly.
 
     Args:
-        path: A checkpoint written by ``train.py`` (or its head-only copy).
-        map_location: Where tensors go.
+        path: A checkpoint written by ``train.py`` (or its head-only copy); named in errors.
+        map_location: Where the model goes.
+        checkpoint: The file's dictionary, when the caller has read it (:func:`read_checkpoint`).
 
     Returns:
         The ``SERClassifier`` in eval mode.
 
     Raises:
         FileNotFoundError, ValueError: see :func:`read_checkpoint`.
-        ValueError: a head-only checkpoint whose recorded encoder digest differs from the installed
-            encoder weights', or whose tensors do not fit the model built from its settings (one line
-            naming the file).
+        ValueError: no model settings in the file, a head-only checkpoint whose recorded encoder digest differs
+            from the installed encoder weights', or tensors that do not fit the model built from its settings
+            (one line naming the file).
     """
+    import inspect
+
     from ser_lightning.modules.classifier import SERClassifier
     from ser_lightning.modules.frozen_encoder import FROZEN_ENCODER_KEY
 
     path = Path(path).expanduser()
-    head_only = FROZEN_ENCODER_KEY in read_checkpoint(path, map_location="cpu")
-    if not head_only:
-        with weights_from_checkpoint():
-            model = SERClassifier.load_from_checkpoint(path, map_location=map_location, weights_only=True)
-        return model.eval()
-    try:  # the encoder loads its installed weights: they are not in the file
-        model = SERClassifier.load_from_checkpoint(path, map_location=map_location, weights_only=True)
-    except (ValueError, RuntimeError) as err:
+    ckpt = checkpoint if checkpoint is not None else read_checkpoint(path, map_location="cpu")
+    stored = dict(ckpt.get(SERClassifier.CHECKPOINT_HYPER_PARAMS_KEY) or {})
+    if not stored or "state_dict" not in ckpt:
+        raise ValueError(f"{path}: checkpoint holds no classifier settings or weights (was it written by train.py?)")
+    accepted = inspect.signature(SERClassifier.__init__).parameters
+    settings = {k: v for k, v in stored.items() if k in accepted and k != "built"}
+    head_only = FROZEN_ENCODER_KEY in ckpt
+    try:
+        if head_only:  # the encoder loads its installed weights: they are not in the file
+            model = SERClassifier(**settings)
+        else:
+            with weights_from_checkpoint():
+                model = SERClassifier(**settings)
+        model.on_load_checkpoint(ckpt)
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except (ValueError, RuntimeError) as err:  # bad settings, a changed encoder, tensors that do not fit
         why = " ".join(str(err).split())
         raise ValueError(f"{path}: {why[:600]}") from None
-    return model.eval()
+    return model.to(map_location).eval()
 
 
-def stored_datamodule_hparams(ckpt_path: str | Path) -> dict[str, Any]:
+def stored_datamodule_hparams(ckpt_path: str | Path, checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
     """The datamodule settings a ``train.py`` checkpoint stores (``datamodule_hyper_parameters``).
 
     Args:
-        ckpt_path: A Lightning checkpoint written by ``train.py``.
+        ckpt_path: A Lightning checkpoint written by ``train.py`` (named in errors).
+        checkpoint: The file's dictionary, when the caller has read it (:func:`read_checkpoint`); else read here.
 
     Returns:
         The ``SERDataModule`` hyper-parameters (audio settings, corpora, label set, split).
@@ -116,7 +132,7 @@ def stored_datamodule_hparams(ckpt_path: str | Path) -> dict[str, Any]:
         ValueError: if the checkpoint holds no datamodule settings, or it is unsafe (see :func:`read_checkpoint`).
     """
     path = Path(ckpt_path).expanduser()
-    stored = read_checkpoint(path)
+    stored = checkpoint if checkpoint is not None else read_checkpoint(path)
     hp = dict(stored.get("datamodule_hyper_parameters") or {})
     if not hp:
         raise ValueError(f"{path}: checkpoint holds no datamodule settings (was it written by train.py?)")
@@ -264,7 +280,26 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[nn.Mod
         map_location: Device the weights are loaded onto.
 
     Returns:
-        ``(classifier, audio_cfg)``.
+        ``(classifier, audio_cfg)`` (:func:`open_checkpoint` also gives the datamodule settings).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: see :func:`open_checkpoint`.
+    """
+    model, audio_cfg, _ = open_checkpoint(path, map_location)
+    return model, audio_cfg
+
+
+def open_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[nn.Module, AudioConfig, dict[str, Any]]:
+    """Read a ``train.py`` checkpoint once: the classifier (eval mode), its audio preprocessing and the
+    datamodule settings it was trained with.
+
+    Args:
+        path: Lightning checkpoint of a ``SERClassifier`` written by ``train.py``.
+        map_location: Device the weights are loaded onto.
+
+    Returns:
+        ``(classifier, audio_cfg, datamodule_hparams)``.
 
     Raises:
         FileNotFoundError: no such file.
@@ -272,11 +307,12 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[nn.Mod
             (``num_samples``) differs from the datamodule's ``sample_rate × duration_s``.
     """
     path = Path(path).expanduser()
-    dm_hp = stored_datamodule_hparams(path)
+    ckpt = read_checkpoint(path)
+    dm_hp = stored_datamodule_hparams(path, ckpt)
     audio_cfg = audio_config_from_hparams(dm_hp)
-    model = load_classifier(path, map_location=map_location)
+    model = load_classifier(path, map_location=map_location, checkpoint=ckpt)
     num_samples = model.hparams.get("num_samples")
     if num_samples and int(num_samples) != audio_cfg.num_samples:
         raise ValueError(f"ckpt_path={path}: model num_samples={num_samples} differs from the datamodule's "
                          f"{audio_cfg.num_samples} (sample_rate {audio_cfg.sample_rate} Hz × {audio_cfg.duration_s} s)")
-    return model, audio_cfg
+    return model, audio_cfg, dm_hp

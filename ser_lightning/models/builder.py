@@ -20,7 +20,7 @@ from ser_lightning.models.registry import model_info
 #: Keys of ``model`` settings that are not network arguments: ``name``; ``input`` (the input kind,
 #: written by older configs and checkpoints; now a registered fact); ``backbone_lr_mult`` (an
 #: optimiser setting, read by ``SERClassifier``); ``feature_cache`` (``auto``/``off``: whether a
-#: frozen encoder model trains on cached embeddings, read by the training task); ``extract_batch_size``
+#: frozen encoder model trains on cached frozen features, read by the training task); ``extract_batch_size``
 #: (clips per batch of that cache's extraction); ``norm_stats`` (``fixed``/``per_corpus``: which
 #: statistics standardise an encoder's log-mel, read by ``SERClassifier`` and the training task).
 NON_NETWORK_KEYS = ("name", "input", "backbone_lr_mult", "feature_cache", "extract_batch_size", "norm_stats")

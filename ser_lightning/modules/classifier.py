@@ -6,6 +6,7 @@ All constructor arguments are plain scalars, lists and dicts so they log cleanly
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import lightning.pytorch as pl
@@ -19,6 +20,7 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
+from ser_lightning.data.batches import FrozenFeatures
 from ser_lightning.data.crops import CropGroups, average_crop_logits
 from ser_lightning.models import build_network
 from ser_lightning.models.facts import network_facts as facts_of
@@ -77,16 +79,16 @@ class SERClassifier(pl.LightningModule):
 
     ``forward`` maps waveforms to logits through the frontend, so evaluation, prediction and
     export compute the features the network was trained on. During ``fit``/``test`` the
-    datamodule computes the features batched on the device with this same frontend (handed to it
-    with ``SERDataModule.set_frontend(model.frontend)``; ``SERDataModule.on_after_batch_transfer``)
-    and the steps receive ``(features, target)``.
+    datamodule computes the features batched on the device with this same frontend (it asks the model
+    its trainer runs; ``SERDataModule.on_after_batch_transfer``) and the steps receive ``(features, target)``.
 
     Batches from the data module are ``(features, target)``; for whole clips
     (``data.clip_length=whole``) the features are ``(waves, lengths)`` and the network is called
     with both (with per-corpus statistics, ``model.norm_stats=per_corpus``, also with each clip's
-    corpus mean and sd ``(batch, 2)``); after :meth:`use_cached_embeddings` they are cached pooled
-    encoder states and go to the network's ``forward_pooled`` (a frozen encoder's output, computed
-    once per clip).
+    corpus mean and sd ``(batch, 2)``); on the frozen-feature path they are
+    :class:`~ser_lightning.data.batches.FrozenFeatures`, cached pooled encoder states that go to the network's
+    ``forward_pooled`` (a frozen encoder's output, computed once per clip): the batch says which input it is,
+    so the same model trains on either path and nothing is switched on it.
 
     Metrics: UA (unweighted accuracy = macro-averaged recall), WA (weighted accuracy = overall
     accuracy), macro-F1; on test also per-class recall and the confusion matrix.
@@ -121,6 +123,10 @@ class SERClassifier(pl.LightningModule):
             (:func:`~ser_lightning.inference.adaptation.training_prior`, EM prior correction).
         network_facts: Ignored when given (a checkpoint's stored copy): the facts are those of the network built
             here (:class:`~ser_lightning.models.facts.NetworkFacts`), stored under this name in the hyper-parameters.
+        built: ``(frontend, network)`` already built from these ``model``/``features`` settings with
+            :func:`~ser_lightning.models.build_network` (the training task builds them first, to compute the
+            corpus statistics and the frozen-feature cache the model is then built with); not stored: a
+            reload builds them again from the settings. ``None``: built here.
 
     Raises:
         ValueError: bad loss settings (named in the message; mixup with L-BFGS), an unknown ``model.norm_stats``,
@@ -141,13 +147,14 @@ class SERClassifier(pl.LightningModule):
         corpus_stats: dict[str, dict[str, float]] | None = None,
         corpus_class_counts: dict[str, list[int]] | None = None,
         network_facts: dict[str, Any] | None = None,
+        built: tuple[torch.nn.Module, torch.nn.Module] | None = None,
     ) -> None:  # pragma: no mutate block (mutmut's wrapper would hide these arguments from save_hyperparameters)
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["built"])
         n = len(class_names)
         self.class_names = list(class_names)
         self.backbone_lr_mult = float(model.get("backbone_lr_mult", 1.0))
-        self.frontend, self.network = build_network(dict(model), dict(features), n, num_samples)
+        self.frontend, self.network = built or build_network(dict(model), dict(features), n, num_samples)
         self.facts = facts_of(self.network)
         self.hparams["network_facts"] = self.facts.as_dict()  # stored with the checkpoint (models/facts.py)
         if norm_stats_mode(model) == "per_corpus" and not self.facts.takes_norm_stats:
@@ -237,19 +244,21 @@ class SERClassifier(pl.LightningModule):
         """
         restore_frozen_encoder(checkpoint, self)
 
-    def use_cached_embeddings(self, enabled: bool = True) -> None:
-        """Take batches of cached pooled encoder states (``(batch, hidden_states, pooled_dim)``) instead
-        of features; the network must offer ``forward_pooled`` (a cacheable encoder model).
+    def use_cached_features(self, enabled: bool = True) -> None:
+        """Deprecated, and no longer needed: a batch of cached frozen features says so itself
+        (:class:`~ser_lightning.data.batches.FrozenFeatures`); this only checks that the network can take them.
 
         Raises:
-            ValueError: the network cannot take cached embeddings.
+            ValueError: the network cannot take cached frozen features.
         """
+        warnings.warn("SERClassifier.use_cached_features is deprecated: frozen-feature batches are recognised by "
+                      "their type (FrozenFeatures)", FutureWarning, stacklevel=2)
         if enabled and not self.facts.cacheable:
-            raise ValueError(f"{type(self.network).__name__} cannot train on cached embeddings (it needs a frozen "
+            raise ValueError(f"{type(self.network).__name__} cannot train on cached frozen features (it needs a frozen "
                              "encoder with model.pool_each_layer=true and a parameter-free pooling)")
-        self.cached_embeddings = bool(enabled)
 
-    cached_embeddings = False
+    #: Deprecated name of :meth:`use_cached_features`.
+    use_cached_embeddings = use_cached_features
 
     def _logits(self, feats) -> torch.Tensor:
         """Network output for the features of a batch (see the class docstring).
@@ -260,8 +269,8 @@ class SERClassifier(pl.LightningModule):
         """
         if isinstance(feats, CropGroups):
             return average_crop_logits(self._logits(feats.inputs), feats.crops)
-        if self.cached_embeddings:
-            return self.network.forward_pooled(feats)
+        if isinstance(feats, FrozenFeatures):  # the frozen-feature path: the head on cached pooled states
+            return self.network.forward_pooled(feats.pooled)
         if isinstance(feats, (tuple, list)):
             return self.network(*feats)
         return self.network(feats)
@@ -292,7 +301,10 @@ class SERClassifier(pl.LightningModule):
                 clip would need two corpora's standardisations.
         """
         n = len(self.class_names)
-        if isinstance(feats, (tuple, list)):
+        if isinstance(feats, FrozenFeatures):  # manifold mixup of the head's input
+            mixed, soft, lam, perm = mixup_batch(feats.pooled, target, n, self.mixup_alpha)
+            mixed_feats = FrozenFeatures(mixed)
+        elif isinstance(feats, (tuple, list)):
             if len(feats) > 2:
                 raise ValueError("loss.mixup_alpha>0 cannot mix whole clips that carry per-corpus statistics "
                                  "(model.norm_stats=per_corpus) on the waveform path; use model.norm_stats=fixed "

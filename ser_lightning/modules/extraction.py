@@ -1,10 +1,10 @@
 """The frozen-feature extraction loop: the pooled hidden states of every clip, as a Lightning prediction loop.
 
-``trainer.predict`` over the whole clips with :class:`EmbeddingExtractor`, a progress bar and :class:`EmbeddingWriter`
+``trainer.predict`` over the whole clips with :class:`FrozenFeatureExtractor`, a progress bar and :class:`FeatureCacheWriter`
 writing each batch into the frozen-feature cache's array (:mod:`ser_lightning.data.feature_cache`); in a distributed
-run (DDP over devices and nodes) the extraction spreads over the run's processes (:class:`ShardedEmbeddingWriter`) and
+run (DDP over devices and nodes) the extraction spreads over the run's processes (:class:`ShardedFeatureCacheWriter`) and
 gives the same cache. What is extracted, when, and how a run switches to it is the frozen-feature policy
-(:mod:`ser_lightning.modules.embedding`).
+(:mod:`ser_lightning.modules.frozen_features`).
 """
 
 from __future__ import annotations
@@ -24,19 +24,20 @@ from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from ser_lightning.data.feature_cache import (
-    CachedEmbeddings,
-    EmbeddingBuild,
-    begin_embeddings,
+    FeatureCacheBuild,
+    FrozenFeatureCache,
+    begin_feature_cache,
     extraction_shard,
     merge_shards,
-    open_embeddings,
+    open_feature_cache,
     shard_files,
 )
+from ser_lightning.deprecation import renamed
 
 log = logging.getLogger(__name__)
 
 
-class EmbeddingExtractor(pl.LightningModule):
+class FrozenFeatureExtractor(pl.LightningModule):
     """Prediction-only module: whole-clip batches → pooled hidden states of a frozen encoder.
 
     Args:
@@ -58,7 +59,7 @@ class EmbeddingExtractor(pl.LightningModule):
         return rows, self.network.pooled_states(waves, lengths, norm).float()
 
 
-class EmbeddingWriter(BasePredictionWriter):
+class FeatureCacheWriter(BasePredictionWriter):
     """Writes each prediction batch into the rows of an array (no predictions kept in memory).
 
     Args:
@@ -77,29 +78,29 @@ class EmbeddingWriter(BasePredictionWriter):
         self.out[pos] = pooled.cpu().numpy()
 
 
-class ShardedEmbeddingExtractor(EmbeddingExtractor):
-    """:class:`EmbeddingExtractor` for a distributed extraction: each process predicts the loader
-    that its :class:`ShardedEmbeddingWriter` hands out once the processes agreed to build (empty when
+class ShardedFrozenFeatureExtractor(FrozenFeatureExtractor):
+    """:class:`FrozenFeatureExtractor` for a distributed extraction: each process predicts the loader
+    that its :class:`ShardedFeatureCacheWriter` hands out once the processes agreed to build (empty when
     the cache is reused).
 
     Args:
-        network: As for :class:`EmbeddingExtractor`.
-        writer: The run's :class:`ShardedEmbeddingWriter` (in the trainer's callbacks).
+        network: As for :class:`FrozenFeatureExtractor`.
+        writer: The run's :class:`ShardedFeatureCacheWriter` (in the trainer's callbacks).
     """
 
-    def __init__(self, network: torch.nn.Module, writer: ShardedEmbeddingWriter) -> None:
+    def __init__(self, network: torch.nn.Module, writer: ShardedFeatureCacheWriter) -> None:
         super().__init__(network)
         self.writer = writer
         # A process gets no batch when there are fewer batches than processes (or none when reusing).
         self.allow_zero_length_dataloader_with_multiple_devices = True
 
     def predict_dataloader(self):
-        """This process's share of the clips (:meth:`ShardedEmbeddingWriter.dataloader`)."""
+        """This process's share of the clips (:meth:`ShardedFeatureCacheWriter.dataloader`)."""
         return self.writer.dataloader()
 
 
-class ShardedEmbeddingWriter(BasePredictionWriter):
-    """Builds the embedding cache with every process of a distributed run (DDP over devices and nodes).
+class ShardedFeatureCacheWriter(BasePredictionWriter):
+    """Builds the frozen-feature cache with every process of a distributed run (DDP over devices and nodes).
 
     Lightning's own prediction sampler for several processes (``UnrepeatedDistributedSamplerWrapper``
     in Lightning 2.6: clip ``i`` to process ``i % world_size``, nothing repeated) would batch other
@@ -111,7 +112,7 @@ class ShardedEmbeddingWriter(BasePredictionWriter):
 
     Steps (``setup``, the batches, then :meth:`finish` after ``trainer.predict``):
 
-    1. Rank 0 opens the cache or starts its build (:func:`~ser_lightning.data.feature_cache.begin_embeddings`:
+    1. Rank 0 opens the cache or starts its build (:func:`~ser_lightning.data.feature_cache.begin_feature_cache`:
        file lock, checks, temporary directory) and broadcasts the decision; every process checks
        that it sees the temporary directory (``data.cache_dir`` must be shared by all nodes).
     2. Each process writes its rows into its own shard file in that directory (a memory map; no
@@ -138,10 +139,10 @@ class ShardedEmbeddingWriter(BasePredictionWriter):
         self.audio, self.rows, self.identity, self.shape = audio, np.asarray(rows), identity, tuple(shape)
         self.cache_dir, self.batch_size, self.make_loader = cache_dir, int(batch_size), make_loader
         self.decision: dict | None = None
-        self.cached: CachedEmbeddings | None = None  # rank 0: the cache it opened or built
+        self.cached: FrozenFeatureCache | None = None  # rank 0: the cache it opened or built
         self.clips_per_process: list[int] | None = None
         self.started_s: float | None = None  # time.perf_counter() when the processes agreed to build
-        self._build: EmbeddingBuild | None = None
+        self._build: FeatureCacheBuild | None = None
         self._positions = np.zeros(0, dtype=np.int64)
         self._part: np.ndarray | None = None
         self._written: list[np.ndarray] = []
@@ -161,8 +162,8 @@ class ShardedEmbeddingWriter(BasePredictionWriter):
         decision: dict | None = None
         if trainer.is_global_zero:
             try:
-                started = begin_embeddings(self.audio, self.rows, self.identity, self.shape, self.cache_dir)
-                if isinstance(started, CachedEmbeddings):
+                started = begin_feature_cache(self.audio, self.rows, self.identity, self.shape, self.cache_dir)
+                if isinstance(started, FrozenFeatureCache):
                     self.cached, decision = started, {"build": False}
                 else:
                     self._build = started
@@ -173,7 +174,7 @@ class ShardedEmbeddingWriter(BasePredictionWriter):
                 decision = {"error": f"{type(err).__name__}: {err}"}
         self.decision = decision = trainer.strategy.broadcast(decision, src=0)
         if "error" in decision:
-            raise RuntimeError(f"embedding cache under {self.cache_dir}: {decision['error']}")
+            raise RuntimeError(f"frozen-feature cache under {self.cache_dir}: {decision['error']}")
         if not decision["build"]:
             trainer.limit_predict_batches = 0  # nothing to predict: the loop asks for no data and skips
             return
@@ -181,7 +182,7 @@ class ShardedEmbeddingWriter(BasePredictionWriter):
         shards = Path(decision["shards"])
         if not trainer.strategy.reduce_boolean_decision(shards.is_dir(), all=True):
             self.abort()
-            raise RuntimeError(f"not every process of the distributed embedding extraction sees {shards}: "
+            raise RuntimeError(f"not every process of the distributed frozen-feature extraction sees {shards}: "
                                f"data.cache_dir={self.cache_dir} must be one directory shared by all nodes")
         rank, world = trainer.global_rank, trainer.world_size
         self._positions = extraction_shard(len(self.rows), self.batch_size, rank, world)
@@ -190,7 +191,7 @@ class ShardedEmbeddingWriter(BasePredictionWriter):
             self._part = np.lib.format.open_memmap(data_path, mode="w+", dtype=np.float32,
                                                    shape=(len(self._positions), *self.shape))
             self._part[:] = np.nan
-        log.info("embedding extraction, process %d of %d: %d of %d clips", rank, world, len(self._positions),
+        log.info("frozen-feature extraction, process %d of %d: %d of %d clips", rank, world, len(self._positions),
                  len(self.rows))
 
     def dataloader(self):
@@ -206,7 +207,7 @@ class ShardedEmbeddingWriter(BasePredictionWriter):
         self._filled += len(pos)
         self._written.append(pos)
 
-    def finish(self, trainer) -> CachedEmbeddings:
+    def finish(self, trainer) -> FrozenFeatureCache:
         """Step 3, on every process after ``trainer.predict``: close the shards, merge and finalise on rank 0,
         open the finished cache everywhere.
 
@@ -236,7 +237,7 @@ class ShardedEmbeddingWriter(BasePredictionWriter):
                 error = err
             if not strategy.reduce_boolean_decision(error is None, all=True):
                 self.abort()
-                raise RuntimeError("a process of the distributed embedding extraction could not write its shard"
+                raise RuntimeError("a process of the distributed frozen-feature extraction could not write its shard"
                                    + (f": {error}" if error else "")) from error
             outcome = None
             if trainer.is_global_zero:
@@ -252,13 +253,13 @@ class ShardedEmbeddingWriter(BasePredictionWriter):
                     outcome = {"error": f"{type(err).__name__}: {err}"}
             outcome = strategy.broadcast(outcome, src=0)
             if "error" in outcome:
-                raise RuntimeError(f"the distributed embedding extraction failed on rank 0: {outcome['error']}")
+                raise RuntimeError(f"the distributed frozen-feature extraction failed on rank 0: {outcome['error']}")
             self.clips_per_process = outcome["clips_per_process"]
         else:
-            strategy.barrier("embedding cache checked")
+            strategy.barrier("frozen-feature cache checked")
         if trainer.is_global_zero:
             return self.cached
-        cached = open_embeddings(self.audio, self.rows, self.identity, self.shape, self.cache_dir)
+        cached = open_feature_cache(self.audio, self.rows, self.identity, self.shape, self.cache_dir)
         cached.built = self.building
         return cached
 
@@ -325,7 +326,7 @@ def _rng_untouched():
 
 def _predict_into(net: torch.nn.Module, loader, out: np.ndarray, ids: np.ndarray, accelerator: str,
                   progress: bool) -> float:
-    """Run the extraction loop (``trainer.predict`` with :class:`EmbeddingExtractor`) over ``loader`` into ``out``.
+    """Run the extraction loop (``trainer.predict`` with :class:`FrozenFeatureExtractor`) over ``loader`` into ``out``.
 
     Args:
         net: The encoder model. loader: Whole-clip batches whose targets are ids of ``ids``.
@@ -337,19 +338,19 @@ def _predict_into(net: torch.nn.Module, loader, out: np.ndarray, ids: np.ndarray
     """
     start = time.perf_counter()
     trainer = pl.Trainer(accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=progress, enable_model_summary=False, callbacks=[EmbeddingWriter(out, ids)],
+                         enable_progress_bar=progress, enable_model_summary=False, callbacks=[FeatureCacheWriter(out, ids)],
                          precision="32-true")
     was_training = net.training
     with _rng_untouched():
-        trainer.predict(EmbeddingExtractor(net), dataloaders=loader, return_predictions=False)
+        trainer.predict(FrozenFeatureExtractor(net), dataloaders=loader, return_predictions=False)
     net.train(was_training)
     return time.perf_counter() - start
 
 
 def _extract_distributed(net, dm, rows: np.ndarray, identity: dict, batch_size: int, accelerator: str,
-                         progress: bool, trainer: pl.Trainer) -> CachedEmbeddings:
+                         progress: bool, trainer: pl.Trainer) -> FrozenFeatureCache:
     """:func:`use_frozen_features`'s extraction over the processes of ``trainer`` (every process calls it)."""
-    writer = ShardedEmbeddingWriter(dm.cache, rows, identity, net.pooled_shape, dm.hparams.cache_dir, batch_size,
+    writer = ShardedFeatureCacheWriter(dm.cache, rows, identity, net.pooled_shape, dm.hparams.cache_dir, batch_size,
                                     lambda part: dm.all_clips_dataloader(part, batch_size))
     on_gpu = trainer.strategy.root_device.type == "cuda"
     devices = [d.index for d in trainer.strategy.parallel_devices] if on_gpu else trainer.num_devices
@@ -360,7 +361,7 @@ def _extract_distributed(net, dm, rows: np.ndarray, identity: dict, batch_size: 
     was_training = net.training
     try:
         with _rng_untouched():
-            extractor.predict(ShardedEmbeddingExtractor(net, writer), return_predictions=False)
+            extractor.predict(ShardedFrozenFeatureExtractor(net, writer), return_predictions=False)
             cached = writer.finish(extractor)
     finally:
         writer.abort()  # rank 0: an unfinished build releases its lock (nothing once finished)
@@ -370,3 +371,9 @@ def _extract_distributed(net, dm, rows: np.ndarray, identity: dict, batch_size: 
     cached.extract_processes = int(extractor.world_size)
     cached.clips_per_process = writer.clips_per_process
     return cached
+
+
+#: Old names (before one name, "frozen features", was used for the cache and what it holds).
+__getattr__ = renamed(__name__, {"EmbeddingExtractor": "FrozenFeatureExtractor", "EmbeddingWriter": "FeatureCacheWriter",
+                                 "ShardedEmbeddingExtractor": "ShardedFrozenFeatureExtractor",
+                                 "ShardedEmbeddingWriter": "ShardedFeatureCacheWriter"}, globals())

@@ -28,11 +28,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from ser_lightning.models.facts import network_facts
 
 log = logging.getLogger(__name__)
 
@@ -145,9 +148,9 @@ def compute_corpus_stats(frontend: torch.nn.Module, dm, rows: np.ndarray,
     return table
 
 
-def _frontend(model):
-    """The log-mel frontend whose statistics ``model`` standardises with."""
-    return model.network.encoder.frontend
+def _frontend(network: torch.nn.Module) -> torch.nn.Module:
+    """The log-mel frontend whose statistics ``network`` (an encoder model) standardises with."""
+    return network.encoder.frontend
 
 
 def write_norm_stats(out_dir: str | Path | None, table: dict[str, dict[str, Any]], pooled: dict[str, float] | None,
@@ -169,13 +172,15 @@ def write_norm_stats(out_dir: str | Path | None, table: dict[str, dict[str, Any]
     return path
 
 
-def use_training_norm_stats(model, dm, model_settings: dict[str, Any], run_dir: str | Path | None = None,
-                            device: str | torch.device = "cpu") -> dict[str, dict[str, float]] | None:
+def training_norm_stats(network: torch.nn.Module, dm, model_settings: dict[str, Any],
+                        run_dir: str | Path | None = None,
+                        device: str | torch.device = "cpu") -> dict[str, dict[str, float]] | None:
     """With ``model.norm_stats=per_corpus``: compute each training corpus's statistics from its
-    training clips, store them in the model (checkpoint) and hand them to the data module.
+    training clips and have the data module's batches carry them; the model is then built with them
+    (``SERClassifier(corpus_stats=...)``, stored in the checkpoint).
 
     Args:
-        model: The ``SERClassifier``.
+        network: The encoder model (built before the ``SERClassifier``; its log-mel frontend is used).
         dm: The ``SERDataModule``, after ``setup``.
         model_settings: The ``model`` settings.
         run_dir: Where ``norm_stats.json`` goes (``None``: not written).
@@ -185,15 +190,28 @@ def use_training_norm_stats(model, dm, model_settings: dict[str, Any], run_dir: 
         Corpus → ``{"mean", "sd", "frames", "clips"}``, or ``None`` with ``model.norm_stats=fixed``.
 
     Raises:
-        ValueError: an unknown mode, or a model whose frontend takes no statistics (raised when
-            the model is built), or fixed-length clips.
+        ValueError: an unknown mode, a network whose frontend takes no statistics, or fixed-length clips.
     """
     if norm_stats_mode(model_settings) == "fixed":
         return None
-    table = compute_corpus_stats(_frontend(model), dm, dm.datasets["train"].rows, device)
-    model.set_corpus_stats(table)
+    if not network_facts(network).takes_norm_stats:
+        raise ValueError(f"model.norm_stats=per_corpus: model {model_settings.get('name')} standardises its input "
+                         "with no corpus statistics (only encoders with a standardised log-mel, e.g. byol_s, take them)")
+    table = compute_corpus_stats(_frontend(network), dm, dm.datasets["train"].rows, device)
     dm.set_norm_stats(mean_sd(table))
-    write_norm_stats(run_dir, table, model.pooled_norm_stats, {c: "training clips" for c in table})
+    write_norm_stats(run_dir, table, pooled_stats(table), {c: "training clips" for c in table})
+    return table
+
+
+def use_training_norm_stats(model, dm, model_settings: dict[str, Any], run_dir: str | Path | None = None,
+                            device: str | torch.device = "cpu") -> dict[str, dict[str, float]] | None:
+    """Deprecated: :func:`training_norm_stats` on ``model.network``, then ``model.set_corpus_stats`` (the training
+    task now builds the model with the statistics instead)."""
+    warnings.warn("use_training_norm_stats is deprecated: compute training_norm_stats(network, dm, ...) and build "
+                  "SERClassifier(corpus_stats=...)", FutureWarning, stacklevel=2)
+    table = training_norm_stats(model.network, dm, model_settings, run_dir, device)
+    if table:
+        model.set_corpus_stats(table)
     return table
 
 
@@ -227,7 +245,7 @@ def use_eval_norm_stats(model, dm, out_dir: str | Path | None = None,
     if new:
         rows = dm.datasets[dm.hparams.test_split].rows
         rows = np.concatenate([rows[np.isin(dm.row_corpus[rows], new)], unscorable[np.isin(dm.row_corpus[unscorable], new)]])
-        computed = compute_corpus_stats(_frontend(model), dm, rows, device)
+        computed = compute_corpus_stats(_frontend(model.network), dm, rows, device)
         table.update(computed)
         sources.update({c: "own clips" for c in computed})
     dm.set_norm_stats(mean_sd(table))

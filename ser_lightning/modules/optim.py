@@ -2,12 +2,12 @@
 
 Optimisers (``optim.name``): ``adam`` and ``adamw`` (torch defaults otherwise, β = 0.9 / 0.999), and
 ``lbfgs`` (:class:`~torch.optim.LBFGS`, full-batch quasi-Newton: the solver of scikit-learn's logistic
-regression, for a linear probe on cached embeddings, ``conf/optim/lbfgs.yaml``). L-BFGS has one
+regression, for a linear probe on cached frozen features, ``conf/optim/lbfgs.yaml``). L-BFGS has one
 parameter group and no weight decay of its own: ``weight_decay`` then becomes an L2 penalty
 ``weight_decay / 2 · Σ‖W‖²`` on the trainable weight matrices, added to the loss by the classifier
 (:func:`l2_penalty`), and each optimiser step runs up to ``max_iter`` iterations with a
 ``line_search`` (``strong_wolfe`` or ``none``). It needs the whole training set in one batch
-(``train.py`` sets ``SERDataModule.full_batch_training`` for it, whatever ``data.batch_size``) and full
+(``train.py`` builds the ``SERDataModule`` with ``full_batch_training=True`` for it, whatever ``data.batch_size``) and full
 precision (Lightning refuses L-BFGS under mixed precision).
 
 Schedules (``optim.scheduler``), all torch schedulers:

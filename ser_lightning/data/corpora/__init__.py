@@ -93,6 +93,7 @@ from ser_lightning.data.corpora.savee import SAVEE_PATTERN, SAVEE_SPEAKERS, pars
 from ser_lightning.data.corpora.shemo import SHEMO_PATTERN, parse_shemo
 from ser_lightning.data.corpora.tess import TESS_PATTERN, parse_tess
 from ser_lightning.data.corpora.turev import TUREV_CODES, TUREV_PATTERN, parse_turev
+from ser_lightning.deprecation import renamed
 
 #: Corpus name → directory parser (a view of the registry).
 PARSERS: dict[str, Callable[[str | Path], CorpusScan]] = {n: corpus_record(n).scan for n in list_corpora()}
@@ -109,12 +110,13 @@ CORPUS_DIR_NAMES: dict[str, tuple[str, ...]] = {n: corpus_record(n).dir_names fo
 CORPUS_INFO: dict[str, dict[str, str]] = {
     n: {"language": corpus_record(n).language, "speakers": corpus_record(n).speakers} for n in list_corpora()}
 
-#: Former name of :data:`~ser_lightning.data.corpora.base.CORPUS_FILE_SUFFIXES` (the suffixes a corpus walk takes;
-#: not :data:`ser_lightning.data.audio.AUDIO_EXTENSIONS`, every format prediction decodes).
-AUDIO_EXTENSIONS = CORPUS_FILE_SUFFIXES
+#: ``AUDIO_EXTENSIONS``, the former name of :data:`~ser_lightning.data.corpora.base.CORPUS_FILE_SUFFIXES` (the suffixes
+#: a corpus walk takes), still answers with a warning: it was easy to confuse with
+#: :data:`ser_lightning.data.audio.AUDIO_EXTENSIONS` (every format prediction decodes).
+__getattr__ = renamed(__name__, {"AUDIO_EXTENSIONS": "CORPUS_FILE_SUFFIXES"}, globals())
 
 __all__ = [
-    "AESDD_PATTERN", "AUDIO_EXTENSIONS", "CAFE_PATTERN", "CORPUS_DIR_NAMES", "CORPUS_FILE_SUFFIXES", "CORPUS_INFO",
+    "AESDD_PATTERN", "CAFE_PATTERN", "CORPUS_DIR_NAMES", "CORPUS_FILE_SUFFIXES", "CORPUS_INFO",
     "CREMAD_DEMOGRAPHICS", "CREMAD_PATTERN", "EMOBOX", "EMODB_PATTERN", "EMODB_SPEAKERS", "EMOVO_PATTERN",
     "ESD_ENGLISH_SPEAKERS", "ESD_MANDARIN_SPEAKERS", "ESD_PATTERN", "FILE_PARSERS", "IEMOCAP_EMOTIONS",
     "IEMOCAP_PATTERN", "JLCORPUS_EMOTIONS", "JLCORPUS_PATTERN", "MANIFEST_REQUIRED", "MSPPODCAST_EMOTIONS",
