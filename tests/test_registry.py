@@ -162,9 +162,14 @@ def test_built_networks_carry_their_facts_and_checkpoints_store_them():
                 "pooling": "mean_std"}
     _, byol = build_network(settings, {"name": "logmel"}, 4, 48000)
     assert network_facts(byol) == NetworkFacts("waveform", whole_clips=True, pooled_split=True, cacheable=True,
-                                               takes_norm_stats=True, sample_rate=16000)
+                                               takes_norm_stats=True, sample_rate=16000, parameter_groups="layerwise")
     _, trained = build_network({**settings, "freeze": "full"}, {"name": "logmel"}, 4, 48000)
     assert not network_facts(trained).cacheable  # a training encoder: nothing to cache
+    from ser_lightning.models.facts import derive_facts
+    from ser_lightning.models.registry import build_model
+
+    timm_net = build_model("mobilenetv3_large_100", in_channels=1, num_classes=4, pretrained=False)
+    assert derive_facts(timm_net).parameter_groups == "backbone"  # backbone_lr_mult applies to its backbone
     module = SERClassifier(model=settings, features={"name": "logmel"}, class_names=list("abcd"), num_samples=48000)
     assert module.hparams["network_facts"] == network_facts(module.network).as_dict()
 

@@ -30,6 +30,9 @@ class NetworkFacts:
             without parameters): they can be computed once per clip and cached.
         takes_norm_stats: Its input standardisation takes per-clip statistics (``model.norm_stats=per_corpus``).
         sample_rate: The rate (Hz) its pretrained weights were trained at, or ``None`` (any: the data's).
+        parameter_groups: How its optimiser groups its parameters: ``"layerwise"`` (an encoder model's
+            ``parameter_groups``: layer-wise learning-rate decay, ``model.layer_decay``), ``"backbone"`` (its
+            ``backbone_parameters`` take ``model.backbone_lr_mult``) or ``"one"`` (one group).
     """
 
     input_kind: str = "spectrogram"
@@ -38,6 +41,7 @@ class NetworkFacts:
     cacheable: bool = False
     takes_norm_stats: bool = False
     sample_rate: int | None = None
+    parameter_groups: str = "one"
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values for the checkpoint's hyper-parameters."""
@@ -57,6 +61,8 @@ def derive_facts(network: nn.Module, input_kind: str = "spectrogram", sample_rat
         cacheable=bool(getattr(network, "cacheable", False)),
         takes_norm_stats=bool(getattr(network, "takes_norm_stats", False)),
         sample_rate=sample_rate,
+        parameter_groups=("layerwise" if hasattr(network, "parameter_groups") and hasattr(network, "layer_decay")
+                          else "backbone" if hasattr(network, "backbone_parameters") else "one"),
     )
 
 

@@ -56,6 +56,8 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from ser_lightning.models.facts import network_facts
+
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "lbfgs": torch.optim.LBFGS}
 LINE_SEARCHES = ("strong_wolfe", "none")
 SCHEDULERS = ("onecycle", "onecycle_half", "cosine", "cosine_warm_restarts", "none")
@@ -83,13 +85,15 @@ def param_groups(module: torch.nn.Module, lr: float, backbone_lr_mult: float = 1
                  weight_decay: float = 0.0) -> list[dict]:
     """Parameter groups: a pretrained backbone at ``lr * backbone_lr_mult``, everything else at ``lr``.
 
-    A network exposing ``backbone_parameters()`` (e.g. the timm backbones) gets two groups; an
-    encoder model (``parameter_groups`` + ``layer_decay``) gets its own groups with layer-wise
+    As the network's facts say (``NetworkFacts.parameter_groups``): a network with a pretrained backbone
+    (``"backbone"``: ``backbone_parameters()``, e.g. the timm backbones) gets two groups; an encoder model
+    (``"layerwise"``: ``parameter_groups`` + ``layer_decay``) gets its own groups with layer-wise
     learning-rate decay, ``backbone_lr_mult`` scaling every encoder group and no weight decay on
     biases, norms and layer weights; frozen parameters (``requires_grad=False``) are left out.
 
     Args:
-        module: Module whose trainable parameters are grouped (the network may be ``module.network``).
+        module: A ``SERClassifier`` (its ``network`` is grouped, with the rest of its trainable parameters) or
+            a network.
         lr: Head learning rate.
         backbone_lr_mult: Backbone learning-rate multiplier (report 003 fine-tunes backbones gently).
         weight_decay: Weight decay of the encoder models' weight matrices (the other networks'
@@ -98,15 +102,16 @@ def param_groups(module: torch.nn.Module, lr: float, backbone_lr_mult: float = 1
     Returns:
         A list of ``{"params", "lr"}`` dicts for a torch optimiser.
     """
-    net = getattr(module, "network", module)
-    if hasattr(net, "parameter_groups") and hasattr(net, "layer_decay"):  # encoder models: layer-wise lr decay
+    net = module.network if isinstance(module, pl.LightningModule) else module
+    grouping = network_facts(net).parameter_groups
+    if grouping == "layerwise":  # encoder models: layer-wise lr decay
         groups = net.parameter_groups(lr, layer_decay=net.layer_decay, weight_decay=weight_decay,
                                       encoder_lr_scale=backbone_lr_mult)
         inside = {id(p) for g in groups for p in g["params"]}
         rest = [p for p in module.parameters() if p.requires_grad and id(p) not in inside and
                 all(p is not q for q in net.parameters())]
         return groups + ([{"params": rest, "lr": lr}] if rest else [])
-    backbone = {id(p) for p in net.backbone_parameters()} if hasattr(net, "backbone_parameters") else set()
+    backbone = {id(p) for p in net.backbone_parameters()} if grouping == "backbone" else set()
     trainable = [p for p in module.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in trainable if id(p) in backbone], "lr": lr * backbone_lr_mult},
