@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,10 @@ QUICK = ["data.duration_s=2.0", "callbacks.progress_bar=null", "callbacks.model_
 FOLDS = ["data.split=kfold", "data.n_folds=4", "data.fold=0"]  # test = actors 1-2, validation 2 other actors
 #: Every optimiser config but the default model's own (optim=lbfgs: the first test).
 OPTIM_CONFIGS = sorted(p.stem for p in (REPO / "ser_lightning" / "conf" / "optim").glob("*.yaml") if p.stem != "lbfgs")
+#: How many of those runs go at once. A run's own wall time is mostly two start-ups one after the other (rank 0
+#: imports, then rank 1 does while rank 0 waits), one core idle. Measured on 2 cores, the 5 runs took 74 s one
+#: at a time, 49 s two at a time, 44 s three at a time.
+PARALLEL_RUNS = 3
 
 
 @pytest.fixture(scope="module")
@@ -66,16 +71,15 @@ def _start(*overrides: str, run_dir: Path) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def _run(*overrides: str, run_dir: Path, timeout_s: float = RUN_TIMEOUT_S) -> tuple[int, str]:
-    """Run train.py to its end; a run that has not ended after ``timeout_s`` is killed (the whole session) and
-    fails the test as hung. Returns ``(exit code, stdout + stderr)``."""
-    proc = _start(*overrides, run_dir=run_dir)
+def _finish(proc: subprocess.Popen, timeout_s: float = RUN_TIMEOUT_S) -> tuple[int | None, str]:
+    """Wait for a run started by :func:`_start`; one that has not ended after ``timeout_s`` is killed (the whole
+    session). Returns ``(exit code, stdout + stderr)``; the exit code is ``None`` for a run killed as hung."""
     try:
         out, err = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        pytest.fail(f"train.py {' '.join(overrides)} hung (no end after {timeout_s} s):\n{(out + err)[-3000:]}")
+        return None, out + err
     return proc.returncode, out + err
 
 
@@ -94,11 +98,16 @@ def test_default_model_trains_under_ddp_exactly_as_on_one_process(corpus, cache_
     refit runs on rank 0 alone, as on one process: bit for bit. Fitting each process's own shard instead
     (Lightning's DistributedSampler) moves the head by far more, or hangs."""
     common = [f"data.root={corpus}", f"data.cache_dir={cache_dir}", *FOLDS, *QUICK, "trainer.max_epochs=3"]
-    code, log = _run("trainer=ddp_sim", *common, run_dir=tmp_path / "ddp")
-    assert code == 0, log[-3000:]
+    # Side by side (each start-up leaves a core idle); the one-process run is fresh too: one intra-op thread
+    # each. They share the cache: whichever comes first extracts, the other waits for its lock and reuses it.
+    runs = {"ddp": _start("trainer=ddp_sim", *common, run_dir=tmp_path / "ddp"),
+            "one": _start("trainer=cpu", *common, run_dir=tmp_path / "one")}
+    done = {name: _finish(proc) for name, proc in runs.items()}
+    for name, (code, log) in done.items():
+        assert code is not None, f"the {name} run hung (no end after {RUN_TIMEOUT_S} s):\n{log[-3000:]}"
+        assert code == 0, f"the {name} run: exit code {code}\n{log[-3000:]}"
+    log = done["ddp"][1]
     assert "distributed_backend=gloo" in log and "MEMBER: 2/2" in log and "collective_timeout_s=300" in log
-    code, log = _run("trainer=cpu", *common, run_dir=tmp_path / "one")  # fresh too: one intra-op thread each
-    assert code == 0, log[-3000:]
     ddp = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     single = json.loads((tmp_path / "one" / "metrics.json").read_text())
     assert (ddp["world_size"], single["world_size"]) == (2, 1)
@@ -119,16 +128,37 @@ def test_every_optimiser_config_is_tested():
     assert len(OPTIM_CONFIGS) >= 5 and (REPO / "ser_lightning" / "conf" / "optim" / "lbfgs.yaml").is_file()
 
 
+@pytest.fixture(scope="module")
+def optimiser_runs(corpus, cache_dir, tmp_path_factory) -> dict[str, tuple[Path, int | None, str]]:
+    """``train.py trainer=ddp_sim optim=<config>`` for every config of :data:`OPTIM_CONFIGS`, each its own run
+    (its own processes, run directory and exit code), :data:`PARALLEL_RUNS` at a time.
+
+    Returns:
+        ``{config: (run directory, exit code or None if killed as hung, stdout + stderr)}``.
+    """
+    root = tmp_path_factory.mktemp("ddp_optim")
+
+    def one(optim: str) -> tuple[Path, int | None, str]:
+        run_dir = root / optim
+        proc = _start("trainer=ddp_sim", f"optim={optim}", f"data.root={corpus}", f"data.cache_dir={cache_dir}",
+                      *FOLDS, *QUICK, "trainer.max_epochs=2", "refit=false", run_dir=run_dir)
+        return (run_dir, *_finish(proc))
+
+    with ThreadPoolExecutor(max_workers=PARALLEL_RUNS) as pool:
+        return dict(zip(OPTIM_CONFIGS, pool.map(one, OPTIM_CONFIGS)))
+
+
 @pytest.mark.parametrize("optim", OPTIM_CONFIGS)
-def test_default_model_trains_under_ddp_with_every_optimiser_config(optim, corpus, cache_dir, tmp_path):
+def test_default_model_trains_under_ddp_with_every_optimiser_config(optim, optimiser_runs):
     """The first-order optimisers (each process its shard of the training clips, gradients all-reduced) with
-    the default model's frozen encoder and cached frozen features."""
-    code, log = _run("trainer=ddp_sim", f"optim={optim}", f"data.root={corpus}", f"data.cache_dir={cache_dir}",
-                     *FOLDS, *QUICK, "trainer.max_epochs=2", "refit=false", run_dir=tmp_path / "run")
-    assert code == 0, log[-3000:]
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["world_size"] == 2 and metrics["epochs"] == 2 and metrics["n"] == 32
-    assert metrics["model"] == "whisper_tiny" and metrics["training_input"].startswith("frozen-feature path")
+    the default model's frozen encoder and cached frozen features: every config's own ``train.py trainer=ddp_sim``
+    run ends (the runs go side by side: :func:`optimiser_runs`)."""
+    run_dir, code, log = optimiser_runs[optim]
+    assert code is not None, f"train.py optim={optim} hung (no end after {RUN_TIMEOUT_S} s):\n{log[-3000:]}"
+    assert code == 0, f"optim={optim}: exit code {code}\n{log[-3000:]}"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["epochs"] == 2 and metrics["n"] == 32, optim
+    assert metrics["model"] == "whisper_tiny" and metrics["training_input"].startswith("frozen-feature path"), optim
 
 
 @pytest.mark.parametrize(("override", "message"), [
@@ -148,15 +178,36 @@ def test_what_cannot_run_distributed_is_refused_in_one_line_before_any_process_s
 
 
 # ---------------------------------------------------------------------------------------------------- SIGTERM
-@pytest.mark.parametrize("target", ["rank 0 alone", "every process"])
-def test_sigterm_ends_every_process_of_a_hung_run_within_seconds(target, corpus, cache_dir, tmp_path):
+SIGTERM_TARGETS = ["rank 0 alone", "every process"]
+
+
+@pytest.fixture(scope="module")
+def hung_runs(corpus, cache_dir, tmp_path_factory):
+    """One hanging run (``tests/hang.py``) per :data:`SIGTERM_TARGETS`, both started at once: the second run's
+    start-up goes on while the first is tested (each start-up leaves a core idle), and it then waits, hung,
+    for its own test. Yields ``{target: (process, marker dir)}``; whatever is left is killed at the end."""
+    root = tmp_path_factory.mktemp("ddp_hung")
+    runs = {}
+    for k, target in enumerate(SIGTERM_TARGETS):
+        markers = root / f"markers{k}"
+        runs[target] = (_start("trainer=ddp_sim", f"data.root={corpus}", f"data.cache_dir={cache_dir}", *FOLDS,
+                               *QUICK, "+callbacks.hang._target_=tests.hang.HangInFit",
+                               f"+callbacks.hang.marker_dir={markers}", run_dir=root / f"run{k}"), markers)
+    yield runs
+    for proc, _ in runs.values():
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("target", SIGTERM_TARGETS)
+def test_sigterm_ends_every_process_of_a_hung_run_within_seconds(target, hung_runs):
     """A run hung in ``fit`` (rank 0 blocked in a collective no other process joins, rank 1 asleep;
     ``tests/hang.py``) gets SIGTERM: sent to rank 0 alone (``kill <pid>``) or to every process (``timeout``,
     SLURM). All its processes are gone within seconds, long before the collective timeout (300 s)."""
-    markers, pids = tmp_path / "markers", []
-    proc = _start("trainer=ddp_sim", f"data.root={corpus}", f"data.cache_dir={cache_dir}", *FOLDS, *QUICK,
-                  "+callbacks.hang._target_=tests.hang.HangInFit", f"+callbacks.hang.marker_dir={markers}",
-                  run_dir=tmp_path / "run")
+    (proc, markers), pids = hung_runs[target], []
     try:
         deadline = time.monotonic() + RUN_TIMEOUT_S
         while not all((markers / f"rank{k}.pid").is_file() for k in (0, 1)):

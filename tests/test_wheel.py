@@ -15,6 +15,7 @@ import site
 import subprocess
 import sys
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -86,9 +87,13 @@ def test_ser_predict_from_another_directory(installed):
 
 def test_help_of_every_command(installed):
     cwd, env = installed["cwd"], installed["env"]
-    for command, words in (("train", "model="), ("eval", "ckpt_path="), ("predict", "input="), ("export", "format="),
-                           ("cross-corpus", "cross")):
-        r = _sh(str(installed["py"]), "-m", "ser_lightning", command, "--help", cwd=cwd, env=env)
-        assert r.stdout.startswith(f"ser {command}: ") and words in r.stdout and "main options" in r.stdout, r.stdout
-    r = _sh(f"ser-{'predict'}", "-h", cwd=cwd, env=env)
+    words = {"train": "model=", "eval": "ckpt_path=", "predict": "input=", "export": "format=", "cross-corpus": "cross"}
+    with ThreadPoolExecutor(max_workers=2) as pool:  # each is mostly a Python start-up: two at a time
+        helps = {command: pool.submit(_sh, str(installed["py"]), "-m", "ser_lightning", command, "--help", cwd=cwd,
+                                      env=env) for command in words}
+        script = pool.submit(_sh, f"ser-{'predict'}", "-h", cwd=cwd, env=env)
+        for command, future in helps.items():
+            out = future.result().stdout
+            assert out.startswith(f"ser {command}: ") and words[command] in out and "main options" in out, (command, out)
+        r = script.result()
     assert r.stdout.startswith("ser-predict: Classify") and "segment=window" in r.stdout
