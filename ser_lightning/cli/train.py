@@ -59,7 +59,6 @@ from ser_lightning.modules.norm_stats import training_norm_stats
 log = logging.getLogger(__name__)
 
 
-
 def build_datamodule(cfg: DictConfig, run_dir: str | Path | None, full_batch: bool = False):
     """Instantiate ``cfg.data`` (a ``SERDataModule``) with ``cfg.augment`` and the run directory.
 
@@ -234,7 +233,6 @@ def refit_on_all_speakers(cfg: DictConfig, dm, best_checkpoint: str, out_dir: Pa
         best_checkpoint: The validation-selected checkpoint (its ``epoch`` sets the budget).
         out_dir: The run directory (``checkpoints/refit.ckpt`` is written there).
         device_overrides: Trainer arguments for one device (:func:`single_device_overrides`).
-        cached: Train on the cached frozen features the data module already serves.
         corpus_stats: The first model's per-corpus log-mel statistics (``model.norm_stats=per_corpus``),
             which the data module's batches and cached frozen features already use; the refit keeps them.
 
@@ -330,8 +328,7 @@ class _Inputs:
     input_shape: list[int]
     weights: str
     why: str  # the training input: waveform path or frozen-feature path, and why
-    cached: bool
-    extraction: dict | None
+    extraction: dict | None  # the frozen-feature cache used (None: the waveform path)
     norm_stats: dict | None  # the training corpora's statistics (model.norm_stats=per_corpus), or None
 
 
@@ -417,8 +414,7 @@ def prepare_inputs(cfg: DictConfig, run: _Run, dm) -> _Inputs:
                  f"computed in {cached.extract_s} s by {cached.extract_processes} process(es) "
                  f"({' + '.join(map(str, cached.clips_per_process))} clips)" if cached.built
                  else f"reused (checked by {cached.extract_processes} process(es))")
-    return _Inputs((frontend, network), int(n_params), input_shape, weights, why, bool(cached_path), extraction,
-                   norm_stats)
+    return _Inputs((frontend, network), int(n_params), input_shape, weights, why, extraction, norm_stats)
 
 
 def build_model(cfg: DictConfig, dm, inputs: _Inputs) -> SERClassifier:

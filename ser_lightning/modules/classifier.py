@@ -114,8 +114,8 @@ class SERClassifier(pl.LightningModule):
             the spectrogram is already ``H × W`` before the backbone's final small resize
             (report 003 §3.4.2, eq. 1–3).
         corpus_stats: With ``model.norm_stats=per_corpus``: the training corpora's log-mel
-            statistics, corpus → ``{"mean", "sd", "frames", ...}`` (set by
-            :meth:`set_corpus_stats` during training and stored with the checkpoint's
+            statistics, corpus → ``{"mean", "sd", "frames", ...}`` (computed before the model is built:
+            :func:`~ser_lightning.modules.norm_stats.training_norm_stats`; stored with the checkpoint's
             hyper-parameters); their pooled mean and sd become the encoder's default, used for
             clips that come without statistics (prediction on a user's file).
         corpus_class_counts: With ``data.corpus_weights=balanced``: training corpus → items per class, kept so
