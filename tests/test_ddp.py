@@ -222,6 +222,7 @@ def test_multirun_with_ddp_spawn_runs_every_job(odd_corpus, tmp_path):
         metrics = json.loads((sweep / job / "metrics.json").read_text())
         assert metrics["world_size"] == 2 and metrics["n"] == 31
         assert metrics["best_val_ua"] is not None  # restored from best.ckpt (not sent back by the workers)
+        assert metrics["epochs"] == 1  # read from the workers' last.ckpt (QUICK: trainer.max_epochs=1)
     assert (sweep / "summary.md").is_file()
 
 

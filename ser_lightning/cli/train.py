@@ -181,6 +181,14 @@ def _restore_best_score(trainer: pl.Trainer) -> None:
         cb.best_model_score = state["best_model_score"]
 
 
+def _epochs_from_last_checkpoint(out_dir: Path) -> int | None:
+    """After ``ddp_spawn``/``ddp_fork``: the epochs the workers trained, from ``checkpoints/last.ckpt`` (written at
+    every epoch's end by ``callbacks.last_checkpoint``; its ``epoch`` is the 0-based index of the last one), or
+    ``None`` without that file."""
+    path = out_dir / "checkpoints" / "last.ckpt"
+    return int(read_checkpoint(path).get("epoch", -1)) + 1 if path.is_file() else None
+
+
 def _tester(cfg: DictConfig, trainer: pl.Trainer) -> pl.Trainer:
     """The trainer that runs the test: ``trainer`` itself when it fitted in one process, else a
     fresh single-device trainer on rank 0's device that logs to the same loggers."""
@@ -435,8 +443,9 @@ def fit(cfg: DictConfig, run: _Run, dm, model: SERClassifier) -> _Fitted | None:
     if spawned:
         _restore_best_score(trainer)
     write_curves(trainer, run.out_dir, title=f"{cfg.model.name}: {run.out_dir.name}")
-    # ddp_spawn: the workers' epoch count and timings do not come back to this process.
-    epochs = None if spawned else int(trainer.current_epoch)
+    # ddp_spawn/ddp_fork: the workers' epoch count and timings do not come back to this process; the epoch count
+    # is read from the last checkpoint they wrote (callbacks.last_checkpoint), else unknown (None).
+    epochs = _epochs_from_last_checkpoint(run.out_dir) if spawned else int(trainer.current_epoch)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     best_val = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
     return _Fitted(epochs, dict(trainer.callback_metrics), best, best_val)
