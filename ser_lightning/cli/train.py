@@ -397,13 +397,14 @@ def prepare_inputs(cfg: DictConfig, run: _Run, dm) -> _Inputs:
     frozen-feature path (the frozen encoder's pooled states, extracted once into the frozen-feature cache, which
     the data module then serves) or the waveform path."""
     frontend, network = build_frontend_and_network(cfg, dm)
-    norm_stats = training_norm_stats(network, dm, plain_settings(cfg.model), run.out_dir if run.is_zero else None)
+    settings = plain_settings(cfg.model)
+    norm_stats = training_norm_stats(network, dm, settings, run.out_dir if run.is_zero else None)
     n_params = sum(p.numel() for p in (*frontend.parameters(), *network.parameters()))
     with torch.no_grad():
         input_shape = list(frontend(torch.zeros(1, dm.audio_cfg.num_samples)).shape[1:])
     weights = str(getattr(network, "weights_source", "random initialisation"))
     log.info("model %s: %d parameters; weights: %s", cfg.model.name, n_params, weights)
-    cached_path, why = frozen_feature_path(network, dm, plain_settings(cfg.model))
+    cached_path, why = frozen_feature_path(network, dm, settings)
     log.info("training input: %s", why)
     if cfg.data.get("corpus_weights") and not cached_path:
         raise ValueError(f"data.corpus_weights={cfg.data.corpus_weights} weighs cached frozen features, and "
@@ -412,7 +413,7 @@ def prepare_inputs(cfg: DictConfig, run: _Run, dm) -> _Inputs:
     if cached_path:
         trainer = run.trainer
         accelerator = "gpu" if trainer.strategy.root_device.type == "cuda" else "cpu"
-        cached = use_frozen_features(network, dm, plain_settings(cfg.model), accelerator=accelerator,
+        cached = use_frozen_features(network, dm, settings, accelerator=accelerator,
                                      progress=bool(cfg.trainer.get("enable_progress_bar", True)), trainer=trainer)
         extraction = {"feature_cache": str(cached.directory), "built": cached.built, "extract_s": cached.extract_s,
                       "extract_processes": cached.extract_processes, "clips_per_process": cached.clips_per_process,

@@ -16,6 +16,7 @@ SHA-256 (:mod:`ser_lightning.modules.frozen_encoder`).
 from __future__ import annotations
 
 import pickle
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,29 @@ def _refusal(path: Path, err: Exception) -> ValueError:
             f"({detail}); loading it could run that code. Load only checkpoints from a source you trust"
         )
     return ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}: {why[:160]})")
+
+
+def _unfit(path: Path, err: Exception) -> ValueError:
+    """One line naming the file, for a checkpoint that cannot be rebuilt (bad settings, a changed encoder, tensors
+    that do not fit)."""
+    why = " ".join(str(err).split())
+    return ValueError(f"{path}: {why[:600]}")
+
+
+def _weights_source(checkpoint: dict[str, Any]):
+    """Where a rebuilt network's pretrained part comes from: the installed weights for a head-only checkpoint (they
+    are not in the file; their digest is checked on loading), else nowhere (the state dict replaces them:
+    :func:`~ser_lightning.models.weights_source.weights_from_checkpoint`)."""
+    from ser_lightning.modules.frozen_encoder import FROZEN_ENCODER_KEY
+
+    return nullcontext() if FROZEN_ENCODER_KEY in checkpoint else weights_from_checkpoint()
+
+
+def _check_clip_length(path: Path, num_samples: int | None, audio_cfg: AudioConfig) -> None:
+    """Refuse a classifier whose stored clip length differs from its datamodule's (``ValueError``, one line)."""
+    if num_samples and int(num_samples) != audio_cfg.num_samples:
+        raise ValueError(f"ckpt_path={path}: model num_samples={num_samples} differs from the datamodule's "
+                         f"{audio_cfg.num_samples} (sample_rate {audio_cfg.sample_rate} Hz × {audio_cfg.duration_s} s)")
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -93,7 +117,6 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu",
     import inspect
 
     from ser_lightning.modules.classifier import SERClassifier
-    from ser_lightning.modules.frozen_encoder import FROZEN_ENCODER_KEY
 
     path = Path(path).expanduser()
     ckpt = checkpoint if checkpoint is not None else read_checkpoint(path, map_location="cpu")
@@ -102,18 +125,13 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu",
         raise ValueError(f"{path}: checkpoint holds no classifier settings or weights (was it written by train.py?)")
     accepted = inspect.signature(SERClassifier.__init__).parameters
     settings = {k: v for k, v in stored.items() if k in accepted and k != "built"}
-    head_only = FROZEN_ENCODER_KEY in ckpt
     try:
-        if head_only:  # the encoder loads its installed weights: they are not in the file
+        with _weights_source(ckpt):
             model = SERClassifier(**settings)
-        else:
-            with weights_from_checkpoint():
-                model = SERClassifier(**settings)
-        model.on_load_checkpoint(ckpt)
+        model.on_load_checkpoint(ckpt)  # a head-only file: its encoder's installed weights, digest checked
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except (ValueError, RuntimeError) as err:  # bad settings, a changed encoder, tensors that do not fit
-        why = " ".join(str(err).split())
-        raise ValueError(f"{path}: {why[:600]}") from None
+        raise _unfit(path, err) from None
     return model.to(map_location).eval()
 
 
@@ -198,13 +216,11 @@ def load_for_prediction(path: str | Path, map_location: str | torch.device = "cp
             its settings (one line naming the file).
     """
     from ser_lightning.models.builder import build_network
-    from ser_lightning.modules.frozen_encoder import FROZEN_ENCODER_KEY, restore_frozen_encoder
+    from ser_lightning.modules.frozen_encoder import restore_frozen_encoder
 
     path = Path(path).expanduser()
     ckpt = checkpoint if checkpoint is not None else read_checkpoint(path)
-    dm_hp = dict(ckpt.get("datamodule_hyper_parameters") or {})
-    if not dm_hp:
-        raise ValueError(f"{path}: checkpoint holds no datamodule settings (was it written by train.py?)")
+    dm_hp = stored_datamodule_hparams(path, ckpt)
     audio_cfg = audio_config_from_hparams(dm_hp)
     hp = dict(ckpt.get("hyper_parameters") or {})
     try:
@@ -212,16 +228,10 @@ def load_for_prediction(path: str | Path, map_location: str | torch.device = "cp
     except KeyError as err:
         raise ValueError(f"{path}: checkpoint holds no {err.args[0]} hyper-parameter (was it written by train.py?)") from None
     num_samples = hp.get("num_samples")
-    if num_samples and int(num_samples) != audio_cfg.num_samples:
-        raise ValueError(f"ckpt_path={path}: model num_samples={num_samples} differs from the datamodule's "
-                         f"{audio_cfg.num_samples} (sample_rate {audio_cfg.sample_rate} Hz × {audio_cfg.duration_s} s)")
-    head_only = FROZEN_ENCODER_KEY in ckpt
+    _check_clip_length(path, num_samples, audio_cfg)
     try:
-        if head_only:  # the encoder reads its installed weights: they are not in the file
+        with _weights_source(ckpt):
             frontend, network = build_network(model, features, len(class_names), num_samples)
-        else:
-            with weights_from_checkpoint():
-                frontend, network = build_network(model, features, len(class_names), num_samples)
         classifier = PredictionClassifier(frontend, network, class_names, hp)
         if hp.get("corpus_stats"):
             from ser_lightning.modules.norm_stats import pooled_stats
@@ -233,8 +243,7 @@ def load_for_prediction(path: str | Path, map_location: str | torch.device = "cp
         restore_frozen_encoder({**ckpt, "state_dict": state}, classifier)
         classifier.load_state_dict(state, strict=True)
     except (ValueError, RuntimeError, KeyError) as err:
-        why = " ".join(str(err).split())
-        raise ValueError(f"{path}: {why[:600]}") from None
+        raise _unfit(path, err) from None
     return classifier.to(map_location).eval(), audio_cfg, dm_hp
 
 
@@ -311,8 +320,5 @@ def open_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[nn.Mod
     dm_hp = stored_datamodule_hparams(path, ckpt)
     audio_cfg = audio_config_from_hparams(dm_hp)
     model = load_classifier(path, map_location=map_location, checkpoint=ckpt)
-    num_samples = model.hparams.get("num_samples")
-    if num_samples and int(num_samples) != audio_cfg.num_samples:
-        raise ValueError(f"ckpt_path={path}: model num_samples={num_samples} differs from the datamodule's "
-                         f"{audio_cfg.num_samples} (sample_rate {audio_cfg.sample_rate} Hz × {audio_cfg.duration_s} s)")
+    _check_clip_length(path, model.hparams.get("num_samples"), audio_cfg)
     return model, audio_cfg, dm_hp

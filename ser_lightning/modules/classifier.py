@@ -26,7 +26,7 @@ from ser_lightning.models import build_network
 from ser_lightning.models.facts import network_facts as facts_of
 from ser_lightning.modules.frozen_encoder import restore_frozen_encoder
 from ser_lightning.modules.mixup import check_mixup_alpha, mixup_batch, soft_cross_entropy
-from ser_lightning.modules.norm_stats import norm_stats_mode, pooled_stats
+from ser_lightning.modules.norm_stats import checked_norm_stats_mode, pooled_stats
 from ser_lightning.modules.optim import (
     build_optimizers,
     l2_penalty,
@@ -157,9 +157,7 @@ class SERClassifier(pl.LightningModule):
         self.frontend, self.network = built or build_network(dict(model), dict(features), n, num_samples)
         self.facts = facts_of(self.network)
         self.hparams["network_facts"] = self.facts.as_dict()  # stored with the checkpoint (models/facts.py)
-        if norm_stats_mode(model) == "per_corpus" and not self.facts.takes_norm_stats:
-            raise ValueError(f"model.norm_stats=per_corpus: model {model['name']} standardises its input with no "
-                             "corpus statistics (only encoders with a standardised log-mel, e.g. byol_s, take them)")
+        checked_norm_stats_mode(model, self.network)
         if corpus_stats:
             self.set_corpus_stats(corpus_stats)
         if str(model.get("pretrained", "")).lower() == "auto" and hasattr(self.network, "pretrained"):
@@ -253,9 +251,10 @@ class SERClassifier(pl.LightningModule):
         """
         warnings.warn("SERClassifier.use_cached_features is deprecated: frozen-feature batches are recognised by "
                       "their type (FrozenFeatures)", FutureWarning, stacklevel=2)
-        if enabled and not self.facts.cacheable:
-            raise ValueError(f"{type(self.network).__name__} cannot train on cached frozen features (it needs a frozen "
-                             "encoder with model.pool_each_layer=true and a parameter-free pooling)")
+        if enabled:
+            from ser_lightning.modules.frozen_features import check_cacheable
+
+            check_cacheable(self.network)
 
     #: Deprecated name of :meth:`use_cached_features`.
     use_cached_embeddings = use_cached_features

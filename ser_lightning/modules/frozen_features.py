@@ -101,6 +101,18 @@ def frozen_feature_path(network: torch.nn.Module, dm, model_settings: dict[str, 
     return True, "frozen-feature path (cached pooled hidden states of the frozen encoder)"
 
 
+def check_cacheable(network: torch.nn.Module) -> None:
+    """Refuse a network whose pooled states are not fixed (they could not be cached once per clip).
+
+    Raises:
+        ValueError: ``network`` is not cacheable (:class:`~ser_lightning.models.facts.NetworkFacts`): it needs a
+            frozen encoder with per-layer pooling and a pooling without parameters.
+    """
+    if not network_facts(network).cacheable:
+        raise ValueError(f"{type(network).__name__} cannot use cached frozen features (it needs a frozen encoder with "
+                         "model.pool_each_layer=true and a parameter-free pooling)")
+
+
 def use_frozen_features(network: torch.nn.Module, dm, model_settings: dict[str, Any], accelerator: str = "cpu",
                         progress: bool = True, trainer: pl.Trainer | None = None) -> FrozenFeatureCache:
     """Compute (or reuse) the cached frozen features of every clip and have ``dm`` serve them.
@@ -150,9 +162,7 @@ def use_frozen_features(network: torch.nn.Module, dm, model_settings: dict[str, 
         RuntimeError: a distributed extraction failed (see :class:`ShardedFeatureCacheWriter`).
     """
     net = network
-    if not network_facts(net).cacheable:
-        raise ValueError(f"{type(net).__name__} cannot use cached frozen features (it needs a frozen encoder with "
-                         "model.pool_each_layer=true and a parameter-free pooling)")
+    check_cacheable(net)
     rows, _ = dm.cache_rows()
     batch_size = int(model_settings.get("extract_batch_size") or dm.hparams.batch_size)
     if batch_size < 1:

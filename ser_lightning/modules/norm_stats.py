@@ -57,6 +57,24 @@ def norm_stats_mode(model_settings: dict[str, Any]) -> str:
     return mode
 
 
+def checked_norm_stats_mode(model_settings: dict[str, Any], network: torch.nn.Module) -> str:
+    """``model.norm_stats`` (:func:`norm_stats_mode`), checked against what ``network`` takes.
+
+    Args:
+        model_settings: The ``model`` settings (``name``, ``norm_stats``).
+        network: The built network (its :class:`~ser_lightning.models.facts.NetworkFacts` are asked).
+
+    Raises:
+        ValueError: an unknown mode, or ``per_corpus`` for a network whose input standardisation takes no
+            corpus statistics.
+    """
+    mode = norm_stats_mode(model_settings)
+    if mode == "per_corpus" and not network_facts(network).takes_norm_stats:
+        raise ValueError(f"model.norm_stats=per_corpus: model {model_settings.get('name')} standardises its input "
+                         "with no corpus statistics (only encoders with a standardised log-mel, e.g. byol_s, take them)")
+    return mode
+
+
 def stats_from_moments(frames: float, values: float, total: float, total_sq: float) -> dict[str, float]:
     """Mean and (population) sd from counts and sums.
 
@@ -192,11 +210,8 @@ def training_norm_stats(network: torch.nn.Module, dm, model_settings: dict[str, 
     Raises:
         ValueError: an unknown mode, a network whose frontend takes no statistics, or fixed-length clips.
     """
-    if norm_stats_mode(model_settings) == "fixed":
+    if checked_norm_stats_mode(model_settings, network) == "fixed":
         return None
-    if not network_facts(network).takes_norm_stats:
-        raise ValueError(f"model.norm_stats=per_corpus: model {model_settings.get('name')} standardises its input "
-                         "with no corpus statistics (only encoders with a standardised log-mel, e.g. byol_s, take them)")
     table = compute_corpus_stats(_frontend(network), dm, dm.datasets["train"].rows, device)
     dm.set_norm_stats(mean_sd(table))
     write_norm_stats(run_dir, table, pooled_stats(table), {c: "training clips" for c in table})
